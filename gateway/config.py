@@ -1,0 +1,489 @@
+"""The TOML configuration: parsed once, validated whole, frozen.
+
+Every key is checked at start; a problem raises `ConfigError` naming the file,
+the key (as a dotted path such as `accounts[1].rate`) and what is wrong, so the
+daemon refuses to start instead of failing on the first message. Secrets never
+live in the parsed tree as given: `x_env` and `x_file` keys are resolved here
+and the result kept only in the frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway import mapping
+from gateway.passwords import is_password_hash
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    listen: tuple[str, ...] = ("tcp:2775",)
+    system_id: str = "smppgw"
+    window: int = 100
+    bind_timeout: float = 10.0
+    inactivity_timeout: float = 300.0
+    enquire_link_interval: float = 30.0
+    response_timeout: float = 30.0
+    receipt_window: int = 10
+    max_pdu_length: int = 16384
+    failed_bind_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: str = "tcp:8080:interface=127.0.0.1"
+    public_url: str = "http://127.0.0.1:8080"
+    callback_path: str = "/callbacks/dlr"
+    callback_username: str | None = None
+    callback_password: str | None = None
+    max_body: int = 65536
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = "state/gateway.sqlite"
+    retention: float = 7 * 86400.0
+    synchronous: str = "full"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    initial: float = 1.0
+    maximum: float = 300.0
+    factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    name: str
+    type: str
+    # common
+    base_url: str = ""
+    send_path: str = "/sms/send"
+    batch_path: str = "/sms/sendbatch"
+    token_path: str = "/auth/token"
+    auth: str = "basic"
+    username: str = ""
+    password: str = ""
+    platform_id: str = ""
+    platform_partner_id: str = ""
+    gate_id: str = ""
+    timeout: float = 10.0
+    max_connections: int = 8
+    max_batch: int = 1000
+    batch_delay: float = 0.005
+    ca_file: str | None = None
+    retry: RetrySettings = RetrySettings()
+    # simulator
+    delay: float = 0.5
+    result_code: int = 1001
+    callback_url: str = ""
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    system_id: str
+    password_hash: str
+    connector: str
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_binds: int = 4
+    rate: float = 0.0
+    burst: float = 0.0
+    max_queue: int = 100_000
+    message_id_format: str = "decimal"
+    max_message_id_length: int = 18
+    accept: str = "stored"
+    policy: mapping.AccountPolicy = mapping.AccountPolicy()
+
+    def allows(self, host: str) -> bool:
+        if not self.allowed_networks:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allowed_networks)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    smpp: SmppSettings
+    http: HttpSettings
+    store: StoreSettings
+    accounts: Mapping[str, AccountSettings]
+    connectors: Mapping[str, ConnectorSettings]
+    result_codes: Mapping[int, mapping.Outcome] = field(
+        default_factory=lambda: mapping.RESULT_CODES
+    )
+    log_format: str = "text"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+CONNECTOR_TYPES = ("common", "simulator")
+ID_FORMATS = {"decimal": 18, "hex": 16, "uuid": 36}
+
+
+class _Reader:
+    """Walks one table of the TOML tree, remembering its dotted path for errors."""
+
+    def __init__(self, source: str, path: str, table: Mapping[str, Any]) -> None:
+        self.source = source
+        self.path = path
+        self.table = table
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), problem)
+
+    def _get(self, name: str, default: Any) -> Any:
+        self.used.add(name)
+        return self.table.get(name, default)
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self._get(name, default)
+        if value is None:
+            if required:
+                raise self.fail(name, "is required")
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {type(value).__name__}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...] | list[str]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"must be a number, not {type(value).__name__}")
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum:g}")
+        return float(value)
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, not {type(value).__name__}")
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum}")
+        return value
+
+    def duration(self, name: str, default: float) -> float:
+        value = self._get(name, default)
+        if isinstance(value, bool):
+            raise self.fail(name, "must be a duration such as 30, '30s', '5m' or '7d'")
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (match := _DURATION.match(value)):
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        else:
+            raise self.fail(name, "must be a duration such as 30, '30s', '5m' or '7d'")
+        if seconds < 0:
+            raise self.fail(name, "must not be negative")
+        return seconds
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(name, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, "must be a list of strings")
+        return tuple(value)
+
+    def table_(self, name: str) -> Mapping[str, Any]:
+        value = self._get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, "must be a table")
+        return value
+
+    def secret(self, name: str, *, required: bool = False) -> str:
+        """A secret given inline, as `name_env` (variable) or as `name_file` (path)."""
+        inline = self._get(name, None)
+        env = self._get(f"{name}_env", None)
+        path = self._get(f"{name}_file", None)
+        given = [k for k, v in ((name, inline), (f"{name}_env", env), (f"{name}_file", path)) if v]
+        if len(given) > 1:
+            raise self.fail(name, f"give only one of {', '.join(given)}")
+        if env:
+            if not isinstance(env, str):
+                raise self.fail(f"{name}_env", "must be the name of an environment variable")
+            if env not in os.environ:
+                raise self.fail(f"{name}_env", f"environment variable {env} is not set")
+            return os.environ[env]
+        if path:
+            if not isinstance(path, str):
+                raise self.fail(f"{name}_file", "must be a path")
+            try:
+                return Path(path).read_text().strip()
+            except OSError as e:
+                raise self.fail(f"{name}_file", f"cannot read {path}: {e.strerror}") from e
+        if inline is None or inline == "":
+            if required:
+                raise self.fail(name, f"is required (or {name}_env / {name}_file)")
+            return ""
+        if not isinstance(inline, str):
+            raise self.fail(name, "must be a string")
+        return inline
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key")
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            tree = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(source, "(file)", f"cannot read: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, "(syntax)", str(e)) from e
+    return parse(tree, source=source)
+
+
+def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
+    top = _Reader(source, "", tree)
+    smpp = _smpp(_Reader(source, "smpp", top.table_("smpp")))
+    http = _http(_Reader(source, "http", top.table_("http")))
+    store = _store(_Reader(source, "store", top.table_("store")))
+    log_format = top.choice("log_format", "text", ("text", "json"))
+
+    connectors: dict[str, ConnectorSettings] = {}
+    for name, table in top.table_("connectors").items():
+        if not isinstance(table, dict):
+            raise top.fail(f"connectors.{name}", "must be a table")
+        connectors[name] = _connector(_Reader(source, f"connectors.{name}", table), name, http)
+    if not connectors:
+        raise top.fail("connectors", "define at least one connector")
+
+    raw_accounts = top._get("accounts", [])
+    if not isinstance(raw_accounts, list) or not raw_accounts:
+        raise top.fail("accounts", "define at least one [[accounts]] entry")
+    accounts: dict[str, AccountSettings] = {}
+    for index, table in enumerate(raw_accounts):
+        reader = _Reader(source, f"accounts[{index}]", table)
+        account = _account(reader, connectors)
+        if account.system_id in accounts:
+            raise reader.fail("system_id", f"{account.system_id!r} is defined twice")
+        accounts[account.system_id] = account
+
+    result_codes = _result_codes(_Reader(source, "result_codes", top.table_("result_codes")))
+    top.check_unknown()
+    return Config(
+        source=source,
+        smpp=smpp,
+        http=http,
+        store=store,
+        accounts=accounts,
+        connectors=connectors,
+        result_codes=result_codes,
+        log_format=log_format,
+    )
+
+
+def _smpp(r: _Reader) -> SmppSettings:
+    d = SmppSettings()
+    settings = SmppSettings(
+        listen=r.strings("listen", d.listen),
+        system_id=r.str("system_id", d.system_id),
+        window=r.integer("window", d.window, minimum=1),
+        bind_timeout=r.duration("bind_timeout", d.bind_timeout),
+        inactivity_timeout=r.duration("inactivity_timeout", d.inactivity_timeout),
+        enquire_link_interval=r.duration("enquire_link_interval", d.enquire_link_interval),
+        response_timeout=r.duration("response_timeout", d.response_timeout),
+        receipt_window=r.integer("receipt_window", d.receipt_window, minimum=1),
+        max_pdu_length=r.integer("max_pdu_length", d.max_pdu_length, minimum=512),
+        failed_bind_delay=r.duration("failed_bind_delay", d.failed_bind_delay),
+    )
+    if len(settings.system_id) > 15:
+        raise r.fail("system_id", "at most 15 characters (SMPP C-Octet String of 16)")
+    if not settings.listen:
+        raise r.fail("listen", "give at least one listener")
+    r.check_unknown()
+    return settings
+
+
+def _http(r: _Reader) -> HttpSettings:
+    d = HttpSettings()
+    user = r.str("callback_username") or None
+    password = r.secret("callback_password") or None
+    if (user is None) != (password is None):
+        raise r.fail("callback_password", "set both callback_username and callback_password")
+    settings = HttpSettings(
+        listen=r.str("listen", d.listen),
+        public_url=r.str("public_url", d.public_url).rstrip("/"),
+        callback_path=r.str("callback_path", d.callback_path),
+        callback_username=user,
+        callback_password=password,
+        max_body=r.integer("max_body", d.max_body, minimum=1024),
+    )
+    if not settings.callback_path.startswith("/"):
+        raise r.fail("callback_path", "must start with '/'")
+    r.check_unknown()
+    return settings
+
+
+def _store(r: _Reader) -> StoreSettings:
+    d = StoreSettings()
+    settings = StoreSettings(
+        path=r.str("path", d.path),
+        retention=r.duration("retention", d.retention),
+        synchronous=r.choice("synchronous", d.synchronous, ("full", "normal")),
+    )
+    r.check_unknown()
+    return settings
+
+
+def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
+    kind = r.choice("type", "", CONNECTOR_TYPES)
+    d = ConnectorSettings(name=name, type=kind)
+    retry = _Reader(r.source, r.key("retry"), r.table_("retry"))
+    retry_settings = RetrySettings(
+        initial=retry.duration("initial", d.retry.initial),
+        maximum=retry.duration("maximum", d.retry.maximum),
+        factor=retry.number("factor", d.retry.factor, minimum=1.0),
+    )
+    retry.check_unknown()
+    if kind == "common":
+        base_url = r.str("base_url", required=True).rstrip("/")
+        if not base_url.startswith(("https://", "http://")):
+            raise r.fail("base_url", "must be an http:// or https:// URL")
+        auth = r.choice("auth", "basic", ("basic", "oauth2"))
+        settings = ConnectorSettings(
+            name=name,
+            type=kind,
+            base_url=base_url,
+            send_path=r.str("send_path", d.send_path),
+            batch_path=r.str("batch_path", d.batch_path),
+            token_path=r.str("token_path", d.token_path),
+            auth=auth,
+            username=r.str("username", required=True),
+            password=r.secret("password", required=True),
+            platform_id=r.str("platform_id", required=True),
+            platform_partner_id=r.str("platform_partner_id", required=True),
+            gate_id=r.str("gate_id", d.gate_id),
+            timeout=r.duration("timeout", d.timeout),
+            max_connections=r.integer("max_connections", d.max_connections, minimum=1),
+            max_batch=r.integer("max_batch", d.max_batch, minimum=1),
+            batch_delay=r.duration("batch_delay", d.batch_delay),
+            ca_file=r.str("ca_file") or None,
+            retry=retry_settings,
+        )
+        if settings.max_batch > 1000:
+            raise r.fail("max_batch", "Common takes at most 1000 messages per sendbatch")
+    else:
+        settings = ConnectorSettings(
+            name=name,
+            type=kind,
+            delay=r.duration("delay", d.delay),
+            result_code=r.integer("result_code", d.result_code),
+            callback_url=r.str("callback_url", http.public_url + http.callback_path),
+            platform_id=r.str("platform_id", "simulator"),
+            platform_partner_id=r.str("platform_partner_id", "simulator"),
+            gate_id=r.str("gate_id", "simulator"),
+            retry=retry_settings,
+        )
+    r.check_unknown()
+    return settings
+
+
+def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> AccountSettings:
+    system_id = r.str("system_id", required=True)
+    if not 1 <= len(system_id) <= 15:
+        raise r.fail("system_id", "must be 1 to 15 characters (SMPP C-Octet String of 16)")
+    password_hash = r.str("password", required=True)
+    if not is_password_hash(password_hash):
+        raise r.fail("password", "must be a hash made by `smpp-gateway hash-password`")
+    connector = r.str("connector", required=True)
+    if connector not in connectors:
+        raise r.fail("connector", f"no connector named {connector!r} in [connectors]")
+    networks = []
+    for text in r.strings("allowed_networks", ()):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as e:
+            raise r.fail("allowed_networks", str(e)) from e
+    rate = r.number("rate", 0.0)
+    id_format = r.choice("message_id_format", "decimal", tuple(ID_FORMATS))
+    max_id = r.integer("max_message_id_length", ID_FORMATS[id_format], minimum=8)
+    if max_id > 64:
+        raise r.fail("max_message_id_length", "at most 64 (SMPP message_id is a C-Octet String of 65)")
+    if id_format == "uuid" and max_id < 36:
+        raise r.fail("max_message_id_length", "a uuid needs 36 characters")
+    premium = dict(r.table_("premium"))
+    custom = r.table_("custom_parameters")
+    if not all(isinstance(v, str) for v in custom.values()):
+        raise r.fail("custom_parameters", "values must be strings")
+    country = r.str("default_country_code", "")
+    if country and not country.isdigit():
+        raise r.fail("default_country_code", "digits only, without '+' or '00'")
+    target = connectors[connector]
+    policy = mapping.AccountPolicy(
+        default_country_code=country,
+        default_alphabet=r.choice("default_alphabet", "gsm", ("gsm", "latin1")),
+        platform_id=target.platform_id,
+        platform_partner_id=target.platform_partner_id,
+        gate_ids=(target.gate_id,) if target.gate_id else (),
+        premium=premium,
+        custom_parameters=dict(custom),
+    )
+    settings = AccountSettings(
+        system_id=system_id,
+        password_hash=password_hash,
+        connector=connector,
+        allowed_networks=tuple(networks),
+        max_binds=r.integer("max_binds", 4, minimum=1),
+        rate=rate,
+        burst=r.number("burst", rate),
+        max_queue=r.integer("max_queue", 100_000, minimum=1),
+        message_id_format=id_format,
+        max_message_id_length=max_id,
+        accept=r.choice("accept", "stored", ("stored", "upstream")),
+        policy=policy,
+    )
+    r.check_unknown()
+    return settings
+
+
+def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
+    overrides: dict[int, tuple[str, int, bool]] = {}
+    for code, row in r.table.items():
+        r.used.add(code)
+        if not code.isdigit() or not isinstance(row, dict):
+            raise r.fail(code, "use `CODE = { stat = \"UNDELIV\", err = 222, final = true }`")
+        row_reader = _Reader(r.source, r.key(code), row)
+        overrides[int(code)] = (
+            row_reader.str("stat", required=True),
+            row_reader.integer("err", 0),
+            bool(row_reader._get("final", True)),
+        )
+        row_reader.check_unknown()
+    try:
+        return mapping.merge_result_codes(overrides)
+    except ValueError as e:
+        raise r.fail("", str(e)) from e

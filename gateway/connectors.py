@@ -1,0 +1,73 @@
+"""The one connector interface (DESIGN 3.5) and the registry that builds them.
+
+A connector takes a batch of stored messages and reports, per message, one of
+three outcomes: LINK accepted it (with LINK's id when known), trouble that is
+worth retrying (network, 5xx, 429, timeouts), or a permanent rejection with the
+receipt outcome the ESME should see. Connectors never touch the store; the
+dispatcher does, so every route behaves the same across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+from gateway.config import ConnectorSettings, HttpSettings
+from gateway.mapping import Outcome
+from gateway.metrics import Metrics
+from gateway.store.base import Message
+
+ACCEPTED = "accepted"
+TEMPORARY = "temporary"
+REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class SubmitOutcome:
+    message: Message
+    kind: str  # ACCEPTED, TEMPORARY or REJECTED
+    upstream_id: str | None = None
+    rejection: Outcome | None = None
+    misconfigured: bool = False
+    http_status: int | None = None
+    code: int | None = None
+    description: str = ""
+
+
+class Connector(Protocol):
+    name: str
+
+    @property
+    def capacity(self) -> int:
+        """How many more messages `submit` should be given now (0 = busy)."""
+
+    @property
+    def max_batch(self) -> int: ...
+
+    def submit(self, messages: list[Message]) -> Deferred[list[SubmitOutcome]]:
+        """Hand messages to LINK; never fails, every message gets an outcome."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Deferred[None]: ...
+
+
+ConnectorFactory = Callable[..., Connector]
+
+
+def build_connector(
+    reactor: object, settings: ConnectorSettings, http: HttpSettings, metrics: Metrics
+) -> Connector:
+    # Imported here so that a deployment without a route does not load its code.
+    if settings.type == "common":
+        from gateway.common.connector import CommonConnector
+
+        return CommonConnector(reactor, settings, metrics)
+    if settings.type == "simulator":
+        from gateway.simulator import SimulatorConnector
+
+        return SimulatorConnector(reactor, settings, http, metrics)
+    raise ValueError(f"unknown connector type {settings.type!r}")

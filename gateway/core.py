@@ -1,0 +1,238 @@
+"""The gateway's business: accept MT from ESMEs, take LINK's reports, route receipts.
+
+`Gateway` ties the store, the dispatcher, the receipt deliverer and the
+connectors together and is what the SMPP server and the HTTP callbacks call.
+It decides SMPP statuses (DESIGN sections 3 and 7) but knows nothing of
+sockets: the transport layer hands it decoded PDUs and gets PDUs back.
+
+What always holds: a submit_sm is answered ESME_ROK only after its message is
+committed (accept = "stored") or after LINK accepted it (accept = "upstream");
+a callback is answered 200 only after its reports are committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from gateway.common.callbacks import DeliveryReport
+from gateway.config import AccountSettings, Config
+from gateway.connectors import ACCEPTED, Connector, SubmitOutcome
+from gateway.delivery import ReceiptDeliverer
+from gateway.dispatcher import Dispatcher
+from gateway.ids import IdGenerator
+from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_status
+from gateway.metrics import Metrics
+from gateway.ratelimit import TokenBucket
+from gateway.smpp import pdu as p
+from gateway.smpp.text import TextError
+from gateway.store.base import Message, Receipt, Recovered, ReportResult, Store
+
+log = Logger()
+S = p.CommandStatus
+
+GSM_SINGLE, GSM_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+def count_parts(fields: Mapping[str, Any]) -> int:
+    """How many SMS Common will make of a TEXT message (its `$n` reports count them)."""
+    if fields.get("dcs") != "TEXT" or fields.get("userDataHeader"):
+        return 1
+    text = str(fields.get("userData", ""))
+    try:
+        units = len(text.encode("gsm03.38"))
+        single, part = GSM_SINGLE, GSM_PART
+    except (UnicodeEncodeError, LookupError):
+        units = len(text)
+        single, part = UCS2_SINGLE, UCS2_PART
+    return 1 if units <= single else -(-units // part)
+
+
+class Gateway:
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        metrics: Metrics,
+        *,
+        node: int = 0,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.store = store
+        self.connectors = connectors
+        self.metrics = metrics
+        self.ids = IdGenerator(reactor.seconds, node)
+        self.deliverer = ReceiptDeliverer(reactor, store, metrics)
+        self.dispatcher = Dispatcher(
+            reactor,
+            store,
+            connectors,
+            {name: c.retry for name, c in config.connectors.items()},
+            metrics,
+            self._receipts_stored,
+            batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
+        )
+        self._buckets: dict[str, TokenBucket] = {}
+        self.binds: dict[str, int] = {}
+        self._configure_buckets()
+
+    def _configure_buckets(self) -> None:
+        for account in self.config.accounts.values():
+            self._buckets[account.system_id] = TokenBucket(
+                account.rate, account.burst, self.reactor.seconds
+            )
+
+    def start(self, recovered: Recovered) -> None:
+        for connector in self.connectors.values():
+            connector.start()
+        known = [m for m in recovered.messages if m.connector in self.connectors]
+        for orphan in recovered.messages:
+            if orphan.connector not in self.connectors:
+                log.error(
+                    "message {message_id} waits for connector {connector}, which is no longer"
+                    " configured; it stays queued",
+                    message_id=orphan.id, connector=orphan.connector,
+                )
+        self.dispatcher.enqueue(known)
+        self.deliverer.add(recovered.receipts)
+        self.dispatcher.start()
+        if known or recovered.receipts:
+            log.info(
+                "recovered {messages} queued messages and {receipts} undelivered receipts",
+                messages=len(known), receipts=len(recovered.receipts),
+            )
+
+    # --- MT ------------------------------------------------------------------
+
+    def submit(self, account: AccountSettings, pdu: p.SubmitSm, interface_version: int) -> Deferred[p.SubmitSmResp]:
+        m = self.metrics
+        name = account.system_id
+        if not self._buckets[name].take():
+            m.child(m.submits, name, "throttled").inc()
+            return succeed(p.SubmitSmResp(status=S.ESME_RTHROTTLED))
+        if self.dispatcher.queued_by_account.get(name, 0) >= account.max_queue:
+            m.child(m.submits, name, "queue_full").inc()
+            return succeed(p.SubmitSmResp(status=S.ESME_RMSGQFUL))
+        now = self.reactor.seconds()
+        try:
+            mapped = map_submit(pdu, account.policy, now=now)
+        except SubmitRefused as e:
+            m.child(m.submits, name, "refused").inc()
+            log.debug("refused submit_sm from {account}: {reason}", account=name, reason=e.reason)
+            return succeed(p.SubmitSmResp(status=e.status))
+        except TextError as e:
+            m.child(m.submits, name, "refused").inc()
+            status = e.status
+            if status == S.ESME_RSUBMITFAIL and interface_version >= 0x50:
+                status = S.ESME_RINVDCS
+            return succeed(p.SubmitSmResp(status=status))
+        message = self._message(account, pdu, mapped, now)
+        stored = self.store.add_messages([message])
+        if account.accept == "upstream":
+            return stored.addCallback(lambda _: self._submit_upstream(account, message))
+
+        def accepted(_: None) -> p.SubmitSmResp:
+            self.dispatcher.enqueue([message])
+            m.child(m.submits, name, "accepted").inc()
+            return p.SubmitSmResp(message_id=message.id)
+
+        return stored.addCallbacks(accepted, self._store_failed, errbackArgs=(name,))
+
+    def _submit_upstream(self, account: AccountSettings, message: Message) -> Deferred[p.SubmitSmResp]:
+        m = self.metrics
+
+        def answered(outcome: SubmitOutcome) -> p.SubmitSmResp:
+            if outcome.kind == ACCEPTED:
+                m.child(m.submits, account.system_id, "accepted").inc()
+                return p.SubmitSmResp(message_id=message.id)
+            m.child(m.submits, account.system_id, "refused").inc()
+            status = upstream_status(
+                http_status=outcome.http_status,
+                common_code=outcome.code,
+                temporary=outcome.kind != "rejected",
+            )
+            return p.SubmitSmResp(status=status)
+
+        return self.dispatcher.submit_now(message).addCallback(answered)
+
+    def _store_failed(self, failure: Any, account: str) -> p.SubmitSmResp:
+        log.failure("could not store a message of {account}", failure, account=account)
+        self.metrics.child(self.metrics.submits, account, "error").inc()
+        # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
+        return p.SubmitSmResp(status=S.ESME_RSYSERR)
+
+    def _message(self, account: AccountSettings, pdu: p.SubmitSm, mapped: MappedSubmit, now: float) -> Message:
+        start = mapped.scheduled_at if mapped.scheduled_at and mapped.scheduled_at > now else now
+        return Message(
+            id=self.ids.next(account.message_id_format),
+            account=account.system_id,
+            connector=account.connector,
+            fields=dict(mapped.fields),
+            submitted_at=now,
+            expires_at=start + mapped.validity_s,
+            validity_s=mapped.validity_s,
+            priority=mapped.priority,
+            registered_delivery=pdu.registered_delivery,
+            source_addr=pdu.source_addr,
+            source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            dest_addr=pdu.destination_addr,
+            dest_ton=pdu.dest_addr_ton,
+            dest_npi=pdu.dest_addr_npi,
+            text_head=mapped.text_head,
+            parts=count_parts(mapped.fields),
+        )
+
+    # --- delivery reports ----------------------------------------------------
+
+    def on_reports(self, reports: list[DeliveryReport]) -> Deferred[None]:
+        """Store reports; fires once they are durable (then the callback answers 200)."""
+        return self.store.apply_reports(reports).addCallback(self._reports_applied)
+
+    def _reports_applied(self, results: list[ReportResult]) -> None:
+        m = self.metrics
+        receipts = []
+        for result in results:
+            m.child(m.reports, result.outcome).inc()
+            if result.outcome == "unknown":
+                log.warn(
+                    "delivery report for unknown message id={id} refId={ref_id}",
+                    id=result.report.id, ref_id=result.report.ref_id,
+                )
+            if result.receipt is not None:
+                receipts.append(result.receipt)
+        self._receipts_stored(receipts)
+
+    def _receipts_stored(self, receipts: list[Receipt]) -> None:
+        m = self.metrics
+        for receipt in receipts:
+            m.child(m.receipts, receipt.stat).inc()
+        self.deliverer.add(receipts)
+
+    # --- binds ---------------------------------------------------------------
+
+    def bind_allowed(self, account: AccountSettings) -> bool:
+        return self.binds.get(account.system_id, 0) < account.max_binds
+
+    def bound(self, account: str) -> None:
+        self.binds[account] = self.binds.get(account, 0) + 1
+
+    def unbound(self, account: str) -> None:
+        self.binds[account] = max(self.binds.get(account, 1) - 1, 0)
+
+    def update_gauges(self) -> None:
+        m = self.metrics
+        waiting, oldest = self.dispatcher.depth()
+        receipts, oldest_receipt = self.deliverer.depth()
+        now = self.reactor.seconds()
+        m.child(m.queue_depth, "mt").set(waiting)
+        m.child(m.queue_depth, "receipts").set(receipts)
+        m.child(m.queue_oldest, "mt").set(now - oldest if oldest else 0)
+        m.child(m.queue_oldest, "receipts").set(now - oldest_receipt if oldest_receipt else 0)

@@ -1,0 +1,239 @@
+"""Takes stored messages to their connectors; retries, expiry, gateway-made receipts.
+
+The queue lives in memory and mirrors the store: a message enters it only after
+it was committed, and leaves it only through a state change that the store
+records (sent, or final with a receipt). After a restart the queue is rebuilt
+from the store, so nothing accepted is lost and nothing sent is sent again,
+short of a crash between LINK's answer and our commit of it.
+
+Retries back off exponentially per message (connector `retry` settings) until
+the message's validity ends; then it gets an EXPIRED/220 receipt (DESIGN 5).
+A message is never retried after LINK gave a permanent answer: that becomes a
+REJECTD receipt.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from gateway import reports as rp
+from gateway.config import RetrySettings
+from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
+from gateway.mapping import EXPIRED_IN_QUEUE, Outcome
+from gateway.metrics import Metrics
+from gateway.store.base import Finish, Message, Receipt, Store
+
+log = Logger()
+
+
+def receipt_for(message: Message, outcome: Outcome, done_at: float) -> Receipt | None:
+    """The receipt an ESME asked for, for a final state the gateway decided itself."""
+    if not rp.esme_wants(message.registered_delivery, outcome):
+        return None
+    return Receipt(
+        account=message.account,
+        message_id=message.id,
+        source_addr=message.dest_addr,
+        source_ton=message.dest_ton,
+        source_npi=message.dest_npi,
+        destination_addr=message.source_addr,
+        dest_ton=message.source_ton,
+        dest_npi=message.source_npi,
+        stat=outcome.stat,
+        err=outcome.err,
+        sub=1,
+        dlvrd=0,
+        submit_date=message.submitted_at,
+        done_date=done_at,
+        text=message.text_head,
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        reactor: Any,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        retry: Mapping[str, RetrySettings],
+        metrics: Metrics,
+        on_receipts: Callable[[list[Receipt]], None],
+        *,
+        batch_delay: float = 0.005,
+        tick: float = 0.25,
+    ) -> None:
+        self._reactor = reactor
+        self._store = store
+        self._connectors = connectors
+        self._retry = retry
+        self._metrics = metrics
+        self._on_receipts = on_receipts
+        self._batch_delay = batch_delay
+        self._ready: dict[str, deque[Message]] = {name: deque() for name in connectors}
+        self._delayed: list[tuple[float, int, Message]] = []
+        self._order = itertools.count()
+        self._pump_call: Any = None
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = reactor
+        self._tick_interval = tick
+        self.queued_by_account: dict[str, int] = {}
+        self._inflight = 0
+
+    # --- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop.start(self._tick_interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        if self._pump_call is not None and self._pump_call.active():
+            self._pump_call.cancel()
+
+    @property
+    def idle(self) -> bool:
+        return self._inflight == 0
+
+    # --- intake ------------------------------------------------------------------
+
+    def enqueue(self, messages: list[Message]) -> None:
+        """Messages that are durably stored and waiting for their connector."""
+        now = self._reactor.seconds()
+        for message in messages:
+            self.queued_by_account[message.account] = (
+                self.queued_by_account.get(message.account, 0) + 1
+            )
+            if message.next_attempt_at > now:
+                heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
+            else:
+                self._ready[message.connector].append(message)
+        self._schedule(self._batch_delay)
+
+    def submit_now(self, message: Message) -> Deferred[SubmitOutcome]:
+        """One attempt, for accounts that want LINK's answer in submit_sm_resp."""
+        connector = self._connectors[message.connector]
+        self._inflight += 1
+
+        def settle(outcomes: list[SubmitOutcome]) -> SubmitOutcome:
+            self._inflight -= 1
+            outcome = outcomes[0]
+            now = self._reactor.seconds()
+            if outcome.kind == ACCEPTED:
+                self._store.mark_sent([(message.id, outcome.upstream_id)])
+            else:
+                # The ESME gets an error status and will resubmit: this copy is done.
+                stat = outcome.rejection.stat if outcome.rejection else "REJECTD"
+                err = outcome.rejection.err if outcome.rejection else 0
+                self._store.finish([Finish(message.id, stat, err, now, None)])
+            self._count(outcome)
+            return outcome
+
+        return connector.submit([message]).addCallback(settle)
+
+    def depth(self) -> tuple[int, float | None]:
+        """(messages waiting, submission time of the oldest)."""
+        waiting = sum(len(q) for q in self._ready.values()) + len(self._delayed)
+        oldest = [q[0].submitted_at for q in self._ready.values() if q]
+        oldest += [m.submitted_at for _, _, m in self._delayed[:1]]
+        return waiting, min(oldest) if oldest else None
+
+    # --- the pump --------------------------------------------------------------
+
+    def _schedule(self, delay: float) -> None:
+        if self._pump_call is None or not self._pump_call.active():
+            self._pump_call = self._reactor.callLater(delay, self._pump)
+
+    def _tick(self) -> None:
+        now = self._reactor.seconds()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, message = heapq.heappop(self._delayed)
+            self._ready[message.connector].append(message)
+        self._pump()
+
+    def _pump(self) -> None:
+        now = self._reactor.seconds()
+        for name, queue in self._ready.items():
+            connector = self._connectors[name]
+            while queue and connector.capacity > 0:
+                size = min(connector.capacity, connector.max_batch, len(queue))
+                batch: list[Message] = []
+                expired: list[Message] = []
+                for _ in range(size):
+                    message = queue.popleft()
+                    (expired if message.expires_at <= now else batch).append(message)
+                if expired:
+                    self._expire(expired, now)
+                if batch:
+                    self._inflight += 1
+                    connector.submit(batch).addCallback(self._settle).addErrback(
+                        lambda f: log.failure("dispatcher: outcome handling failed", f)
+                    )
+
+    def _settle(self, outcomes: list[SubmitOutcome]) -> None:
+        self._inflight -= 1
+        now = self._reactor.seconds()
+        sent: list[tuple[str, str | None]] = []
+        finishes: list[Finish] = []
+        for outcome in outcomes:
+            message = outcome.message
+            self._count(outcome)
+            if outcome.kind == ACCEPTED:
+                self._done(message)
+                sent.append((message.id, outcome.upstream_id))
+            elif outcome.kind == REJECTED:
+                self._done(message)
+                rejection = outcome.rejection
+                assert rejection is not None
+                log.info(
+                    "LINK rejected {message_id} of {account}: {code} {description}",
+                    message_id=message.id, account=message.account,
+                    code=outcome.code, description=outcome.description,
+                )
+                finishes.append(
+                    Finish(message.id, rejection.stat, rejection.err, now,
+                           receipt_for(message, rejection, now))
+                )
+            else:
+                self._retry_later(message, now, finishes)
+        if sent:
+            self._store.mark_sent(sent)
+        if finishes:
+            self._store.finish(finishes).addCallback(self._on_receipts)
+        self._schedule(0)
+
+    def _retry_later(self, message: Message, now: float, finishes: list[Finish]) -> None:
+        retry = self._retry[message.connector]
+        message.attempts += 1
+        delay = min(retry.initial * retry.factor ** (message.attempts - 1), retry.maximum)
+        message.next_attempt_at = now + delay
+        if message.next_attempt_at >= message.expires_at:
+            # Waiting would outlive the validity: wait only until then, then expire.
+            message.next_attempt_at = message.expires_at
+        heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
+
+    def _expire(self, messages: list[Message], now: float) -> None:
+        finishes = []
+        for message in messages:
+            self._done(message)
+            self._metrics.child(self._metrics.expired, message.account).inc()
+            finishes.append(
+                Finish(message.id, EXPIRED_IN_QUEUE.stat, EXPIRED_IN_QUEUE.err, now,
+                       receipt_for(message, EXPIRED_IN_QUEUE, now))
+            )
+        self._store.finish(finishes).addCallback(self._on_receipts)
+
+    def _done(self, message: Message) -> None:
+        count = self.queued_by_account.get(message.account, 1) - 1
+        self.queued_by_account[message.account] = count
+
+    def _count(self, outcome: SubmitOutcome) -> None:
+        word = {ACCEPTED: "accepted", TEMPORARY: "retry", REJECTED: "rejected"}[outcome.kind]
+        self._metrics.child(self._metrics.upstream_messages, outcome.message.connector, word).inc()

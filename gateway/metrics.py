@@ -1,0 +1,140 @@
+"""Every Prometheus metric the gateway exports, defined in one place.
+
+Names follow Prometheus conventions: `smppgw_` prefix, `_total` counters,
+`_seconds` histograms. Label sets are bounded: account (from the config),
+connector (from the config), command and status (SMPP tables), stat (seven
+words), outcome and reason (fixed words in the code). Nothing per message or per
+address ever becomes a label.
+
+A `Metrics` object owns its registry so that tests (and several gateways in
+one process) do not collide; the daemon uses the default registry. Hot paths
+call the cached children (`pdu_in(command)`), not `.labels()`, which costs a
+dict lookup plus a lock per call.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.sessions = Gauge(
+            "smppgw_sessions", "Bound SMPP sessions", ["account", "bind"], registry=r
+        )
+        self.connections = Gauge(
+            "smppgw_connections", "Open SMPP connections (bound or not)", registry=r
+        )
+        self.pdus_in = Counter(
+            "smppgw_pdus_in_total", "PDUs received from ESMEs", ["command"], registry=r
+        )
+        self.pdus_out = Counter(
+            "smppgw_pdus_out_total",
+            "Responses sent to ESMEs, by command and status",
+            ["command", "status"],
+            registry=r,
+        )
+        self.protocol_errors = Counter(
+            "smppgw_protocol_errors_total",
+            "Malformed, unknown or out-of-state PDUs, by the status answered",
+            ["status"],
+            registry=r,
+        )
+        self.bind_failures = Counter(
+            "smppgw_bind_failures_total", "Refused binds", ["reason"], registry=r
+        )
+        self.submits = Counter(
+            "smppgw_submits_total",
+            "submit_sm by account and outcome (accepted, throttled, refused, queue_full, error)",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.submit_latency = Histogram(
+            "smppgw_submit_response_seconds",
+            "Time from a submit_sm's arrival to its submit_sm_resp",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_requests = Counter(
+            "smppgw_upstream_requests_total",
+            "Requests to LINK by connector, endpoint and outcome",
+            ["connector", "endpoint", "outcome"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "smppgw_upstream_request_seconds",
+            "Duration of requests to LINK",
+            ["connector", "endpoint"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.upstream_messages = Counter(
+            "smppgw_upstream_messages_total",
+            "Messages handed to LINK by connector and outcome (accepted, retry, rejected)",
+            ["connector", "outcome"],
+            registry=r,
+        )
+        self.misconfigured = Counter(
+            "smppgw_upstream_misconfiguration_total",
+            "Upstream answers that mean our LINK account settings are wrong",
+            ["connector"],
+            registry=r,
+        )
+        self.expired = Counter(
+            "smppgw_messages_expired_total",
+            "Messages whose validity ended while still queued in the gateway",
+            ["account"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "smppgw_queue_depth",
+            "Items waiting: mt (to send upstream), inflight (at LINK, no final report), receipts",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_oldest = Gauge(
+            "smppgw_queue_oldest_seconds",
+            "Age of the oldest item waiting in a queue",
+            ["queue"],
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "smppgw_callbacks_total",
+            "HTTP callbacks from LINK by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.reports = Counter(
+            "smppgw_reports_total",
+            "Delivery reports by what they did (final, intermediate, partial, duplicate,"
+            " unknown, silent)",
+            ["outcome"],
+            registry=r,
+        )
+        self.receipts = Counter(
+            "smppgw_receipts_total", "Receipts generated for ESMEs, by stat", ["stat"], registry=r
+        )
+        self.receipt_deliveries = Counter(
+            "smppgw_receipt_deliveries_total",
+            "deliver_sm receipts sent to ESMEs by outcome (ok, retry, rejected, timeout)",
+            ["outcome"],
+            registry=r,
+        )
+        self.store_batch = Histogram(
+            "smppgw_store_batch_jobs",
+            "Jobs per store transaction (group commit)",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
+
+    @cache  # noqa: B019 - one Metrics per process lifetime; the cache is the point
+    def child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+        return metric.labels(*labels)

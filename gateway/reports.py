@@ -1,0 +1,94 @@
+"""Delivery reports -> message state and the receipt an ESME should get.
+
+Pure functions (no I/O, no clock): the store calls `decide` inside the
+transaction that updates the message, so a report is applied exactly once.
+
+Rules (DESIGN section 5):
+- A report for a message already final is a duplicate: counted, dropped.
+- A report `id$n` is one part of a message Common split. The message becomes
+  final when as many parts are final as the report's `segments` says (or as the
+  gateway counted when it accepted the text). The receipt is DELIVRD only if
+  every part was delivered, else the stat and err of the first failed part;
+  `dlvrd` counts delivered parts.
+- Which receipts reach the ESME follows its registered_delivery: bits 1-0 = 1
+  any final state, 2 failures only; 0x10 intermediate notifications too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.mapping import Outcome, outcome_for
+
+REGISTERED_ANY = 0x01
+REGISTERED_FAILURE = 0x02
+REGISTERED_INTERMEDIATE = 0x10
+
+
+def split_part(report_id: str) -> tuple[str, int | None]:
+    """`abc$3` -> ("abc", 3); ids without a valid part suffix are whole."""
+    base, sep, suffix = report_id.rpartition("$")
+    if sep and suffix.isdigit():
+        return base, int(suffix)
+    return report_id, None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: str  # "final", "intermediate", "partial", "duplicate"
+    outcome: Outcome | None
+    parts: dict[str, int]
+    sub: int = 1
+    dlvrd: int = 0
+
+
+def decide(
+    *,
+    already_final: bool,
+    parts: Mapping[str, int],
+    expected_parts: int,
+    result_code: int,
+    part: int | None,
+    segments: int | None,
+    table: Mapping[int, Outcome],
+) -> Decision:
+    """Apply one report to a message whose part results so far are `parts`."""
+    current = dict(parts)
+    if already_final:
+        return Decision("duplicate", None, current)
+    outcome = outcome_for(result_code, table)
+    if part is None:
+        if not outcome.final:
+            return Decision("intermediate", outcome, current)
+        return Decision("final", outcome, current, 1, 1 if outcome.stat == "DELIVRD" else 0)
+
+    key = str(part)
+    previous = current.get(key)
+    if previous is not None and outcome_for(previous, table).final:
+        return Decision("duplicate", None, current)
+    current[key] = result_code
+    if not outcome.final:
+        return Decision("intermediate", outcome, current)
+    total = segments if segments and segments > 0 else max(expected_parts, 1)
+    finals = {
+        int(k): outcome_for(code, table) for k, code in current.items() if outcome_for(code, table).final
+    }
+    if len(finals) < total:
+        return Decision("partial", outcome, current)
+    delivered = sum(1 for o in finals.values() if o.stat == "DELIVRD")
+    failed = [finals[k] for k in sorted(finals) if finals[k].stat != "DELIVRD"]
+    final = failed[0] if failed else finals[min(finals)]
+    return Decision("final", final, current, total, delivered)
+
+
+def esme_wants(registered_delivery: int, outcome: Outcome) -> bool:
+    """Whether the ESME asked for a receipt in this state (SMPP 3.4 section 5.2.17)."""
+    if not outcome.final:
+        return bool(registered_delivery & REGISTERED_INTERMEDIATE)
+    mode = registered_delivery & 0x03
+    if mode == REGISTERED_ANY:
+        return True
+    if mode == REGISTERED_FAILURE:
+        return outcome.stat != "DELIVRD"
+    return False

@@ -1,0 +1,135 @@
+"""The store interface and the records it keeps.
+
+The store is the gateway's memory across restarts: messages from the moment an
+ESME's submit_sm is acknowledged until their final state (then kept for the
+retention period), the mapping from LINK's message ids to ours, and receipts
+until an ESME has acknowledged them.
+
+Every method returns a Deferred that fires only once the change is durable;
+callers answer the ESME or LINK after that and never before. Implementations
+may batch the calls of one reactor turn into one transaction (group commit),
+so callers should issue them as they come and not serialise them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+from gateway.common.callbacks import DeliveryReport
+
+QUEUED = 0
+SENT = 1
+FINAL = 2
+
+
+@dataclass(slots=True)
+class Message:
+    """An MT message the gateway owns: what to send, and what its receipt needs."""
+
+    id: str
+    account: str
+    connector: str
+    fields: dict[str, Any]
+    submitted_at: float
+    expires_at: float
+    validity_s: int
+    priority: str | None = None
+    registered_delivery: int = 0
+    source_addr: str = ""
+    source_ton: int = 0
+    source_npi: int = 0
+    dest_addr: str = ""
+    dest_ton: int = 0
+    dest_npi: int = 0
+    text_head: str = ""
+    parts: int = 1
+    state: int = QUEUED
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    upstream_id: str | None = None
+
+
+@dataclass(slots=True)
+class Receipt:
+    """A receipt waiting for an ESME's deliver_sm_resp. `seq` is assigned by the store."""
+
+    account: str
+    message_id: str
+    source_addr: str
+    source_ton: int
+    source_npi: int
+    destination_addr: str
+    dest_ton: int
+    dest_npi: int
+    stat: str
+    err: int
+    sub: int
+    dlvrd: int
+    submit_date: float
+    done_date: float
+    text: str
+    seq: int = 0
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class Finish:
+    """A message reached its final state inside the gateway (expired, rejected)."""
+
+    message_id: str
+    stat: str
+    err: int
+    done_at: float
+    receipt: Receipt | None
+
+
+@dataclass(slots=True)
+class ReportResult:
+    """What one delivery report did: the receipt to deliver, or why there is none."""
+
+    report: DeliveryReport
+    outcome: str  # "final", "intermediate", "partial", "duplicate", "unknown", "silent"
+    receipt: Receipt | None = None
+    stat: str | None = None
+
+
+@dataclass(slots=True)
+class Recovered:
+    messages: list[Message] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Depths:
+    queued: int
+    sent: int
+    receipts: int
+    oldest_queued: float | None
+    oldest_receipt: float | None
+
+
+class Store(Protocol):
+    def open(self) -> Deferred[Recovered]:
+        """Create or migrate the schema; return what was pending at the last stop."""
+
+    def close(self) -> Deferred[None]: ...
+
+    def add_messages(self, messages: list[Message]) -> Deferred[None]: ...
+
+    def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
+        """(our id, LINK's id) for messages LINK accepted."""
+
+    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
+        """Final states decided by the gateway; returns the stored receipts with their seq."""
+
+    def apply_reports(self, reports: list[DeliveryReport]) -> Deferred[list[ReportResult]]:
+        """Correlate LINK's reports with messages, update them, store their receipts."""
+
+    def receipts_done(self, seqs: list[int]) -> Deferred[None]: ...
+
+    def purge(self, before: float) -> Deferred[int]: ...
+
+    def depths(self) -> Deferred[Depths]: ...

@@ -1,0 +1,466 @@
+"""The embedded store: one SQLite file in WAL mode, written by one thread.
+
+Group commit: every call made during one reactor turn becomes a job; jobs are
+queued and a single worker thread runs all queued jobs in one transaction,
+then fires their Deferreds on the reactor thread after COMMIT. While the worker
+commits, the next batch accumulates, so under load batches grow by themselves
+and the cost of the fsync is shared. If the transaction fails, every job in it
+fails: nothing is acknowledged that was not committed.
+
+SQLite runs off the reactor thread because a durable commit (synchronous=FULL)
+waits for the disk; the reactor keeps serving sockets meanwhile.
+
+The schema is versioned in `meta`; `_MIGRATIONS[n]` brings version n to n+1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from gateway import reports as rp
+from gateway.common.callbacks import DeliveryReport
+from gateway.mapping import Outcome
+from gateway.store.base import (
+    FINAL,
+    QUEUED,
+    SENT,
+    Depths,
+    Finish,
+    Message,
+    Receipt,
+    Recovered,
+    ReportResult,
+)
+
+log = Logger()
+T = TypeVar("T")
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        connector TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        submitted_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        upstream_id TEXT,
+        parts TEXT,
+        stat TEXT,
+        err INTEGER,
+        done_at REAL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX messages_pending ON messages (state) WHERE state < 2;
+    CREATE INDEX messages_upstream ON messages (upstream_id) WHERE upstream_id IS NOT NULL;
+    CREATE INDEX messages_done ON messages (done_at) WHERE state = 2;
+    CREATE TABLE receipts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
+]
+
+# Message attributes kept in the JSON `data` column rather than in columns of their own.
+_DATA_FIELDS = (
+    "fields",
+    "validity_s",
+    "priority",
+    "registered_delivery",
+    "source_addr",
+    "source_ton",
+    "source_npi",
+    "dest_addr",
+    "dest_ton",
+    "dest_npi",
+    "text_head",
+    "parts",
+)
+
+
+class _Job:
+    __slots__ = ("deferred", "fn", "result")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.deferred: Deferred[Any] = Deferred()
+        self.result: Any = None
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        path: str,
+        *,
+        synchronous: str = "full",
+        result_codes: Mapping[int, Outcome],
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self.result_codes = result_codes
+        self._now = clock or reactor.seconds
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Job] = []
+        self._inflight: list[_Job] = []
+        self._busy = False
+        self._scheduled = False
+        self.batches = 0
+        self.jobs = 0
+
+    # --- the worker --------------------------------------------------------
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        job = _Job(fn)
+        self._pending.append(job)
+        if not self._busy and not self._scheduled:
+            # Wait for the end of this reactor turn so that its jobs share a commit.
+            self._scheduled = True
+            self._reactor.callLater(0, self._flush)  # type: ignore[attr-defined]
+        return job.deferred
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._busy or not self._pending:
+            return
+        jobs, self._pending = self._pending, []
+        self._busy = True
+        self._inflight = jobs
+        self.batches += 1
+        self.jobs += len(jobs)
+        self._pool.callInThreadWithCallback(self._done, self._run_batch, jobs)
+
+    def _run_batch(self, jobs: list[_Job]) -> list[_Job]:
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                job.result = job.fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return jobs
+
+    def _done(self, success: bool, result: Any) -> None:
+        # Runs in the worker thread: hand the outcome to the reactor thread.
+        reactor: IReactorFromThreads = self._reactor  # type: ignore[assignment]
+        reactor.callFromThread(self._fire, success, result)
+
+    def _fire(self, success: bool, result: Any) -> None:
+        self._busy = False
+        jobs, self._inflight = self._inflight, []
+        if success:
+            for job in jobs:
+                job.deferred.callback(job.result)
+        else:
+            failure = result if isinstance(result, Failure) else Failure(result)
+            log.failure("store transaction failed", failure)
+            for job in jobs:
+                job.deferred.errback(failure)
+        if self._pending:
+            self._flush()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def open(self) -> Deferred[Recovered]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._pool.start()
+        d: Deferred[Recovered] = Deferred()
+
+        def opened(success: bool, result: Any) -> None:
+            reactor: IReactorFromThreads = self._reactor  # type: ignore[assignment]
+            if success:
+                reactor.callFromThread(d.callback, result)
+            else:
+                reactor.callFromThread(d.errback, result)
+
+        self._pool.callInThreadWithCallback(opened, self._open_in_thread)
+        return d
+
+    def _open_in_thread(self) -> Recovered:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(_MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path}: schema version {version} is newer than this gateway knows"
+            )
+        for number in range(version, len(_MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(number + 1),)
+            )
+            conn.execute("COMMIT")
+        self._conn = conn
+        recovered = Recovered()
+        for row in conn.execute(
+            "SELECT id, account, connector, state, submitted_at, expires_at, upstream_id, data"
+            " FROM messages WHERE state = ? ORDER BY submitted_at",
+            (QUEUED,),
+        ):
+            recovered.messages.append(_message_from_row(row))
+        for seq, data in conn.execute("SELECT seq, data FROM receipts ORDER BY seq"):
+            receipt = Receipt(**json.loads(data))
+            receipt.seq = seq
+            recovered.receipts.append(receipt)
+        return recovered
+
+    def close(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+
+        def drained() -> None:
+            if self._busy or self._pending or self._scheduled:
+                self._reactor.callLater(0.01, drained)  # type: ignore[attr-defined]
+                return
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+            self._pool.stop()
+            d.callback(None)
+
+        drained()
+        return d
+
+    # --- operations ------------------------------------------------------------
+
+    def add_messages(self, messages: list[Message]) -> Deferred[None]:
+        rows = [
+            (
+                m.id,
+                m.account,
+                m.connector,
+                m.state,
+                m.submitted_at,
+                m.expires_at,
+                m.upstream_id,
+                json.dumps({k: getattr(m, k) for k in _DATA_FIELDS}, separators=(",", ":")),
+            )
+            for m in messages
+        ]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO messages (id, account, connector, state, submitted_at, expires_at,"
+                " upstream_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        return self._submit(run)
+
+    def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
+        rows = [(upstream, SENT, our) for our, upstream in sent]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE messages SET upstream_id = ?, state = ? WHERE id = ? AND state < 2", rows
+            )
+
+        return self._submit(run)
+
+    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
+        def run(conn: sqlite3.Connection) -> list[Receipt]:
+            stored = []
+            for f in finishes:
+                conn.execute(
+                    "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ? WHERE id = ?",
+                    (FINAL, f.stat, f.err, f.done_at, f.message_id),
+                )
+                if f.receipt is not None:
+                    stored.append(_insert_receipt(conn, f.receipt))
+            return stored
+
+        return self._submit(run)
+
+    def apply_reports(self, reports: list[DeliveryReport]) -> Deferred[list[ReportResult]]:
+        table = self.result_codes
+        now = self._now()
+
+        def run(conn: sqlite3.Connection) -> list[ReportResult]:
+            return [_apply_report(conn, report, table, now) for report in reports]
+
+        return self._submit(run)
+
+    def receipts_done(self, seqs: list[int]) -> Deferred[None]:
+        rows = [(seq,) for seq in seqs]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM receipts WHERE seq = ?", rows)
+
+        return self._submit(run)
+
+    def purge(self, before: float) -> Deferred[int]:
+        def run(conn: sqlite3.Connection) -> int:
+            # Bounded so one purge never holds the writer for long.
+            cursor = conn.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                " WHERE state = 2 AND done_at < ? LIMIT 10000)",
+                (before,),
+            )
+            return cursor.rowcount
+
+        return self._submit(run)
+
+    def depths(self) -> Deferred[Depths]:
+        def run(conn: sqlite3.Connection) -> Depths:
+            counts = dict(
+                conn.execute(
+                    "SELECT state, count(*) FROM messages WHERE state < 2 GROUP BY state"
+                ).fetchall()
+            )
+            oldest_queued = conn.execute(
+                "SELECT min(submitted_at) FROM messages WHERE state = 0"
+            ).fetchone()[0]
+            receipts, oldest_receipt = conn.execute(
+                "SELECT count(*), min(created_at) FROM receipts"
+            ).fetchone()
+            return Depths(
+                queued=counts.get(QUEUED, 0),
+                sent=counts.get(SENT, 0),
+                receipts=receipts,
+                oldest_queued=oldest_queued,
+                oldest_receipt=oldest_receipt,
+            )
+
+        return self._submit(run)
+
+    def message_state(self, message_id: str) -> Deferred[tuple[int, str | None, str] | None]:
+        """(state, stat, account) of one message, for tests and query tools."""
+
+        def run(conn: sqlite3.Connection) -> tuple[int, str | None, str] | None:
+            row = conn.execute(
+                "SELECT state, stat, account FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+
+        return self._submit(run)
+
+
+def _message_from_row(row: tuple[Any, ...]) -> Message:
+    id_, account, connector, state, submitted_at, expires_at, upstream_id, data = row
+    return Message(
+        id=id_,
+        account=account,
+        connector=connector,
+        state=state,
+        submitted_at=submitted_at,
+        expires_at=expires_at,
+        upstream_id=upstream_id,
+        **json.loads(data),
+    )
+
+
+def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
+    data = asdict(receipt)
+    del data["seq"]
+    cursor = conn.execute(
+        "INSERT INTO receipts (account, created_at, data) VALUES (?, ?, ?)",
+        (receipt.account, receipt.done_date, json.dumps(data, separators=(",", ":"))),
+    )
+    receipt.seq = cursor.lastrowid or 0
+    return receipt
+
+
+def _apply_report(
+    conn: sqlite3.Connection,
+    report: DeliveryReport,
+    table: Mapping[int, Outcome],
+    now: float,
+) -> ReportResult:
+    base, part = rp.split_part(report.id)
+    row = None
+    # refId is our own id, mirrored by Common: it finds the message even when the
+    # report overtook the REST answer that told us LINK's id.
+    if report.ref_id:
+        row = conn.execute(
+            "SELECT id, state, parts, data, submitted_at, account FROM messages WHERE id = ?",
+            (report.ref_id,),
+        ).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT id, state, parts, data, submitted_at, account FROM messages"
+            " WHERE upstream_id = ?",
+            (base,),
+        ).fetchone()
+    if row is None:
+        return ReportResult(report, "unknown")
+    our_id, state, parts_json, data_json, submitted_at, account = row
+    data = json.loads(data_json)
+    decision = rp.decide(
+        already_final=state == FINAL,
+        parts=json.loads(parts_json) if parts_json else {},
+        expected_parts=data.get("parts", 1),
+        result_code=report.result_code,
+        part=part,
+        segments=report.segments,
+        table=table,
+    )
+    if decision.kind == "duplicate":
+        return ReportResult(report, "duplicate")
+    outcome = decision.outcome
+    assert outcome is not None
+    if decision.kind == "final":
+        conn.execute(
+            "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ?, parts = ?,"
+            " upstream_id = coalesce(upstream_id, ?) WHERE id = ?",
+            (
+                FINAL,
+                outcome.stat,
+                outcome.err,
+                now,
+                json.dumps(decision.parts) if decision.parts else None,
+                base,
+                our_id,
+            ),
+        )
+    elif decision.parts:
+        conn.execute(
+            "UPDATE messages SET parts = ? WHERE id = ?", (json.dumps(decision.parts), our_id)
+        )
+    if decision.kind == "partial" or not rp.esme_wants(data["registered_delivery"], outcome):
+        return ReportResult(report, decision.kind if decision.kind == "partial" else "silent",
+                            stat=outcome.stat)
+    receipt = Receipt(
+        account=account,
+        message_id=our_id,
+        # A receipt travels back: from the original destination to the original source.
+        source_addr=data["dest_addr"],
+        source_ton=data["dest_ton"],
+        source_npi=data["dest_npi"],
+        destination_addr=data["source_addr"],
+        dest_ton=data["source_ton"],
+        dest_npi=data["source_npi"],
+        stat=outcome.stat,
+        err=outcome.err,
+        sub=decision.sub,
+        dlvrd=decision.dlvrd,
+        submit_date=submitted_at,
+        done_date=now,
+        text=data["text_head"],
+    )
+    return ReportResult(report, decision.kind, _insert_receipt(conn, receipt), outcome.stat)

@@ -1,0 +1,181 @@
+"""twistd entry point: Options and makeService, and the service that runs it all.
+
+Start-up order matters: the store is opened and what it held is queued again
+before any listener opens, so no ESME or callback reaches a half-started
+gateway; READY=1 goes to systemd only when every listener is up. A failure at
+start (unreadable store, busy port) is logged and the process exits with
+status 1, so systemd's Restart=on-failure and an operator both see it.
+
+Shutdown (SIGTERM): listeners close, bound ESMEs are unbound, in-flight
+requests to LINK get up to `SHUTDOWN_GRACE` seconds, then the store is closed.
+Whatever was accepted and not yet sent stays queued in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.python import usage
+
+from gateway import config as config_module
+from gateway import systemd
+from gateway.connectors import build_connector
+from gateway.core import Gateway
+from gateway.metrics import Metrics
+from gateway.store.sqlite import SqliteStore
+from gateway.transport.server import SmppServer, SmppServerFactory
+from gateway.web import build_site
+
+log = Logger()
+SHUTDOWN_GRACE = 10.0
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["config", "c", None, "Path to the TOML configuration file."],
+    ]
+
+    def postOptions(self) -> None:
+        if not self["config"]:
+            raise usage.UsageError("--config FILE is required")
+        try:
+            self["parsed"] = config_module.load(self["config"])
+        except config_module.ConfigError as e:
+            raise usage.UsageError(str(e)) from e
+
+
+class GatewayService(Service):
+    def __init__(
+        self,
+        config: config_module.Config,
+        *,
+        reactor: Any = None,
+        registry: CollectorRegistry | None = None,
+        exit_on_failure: bool = True,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.config = config
+        self.metrics = Metrics(registry)
+        self.exit_on_failure = exit_on_failure
+        self.store = SqliteStore(
+            reactor,
+            config.store.path,
+            synchronous=config.store.synchronous,
+            result_codes=config.result_codes,
+        )
+        self.connectors = {
+            name: build_connector(reactor, settings, config.http, self.metrics)
+            for name, settings in config.connectors.items()
+        }
+        self.gateway = Gateway(reactor, config, self.store, self.connectors, self.metrics)
+        self.smpp = SmppServer(reactor, self.gateway)
+        self.ports: list[Any] = []
+        self.smpp_ports: list[Any] = []
+        self.http_port: Any = None
+        self.ready: Deferred[None] = Deferred()
+        self._loops: list[LoopingCall] = []
+        self._started = False
+
+    # --- start --------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._start().addErrback(self._start_failed)
+
+    @inlineCallbacks
+    def _start(self) -> Any:
+        recovered = yield self.store.open()
+        self.gateway.start(recovered)
+        site = build_site(self.gateway, self._readiness)
+        self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(site)
+        self.ports.append(self.http_port)
+        factory = SmppServerFactory(self.reactor, self.smpp)
+        for description in self.config.smpp.listen:
+            port = yield serverFromString(self.reactor, description).listen(factory)
+            self.smpp_ports.append(port)
+            self.ports.append(port)
+        self._every(5.0, self.gateway.update_gauges)
+        self._every(3600.0, self._purge)
+        interval = systemd.watchdog_interval()
+        if interval:
+            self._every(interval, lambda: systemd.notify("WATCHDOG=1"))
+        self._started = True
+        log.info(
+            "smpp-gateway ready: SMPP on {smpp}, HTTP on {http}, store {store}",
+            smpp=", ".join(self.config.smpp.listen),
+            http=self.config.http.listen,
+            store=self.config.store.path,
+        )
+        systemd.notify("READY=1")
+        self.ready.callback(None)
+
+    def _every(self, interval: float, fn: Any) -> None:
+        loop = LoopingCall(fn)
+        loop.clock = self.reactor
+        loop.start(interval, now=False).addErrback(
+            lambda f: log.failure("periodic task failed", f)
+        )
+        self._loops.append(loop)
+
+    def _purge(self) -> Deferred[int]:
+        before = self.reactor.seconds() - self.config.store.retention
+        return self.store.purge(before)
+
+    def _start_failed(self, failure: Any) -> None:
+        log.failure("smpp-gateway could not start", failure)
+        if not self.ready.called:
+            self.ready.errback(failure)
+        if self.exit_on_failure:
+            # twistd has no way to set its exit status from a callback; systemd must see it.
+            sys.stderr.write(f"smpp-gateway: could not start: {failure.getErrorMessage()}\n")
+            os._exit(1)
+
+    def _readiness(self) -> tuple[bool, str]:
+        if not self._started:
+            return False, "starting"
+        return True, "ready"
+
+    # --- stop ------------------------------------------------------------------------
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._stop()
+
+    @inlineCallbacks
+    def _stop(self) -> Any:
+        systemd.notify("STOPPING=1")
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        for port in self.smpp_ports:
+            yield port.stopListening()
+        for connection in list(self.smpp.connections):
+            connection.link.close()
+        self.gateway.dispatcher.stop()
+        deadline = self.reactor.seconds() + SHUTDOWN_GRACE
+        while not self.gateway.dispatcher.idle and self.reactor.seconds() < deadline:
+            yield deferLater(self.reactor, 0.05, lambda: None)
+        if self.http_port is not None:
+            yield self.http_port.stopListening()
+        yield DeferredList([c.stop() for c in self.connectors.values()], consumeErrors=True)
+        yield self.store.close()
+        log.info("smpp-gateway stopped")
+
+
+def makeService(options: Options) -> MultiService:
+    config: config_module.Config = options["parsed"]
+    top = MultiService()
+    GatewayService(config, registry=REGISTRY).setServiceParent(top)
+    return top

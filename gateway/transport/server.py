@@ -1,0 +1,275 @@
+"""The ESME-facing SMPP server: binds, submits, receipts out.
+
+`EsmeConnection` is the application end of one connection: it authenticates
+binds against the configured accounts, hands submit_sm to the gateway core and
+answers with what it decides, and, once bound as receiver or transceiver,
+takes receipts from the deliverer.
+
+Bind failures follow SMPP-NOTES section 3: unknown system_id ESME_RINVSYSID,
+wrong password ESME_RINVPASWD, a disallowed address or too many binds
+ESME_RBINDFAIL (never ESME_RALYBND, which Kannel reads as success). Each
+failure from an address delays the next bind answer to that address a little
+more, so password guessing is slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gateway.config import AccountSettings
+from gateway.core import Gateway
+from gateway.delivery import LOST, TIMEOUT
+from gateway.passwords import verify_password
+from gateway.smpp import pdu as p
+from gateway.smpp.receipts import build_receipt
+from gateway.smpp.session import (
+    BindState,
+    Event,
+    ProtocolError,
+    Request,
+    Response,
+    Role,
+)
+from gateway.store.base import Receipt
+from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
+
+log = Logger()
+S = p.CommandStatus
+C = p.CommandId
+
+_BIND_RESPONSES: dict[int, type[p.Pdu]] = {
+    C.BIND_TRANSMITTER: p.BindTransmitterResp,
+    C.BIND_RECEIVER: p.BindReceiverResp,
+    C.BIND_TRANSCEIVER: p.BindTransceiverResp,
+}
+_BIND_NAMES = {
+    C.BIND_TRANSMITTER: "transmitter",
+    C.BIND_RECEIVER: "receiver",
+    C.BIND_TRANSCEIVER: "transceiver",
+}
+# Operations the server does not offer yet, and the status their responses carry.
+_NOT_SUPPORTED = {
+    C.QUERY_SM: S.ESME_RQUERYFAIL,
+    C.CANCEL_SM: S.ESME_RCANCELFAIL,
+    C.REPLACE_SM: S.ESME_RREPLACEFAIL,
+    C.SUBMIT_MULTI: S.ESME_RSUBMITFAIL,
+    C.DATA_SM: S.ESME_RSUBMITFAIL,
+}
+_MAX_BIND_DELAY = 10.0
+
+
+class SmppServer:
+    """Shared by every ESME connection: the gateway and the failed-bind memory."""
+
+    def __init__(self, reactor: Any, gateway: Gateway) -> None:
+        self.reactor = reactor
+        self.gateway = gateway
+        self._failures: dict[str, tuple[int, float]] = {}
+        self.connections: set[EsmeConnection] = set()
+
+    def failure_delay(self, host: str) -> float:
+        count, last = self._failures.get(host, (0, 0.0))
+        if not count or self.reactor.seconds() - last > 300:
+            return 0.0
+        delay: float = self.gateway.config.smpp.failed_bind_delay * count
+        return min(delay, _MAX_BIND_DELAY)
+
+    def bind_failed(self, host: str, reason: str) -> None:
+        count, _ = self._failures.get(host, (0, 0.0))
+        self._failures[host] = (count + 1, self.reactor.seconds())
+        self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
+
+    def bind_succeeded(self, host: str) -> None:
+        self._failures.pop(host, None)
+
+
+class EsmeConnection:
+    def __init__(self, link: SmppProtocol, server: SmppServer) -> None:
+        self.link = link
+        self.server = server
+        self.gateway = server.gateway
+        self.account: AccountSettings | None = None
+        self.bind_name = ""
+        self._receiver = False
+        self._handlers: dict[int, Callable[[p.Pdu], None]] = {
+            C.BIND_TRANSMITTER: self._bind,
+            C.BIND_RECEIVER: self._bind,
+            C.BIND_TRANSCEIVER: self._bind,
+            C.SUBMIT_SM: self._submit,
+        }
+        server.connections.add(self)
+        self.gateway.metrics.connections.inc()
+
+    # --- events -------------------------------------------------------------------
+
+    def event(self, event: Event) -> None:
+        m = self.gateway.metrics
+        if isinstance(event, Request):
+            pdu = event.pdu
+            m.child(m.pdus_in, pdu.command_id.name.lower()).inc()
+            handler = self._handlers.get(pdu.command_id)
+            if handler is not None:
+                handler(pdu)
+                return
+            status = _NOT_SUPPORTED.get(pdu.command_id, S.ESME_RINVCMDID)
+            response = p.response_class(pdu.command_id)
+            if response is not None:
+                self._answer(pdu, response(status=status))
+        elif isinstance(event, ProtocolError):
+            m.child(m.protocol_errors, f"{event.status:#04x}").inc()
+            log.debug("{peer}: {reason}", peer=self.link.peer_host, reason=event.reason)
+
+    def closed(self) -> None:
+        self.server.connections.discard(self)
+        self.gateway.metrics.connections.dec()
+        if self.account is not None:
+            name = self.account.system_id
+            self.gateway.unbound(name)
+            self.gateway.metrics.child(self.gateway.metrics.sessions, name, self.bind_name).dec()
+            if self._receiver:
+                self.gateway.deliverer.detach(name, self)
+            log.info("{account} ({bind}) from {peer} disconnected", account=name,
+                     bind=self.bind_name, peer=self.link.peer_host)
+            self.account = None
+
+    def _answer(self, request: p.Pdu, response: p.Pdu) -> None:
+        m = self.gateway.metrics
+        m.child(m.pdus_out, response.command_id.name.lower(), f"{response.status:#04x}").inc()
+        self.link.respond(request, response)
+
+    # --- bind --------------------------------------------------------------------
+
+    def _bind(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.BindTransmitter | p.BindReceiver | p.BindTransceiver)
+        host = self.link.peer_host
+        account = self.gateway.config.accounts.get(pdu.system_id)
+        delay = self.server.failure_delay(host)
+
+        def refuse(status: S, reason: str) -> None:
+            self.server.bind_failed(host, reason)
+            log.info("refused bind of {system_id!r} from {peer}: {reason}",
+                     system_id=pdu.system_id, peer=host, reason=reason)
+            response = _BIND_RESPONSES[pdu.command_id](status=status)
+            self.server.reactor.callLater(delay, self._answer, pdu, response)
+
+        if account is None:
+            refuse(S.ESME_RINVSYSID, "unknown_system_id")
+            return
+        if not account.allows(host):
+            refuse(S.ESME_RBINDFAIL, "address_not_allowed")
+            return
+
+        def checked(ok: bool) -> None:
+            if self.link.session.state is BindState.CLOSED:
+                return
+            if not ok:
+                refuse(S.ESME_RINVPASWD, "bad_password")
+                return
+            if not self.gateway.bind_allowed(account):
+                refuse(S.ESME_RBINDFAIL, "too_many_binds")
+                return
+            self._bound(pdu, account)
+
+        d: Deferred[bool] = deferToThread(verify_password, pdu.password, account.password_hash)
+        d.addCallback(checked).addErrback(self._internal_error, pdu)
+
+    def _bound(self, pdu: p.BindTransmitter | p.BindReceiver | p.BindTransceiver,
+               account: AccountSettings) -> None:
+        self.server.bind_succeeded(self.link.peer_host)
+        self.account = account
+        self.bind_name = _BIND_NAMES[pdu.command_id]
+        self.gateway.bound(account.system_id)
+        response = _BIND_RESPONSES[pdu.command_id](system_id=self.gateway.config.smpp.system_id)
+        if pdu.interface_version >= p.SMPP_34:
+            # Only to 3.4+ binds; some 3.3 parsers choke on any TLV (SMPP-NOTES section 9).
+            response.tlvs.append((p.Tag.SC_INTERFACE_VERSION, bytes([p.SMPP_34])))
+        self._answer(pdu, response)
+        m = self.gateway.metrics
+        m.child(m.sessions, account.system_id, self.bind_name).inc()
+        log.info("{account} bound as {bind} from {peer} (interface {version:#x})",
+                 account=account.system_id, bind=self.bind_name, peer=self.link.peer_host,
+                 version=pdu.interface_version)
+        if pdu.command_id in (C.BIND_RECEIVER, C.BIND_TRANSCEIVER):
+            self._receiver = True
+            self.gateway.deliverer.attach(account.system_id, self)
+
+    def _internal_error(self, failure: Failure, pdu: p.Pdu) -> None:
+        log.failure("internal error handling {command}", failure, command=pdu.command_id.name)
+        response = p.response_class(pdu.command_id)
+        if response is not None and self.link.session.state is not BindState.CLOSED:
+            self._answer(pdu, response(status=S.ESME_RSYSERR))
+
+    # --- submit ------------------------------------------------------------------
+
+    def _submit(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.SubmitSm) and self.account is not None
+        started = self.server.reactor.seconds()
+        d = self.gateway.submit(self.account, pdu, self.link.session.interface_version)
+
+        def answer(response: p.SubmitSmResp) -> None:
+            self.gateway.metrics.submit_latency.observe(self.server.reactor.seconds() - started)
+            self._answer(pdu, response)
+
+        d.addCallback(answer).addErrback(self._internal_error, pdu)
+
+    # --- receipts (the deliverer's Receiver) ----------------------------------------
+
+    @property
+    def can_deliver(self) -> bool:
+        session = self.link.session
+        return (
+            session.state in (BindState.BOUND_RX, BindState.BOUND_TRX) and session.can_send
+        )
+
+    def deliver(self, receipt: Receipt) -> Deferred[int]:
+        pdu = build_receipt(
+            message_id=receipt.message_id,
+            source_addr=receipt.source_addr,
+            source_addr_ton=receipt.source_ton,
+            source_addr_npi=receipt.source_npi,
+            destination_addr=receipt.destination_addr,
+            dest_addr_ton=receipt.dest_ton,
+            dest_addr_npi=receipt.dest_npi,
+            stat=receipt.stat,
+            err=receipt.err,
+            sub=receipt.sub,
+            dlvrd=receipt.dlvrd,
+            submit_date=receipt.submit_date,
+            done_date=receipt.done_date,
+            text=receipt.text,
+            interface_version=self.link.session.interface_version,
+        )
+
+        def answered(response: Response) -> int:
+            status: int = response.pdu.status
+            return status
+
+        def failed(failure: Failure) -> int:
+            if failure.check(LinkTimeout):
+                return TIMEOUT
+            if failure.check(LinkLost):
+                return LOST
+            log.failure("sending a receipt failed", failure)
+            return LOST
+
+        return self.link.request(pdu).addCallbacks(answered, failed)
+
+
+class SmppServerFactory(Factory):
+    def __init__(self, reactor: Any, server: SmppServer) -> None:
+        self.reactor = reactor
+        self.server = server
+
+    def buildProtocol(self, addr: Any) -> SmppProtocol:
+        settings = self.server.gateway.config.smpp
+        link = SmppProtocol(self.reactor, settings, Role.SMSC, settings.receipt_window)
+        link.handler = EsmeConnection(link, self.server)
+        link.factory = self
+        return link
