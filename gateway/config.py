@@ -159,7 +159,7 @@ class _Reader:
         self.used.add(name)
         return self.table.get(name, default)
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str:
         value = self._get(name, default)
         if value is None:
             if required:
@@ -170,7 +170,7 @@ class _Reader:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...] | list[str]) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value not in choices:
             raise self.fail(name, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
@@ -310,7 +310,7 @@ def _smpp(r: _Reader) -> SmppSettings:
     d = SmppSettings()
     settings = SmppSettings(
         listen=r.strings("listen", d.listen),
-        system_id=r.str("system_id", d.system_id),
+        system_id=r.text("system_id", d.system_id),
         window=r.integer("window", d.window, minimum=1),
         bind_timeout=r.duration("bind_timeout", d.bind_timeout),
         inactivity_timeout=r.duration("inactivity_timeout", d.inactivity_timeout),
@@ -330,14 +330,14 @@ def _smpp(r: _Reader) -> SmppSettings:
 
 def _http(r: _Reader) -> HttpSettings:
     d = HttpSettings()
-    user = r.str("callback_username") or None
+    user = r.text("callback_username") or None
     password = r.secret("callback_password") or None
     if (user is None) != (password is None):
         raise r.fail("callback_password", "set both callback_username and callback_password")
     settings = HttpSettings(
-        listen=r.str("listen", d.listen),
-        public_url=r.str("public_url", d.public_url).rstrip("/"),
-        callback_path=r.str("callback_path", d.callback_path),
+        listen=r.text("listen", d.listen),
+        public_url=r.text("public_url", d.public_url).rstrip("/"),
+        callback_path=r.text("callback_path", d.callback_path),
         callback_username=user,
         callback_password=password,
         max_body=r.integer("max_body", d.max_body, minimum=1024),
@@ -351,7 +351,7 @@ def _http(r: _Reader) -> HttpSettings:
 def _store(r: _Reader) -> StoreSettings:
     d = StoreSettings()
     settings = StoreSettings(
-        path=r.str("path", d.path),
+        path=r.text("path", d.path),
         retention=r.duration("retention", d.retention),
         synchronous=r.choice("synchronous", d.synchronous, ("full", "normal")),
     )
@@ -370,7 +370,7 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
     )
     retry.check_unknown()
     if kind == "common":
-        base_url = r.str("base_url", required=True).rstrip("/")
+        base_url = r.text("base_url", required=True).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             raise r.fail("base_url", "must be an http:// or https:// URL")
         auth = r.choice("auth", "basic", ("basic", "oauth2"))
@@ -378,20 +378,20 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
             name=name,
             type=kind,
             base_url=base_url,
-            send_path=r.str("send_path", d.send_path),
-            batch_path=r.str("batch_path", d.batch_path),
-            token_path=r.str("token_path", d.token_path),
+            send_path=r.text("send_path", d.send_path),
+            batch_path=r.text("batch_path", d.batch_path),
+            token_path=r.text("token_path", d.token_path),
             auth=auth,
-            username=r.str("username", required=True),
+            username=r.text("username", required=True),
             password=r.secret("password", required=True),
-            platform_id=r.str("platform_id", required=True),
-            platform_partner_id=r.str("platform_partner_id", required=True),
-            gate_id=r.str("gate_id", d.gate_id),
+            platform_id=r.text("platform_id", required=True),
+            platform_partner_id=r.text("platform_partner_id", required=True),
+            gate_id=r.text("gate_id", d.gate_id),
             timeout=r.duration("timeout", d.timeout),
             max_connections=r.integer("max_connections", d.max_connections, minimum=1),
             max_batch=r.integer("max_batch", d.max_batch, minimum=1),
             batch_delay=r.duration("batch_delay", d.batch_delay),
-            ca_file=r.str("ca_file") or None,
+            ca_file=r.text("ca_file") or None,
             retry=retry_settings,
         )
         if settings.max_batch > 1000:
@@ -402,10 +402,10 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
             type=kind,
             delay=r.duration("delay", d.delay),
             result_code=r.integer("result_code", d.result_code),
-            callback_url=r.str("callback_url", http.public_url + http.callback_path),
-            platform_id=r.str("platform_id", "simulator"),
-            platform_partner_id=r.str("platform_partner_id", "simulator"),
-            gate_id=r.str("gate_id", "simulator"),
+            callback_url=r.text("callback_url", http.public_url + http.callback_path),
+            platform_id=r.text("platform_id", "simulator"),
+            platform_partner_id=r.text("platform_partner_id", "simulator"),
+            gate_id=r.text("gate_id", "simulator"),
             retry=retry_settings,
         )
     r.check_unknown()
@@ -413,13 +413,13 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
 
 
 def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> AccountSettings:
-    system_id = r.str("system_id", required=True)
+    system_id = r.text("system_id", required=True)
     if not 1 <= len(system_id) <= 15:
         raise r.fail("system_id", "must be 1 to 15 characters (SMPP C-Octet String of 16)")
-    password_hash = r.str("password", required=True)
+    password_hash = r.text("password", required=True)
     if not is_password_hash(password_hash):
         raise r.fail("password", "must be a hash made by `smpp-gateway hash-password`")
-    connector = r.str("connector", required=True)
+    connector = r.text("connector", required=True)
     if connector not in connectors:
         raise r.fail("connector", f"no connector named {connector!r} in [connectors]")
     networks = []
@@ -439,19 +439,23 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
     custom = r.table_("custom_parameters")
     if not all(isinstance(v, str) for v in custom.values()):
         raise r.fail("custom_parameters", "values must be strings")
-    country = r.str("default_country_code", "")
+    country = r.text("default_country_code", "")
     if country and not country.isdigit():
         raise r.fail("default_country_code", "digits only, without '+' or '00'")
     target = connectors[connector]
-    policy = mapping.AccountPolicy(
-        default_country_code=country,
-        default_alphabet=r.choice("default_alphabet", "gsm", ("gsm", "latin1")),
-        platform_id=target.platform_id,
-        platform_partner_id=target.platform_partner_id,
-        gate_ids=(target.gate_id,) if target.gate_id else (),
-        premium=premium,
-        custom_parameters=dict(custom),
-    )
+    alphabet = r.choice("default_alphabet", "gsm", ("gsm", "latin1"))
+    try:
+        policy = mapping.AccountPolicy(
+            default_country_code=country,
+            default_alphabet=alphabet,
+            platform_id=target.platform_id,
+            platform_partner_id=target.platform_partner_id,
+            gate_ids=(target.gate_id,) if target.gate_id else (),
+            premium=premium,
+            custom_parameters=dict(custom),
+        )
+    except ValueError as e:
+        raise r.fail("default_country_code" if "country" in str(e) else "premium", str(e)) from e
     settings = AccountSettings(
         system_id=system_id,
         password_hash=password_hash,
@@ -478,7 +482,7 @@ def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
             raise r.fail(code, "use `CODE = { stat = \"UNDELIV\", err = 222, final = true }`")
         row_reader = _Reader(r.source, r.key(code), row)
         overrides[int(code)] = (
-            row_reader.str("stat", required=True),
+            row_reader.text("stat", required=True),
             row_reader.integer("err", 0),
             bool(row_reader._get("final", True)),
         )

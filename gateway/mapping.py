@@ -234,6 +234,8 @@ def _sar_udh(submit: SubmitSm) -> bytes | None:
     ESMEs that segment with SAR TLVs expect the SMSC to add the UDH. An 8-bit
     reference keeps the 6-octet UDH the ESME's 153/67 part sizes assumed.
     """
+    if not submit.tlvs:
+        return None
     ref = submit.tlv_int(Tag.SAR_MSG_REF_NUM)
     total = submit.tlv_int(Tag.SAR_TOTAL_SEGMENTS)
     seq = submit.tlv_int(Tag.SAR_SEGMENT_SEQNUM)

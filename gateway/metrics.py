@@ -15,6 +15,7 @@ dict lookup plus a lock per call.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
@@ -136,5 +137,5 @@ class Metrics:
         )
 
     @cache  # noqa: B019 - one Metrics per process lifetime; the cache is the point
-    def child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         return metric.labels(*labels)

@@ -51,7 +51,9 @@ class SimulatorConnector:
         self._flush_call: Any = None
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 4
-        self._headers = {b"Content-Type": [b"application/json"]}
+        self._headers: dict[bytes | str, list[bytes | str]] = {
+            b"Content-Type": [b"application/json"]
+        }
         if http.callback_username and http.callback_password:
             token = base64.b64encode(
                 f"{http.callback_username}:{http.callback_password}".encode()

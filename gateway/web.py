@@ -22,7 +22,7 @@ class _Probe(Resource):
     isLeaf = True
 
     def __init__(self, check: Callable[[], tuple[bool, str]]) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self._check = check
 
     def render_GET(self, request: Any) -> bytes:
@@ -35,8 +35,8 @@ class _Probe(Resource):
 def build_site(gateway: Gateway, ready: Callable[[], tuple[bool, str]]) -> Site:
     http = gateway.config.http
     metrics = gateway.metrics
-    root = Resource()  # type: ignore[no-untyped-call]
-    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))  # type: ignore[no-untyped-call]
+    root: Any = Resource()
+    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
     root.putChild(b"healthz", _Probe(lambda: (True, "ok")))
     root.putChild(b"readyz", _Probe(ready))
 
@@ -53,7 +53,7 @@ def build_site(gateway: Gateway, ready: Callable[[], tuple[bool, str]]) -> Site:
     segments = [s.encode() for s in http.callback_path.strip("/").split("/")]
     parent = root
     for segment in segments[:-1]:
-        child = Resource()  # type: ignore[no-untyped-call]
+        child = Resource()
         parent.putChild(segment, child)
         parent = child
     parent.putChild(segments[-1], callback)

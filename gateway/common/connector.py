@@ -105,7 +105,9 @@ class CommonConnector:
             lambda lists: [outcome for outcomes in lists for outcome in outcomes]
         )
 
-    def _request(self, envelope: dict[str, Any], batch: list[Message]) -> Deferred[list[SubmitOutcome]]:
+    def _request(
+        self, envelope: dict[str, Any], batch: list[Message]
+    ) -> Deferred[list[SubmitOutcome]]:
         self._inflight += 1
         started = self._reactor.seconds()
         endpoint = "send" if len(batch) == 1 else "sendbatch"
@@ -131,17 +133,25 @@ class CommonConnector:
             error = failure.value
             if not isinstance(error, CommonError):
                 log.failure("unexpected error from the Common client", failure)
-                error = CommonError(temporary=True, http_status=None, code=None,
-                                    description=str(error))
+                error = CommonError(
+                    temporary=True, http_status=None, code=None, description=str(error)
+                )
             self._observe(endpoint, "temporary" if error.temporary else "rejected", started)
             if error.temporary:
                 log.warn(
                     "{connector}: {endpoint} failed, will retry: {error}",
-                    connector=self.name, endpoint=endpoint, error=error.description,
+                    connector=self.name,
+                    endpoint=endpoint,
+                    error=error.description,
                 )
                 return [
-                    SubmitOutcome(m, TEMPORARY, http_status=error.http_status, code=error.code,
-                                  description=error.description)
+                    SubmitOutcome(
+                        m,
+                        TEMPORARY,
+                        http_status=error.http_status,
+                        code=error.code,
+                        description=error.description,
+                    )
                     for m in batch
                 ]
             outcome, misconfigured = rejection_outcome(error.code)
@@ -150,12 +160,20 @@ class CommonConnector:
                 log.critical(
                     "{connector}: LINK rejects our account settings (code {code}: {error});"
                     " check username, password, platform_id and platform_partner_id",
-                    connector=self.name, code=error.code, error=error.description,
+                    connector=self.name,
+                    code=error.code,
+                    error=error.description,
                 )
             return [
-                SubmitOutcome(m, REJECTED, rejection=outcome, misconfigured=misconfigured,
-                              http_status=error.http_status, code=error.code,
-                              description=error.description)
+                SubmitOutcome(
+                    m,
+                    REJECTED,
+                    rejection=outcome,
+                    misconfigured=misconfigured,
+                    http_status=error.http_status,
+                    code=error.code,
+                    description=error.description,
+                )
                 for m in batch
             ]
 
@@ -168,9 +186,7 @@ class CommonConnector:
     def _observe(self, endpoint: str, outcome: str, started: float) -> None:
         m = self._metrics
         m.child(m.upstream_requests, self.name, endpoint, outcome).inc()
-        m.child(m.upstream_latency, self.name, endpoint).observe(
-            self._reactor.seconds() - started
-        )
+        m.child(m.upstream_latency, self.name, endpoint).observe(self._reactor.seconds() - started)
 
 
 def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcome]:
@@ -187,8 +203,9 @@ def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcom
             continue
         code = result.result_code
         if result.message_id or code is None or code < 2000:
-            outcomes.append(SubmitOutcome(message, ACCEPTED, upstream_id=result.message_id,
-                                          code=code))
+            outcomes.append(
+                SubmitOutcome(message, ACCEPTED, upstream_id=result.message_id, code=code)
+            )
             continue
         # Per-message codes are delivery-report codes (2000-4007); request-level ones are
         # Common error codes (1xxxxx).
@@ -196,7 +213,14 @@ def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcom
             outcome, misconfigured = rejection_outcome(code)
         else:
             outcome, misconfigured = outcome_for(code), False
-        outcomes.append(SubmitOutcome(message, REJECTED, rejection=outcome,
-                                      misconfigured=misconfigured, code=code,
-                                      description=result.description))
+        outcomes.append(
+            SubmitOutcome(
+                message,
+                REJECTED,
+                rejection=outcome,
+                misconfigured=misconfigured,
+                code=code,
+                description=result.description,
+            )
+        )
     return outcomes

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 RESPONSE_BIT: Final = 0x80000000
 HEADER_LENGTH: Final = 16
@@ -505,3 +505,227 @@ PDU_CLASSES: Final[dict[int, type[Pdu]]] = {
 def response_class(command_id: int) -> type[Pdu] | None:
     """The response class for a request, or None for outbind/alert_notification."""
     return PDU_CLASSES.get(command_id | RESPONSE_BIT) if not command_id & RESPONSE_BIT else None
+
+
+# --- wire layout -------------------------------------------------------------
+#
+# The mandatory body of every PDU as data, in wire order (SMPP 3.4 section 4).
+# `codec.py` compiles these tables once at import; nothing else describes the
+# layout.
+
+
+class Kind(IntEnum):
+    """How one mandatory field is laid out on the wire."""
+
+    INT = 1
+    """Unsigned big-endian integer; `size` is its width in octets."""
+    CSTRING = 2
+    """C-octet string; `size` is the maximum length including the NUL."""
+    TIME = 3
+    """C1 or C17 time (SMPP 3.4 section 7.1): empty or exactly 16 characters."""
+    SHORT_MESSAGE = 4
+    """sm_length (I1) followed by that many octets; `size` is the maximum."""
+    DEST_ADDRESSES = 5
+    """number_of_dests (I1) then submit_multi dest_address entries (section 4.5.1.1)."""
+    UNSUCCESS_SMES = 6
+    """no_unsuccess (I1) then unsuccess_sme entries (section 4.5.2)."""
+    ANY_CSTRING = 7
+    """A C-octet string read whatever it holds, NUL or not (deliver_sm_resp);
+    `size` only limits what is sent."""
+
+
+class FieldSpec(NamedTuple):
+    name: str
+    kind: Kind
+    size: int
+    error: CommandStatus
+    """The status to answer with when this field cannot be read."""
+
+
+_S = CommandStatus
+_I1_RINVCMDLEN = _S.ESME_RINVCMDLEN
+
+
+def _ints(*names: str) -> tuple[FieldSpec, ...]:
+    return tuple(FieldSpec(name, Kind.INT, 1, _I1_RINVCMDLEN) for name in names)
+
+
+_BIND_FIELDS: Final = (
+    FieldSpec("system_id", Kind.CSTRING, 16, _S.ESME_RINVSYSID),
+    # C9 in SMPP 3.4 section 4.1.1, but passwords of up to 16 characters are
+    # common in the wild (SMPP-NOTES section 8): read leniently, validate later.
+    FieldSpec("password", Kind.CSTRING, 17, _S.ESME_RINVPASWD),
+    FieldSpec("system_type", Kind.CSTRING, 13, _S.ESME_RINVSYSTYP),
+    *_ints("interface_version", "addr_ton", "addr_npi"),
+    FieldSpec("address_range", Kind.CSTRING, 41, _S.ESME_RINVCMDLEN),
+)
+
+_SHORT_MESSAGE_FIELDS: Final = (
+    FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+    *_ints("source_addr_ton", "source_addr_npi"),
+    FieldSpec("source_addr", Kind.CSTRING, 21, _S.ESME_RINVSRCADR),
+    *_ints("dest_addr_ton", "dest_addr_npi"),
+    FieldSpec("destination_addr", Kind.CSTRING, 21, _S.ESME_RINVDSTADR),
+    *_ints("esm_class", "protocol_id", "priority_flag"),
+    FieldSpec("schedule_delivery_time", Kind.TIME, 17, _S.ESME_RINVSCHED),
+    FieldSpec("validity_period", Kind.TIME, 17, _S.ESME_RINVEXPIRY),
+    *_ints("registered_delivery", "replace_if_present_flag", "data_coding", "sm_default_msg_id"),
+    # sm_length is one octet; the spec caps short_message at 254 but 255 fits.
+    FieldSpec("short_message", Kind.SHORT_MESSAGE, 255, _S.ESME_RINVMSGLEN),
+)
+
+_BIND_RESP_FIELDS: Final = (FieldSpec("system_id", Kind.CSTRING, 16, _S.ESME_RINVSYSID),)
+_MESSAGE_ID: Final = FieldSpec("message_id", Kind.CSTRING, 65, _S.ESME_RINVMSGID)
+
+FIELDS: Final[dict[type[Pdu], tuple[FieldSpec, ...]]] = {
+    GenericNack: (),
+    BindReceiver: _BIND_FIELDS,
+    BindTransmitter: _BIND_FIELDS,
+    BindTransceiver: _BIND_FIELDS,
+    BindReceiverResp: _BIND_RESP_FIELDS,
+    BindTransmitterResp: _BIND_RESP_FIELDS,
+    BindTransceiverResp: _BIND_RESP_FIELDS,
+    Outbind: _BIND_FIELDS[:2],
+    Unbind: (),
+    UnbindResp: (),
+    EnquireLink: (),
+    EnquireLinkResp: (),
+    CancelSmResp: (),
+    ReplaceSmResp: (),
+    SubmitSm: _SHORT_MESSAGE_FIELDS,
+    DeliverSm: _SHORT_MESSAGE_FIELDS,
+    SubmitSmResp: (_MESSAGE_ID,),
+    # SMPP 3.4 section 4.6.2 says NULL, but SMSCs and ESMEs put ids, text or
+    # nothing at all there; the value is never used (SMPP-NOTES section 2).
+    DeliverSmResp: (FieldSpec("message_id", Kind.ANY_CSTRING, 65, _S.ESME_RINVMSGID),),
+    SubmitMulti: (
+        *_SHORT_MESSAGE_FIELDS[:4],
+        FieldSpec("dest_addresses", Kind.DEST_ADDRESSES, 255, _S.ESME_RINVNUMDESTS),
+        *_SHORT_MESSAGE_FIELDS[7:],
+    ),
+    SubmitMultiResp: (
+        _MESSAGE_ID,
+        FieldSpec("unsuccess_smes", Kind.UNSUCCESS_SMES, 255, _S.ESME_RINVCMDLEN),
+    ),
+    DataSm: (
+        FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+        *_ints("source_addr_ton", "source_addr_npi"),
+        FieldSpec("source_addr", Kind.CSTRING, 65, _S.ESME_RINVSRCADR),
+        *_ints("dest_addr_ton", "dest_addr_npi"),
+        FieldSpec("destination_addr", Kind.CSTRING, 65, _S.ESME_RINVDSTADR),
+        *_ints("esm_class", "registered_delivery", "data_coding"),
+    ),
+    DataSmResp: (_MESSAGE_ID,),
+    QuerySm: (
+        _MESSAGE_ID,
+        *_ints("source_addr_ton", "source_addr_npi"),
+        FieldSpec("source_addr", Kind.CSTRING, 21, _S.ESME_RINVSRCADR),
+    ),
+    QuerySmResp: (
+        _MESSAGE_ID,
+        # No final_date status exists; a malformed one is a malformed body.
+        FieldSpec("final_date", Kind.CSTRING, 17, _S.ESME_RINVCMDLEN),
+        *_ints("message_state", "error_code"),
+    ),
+    CancelSm: (
+        FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+        _MESSAGE_ID,
+        *_SHORT_MESSAGE_FIELDS[1:7],
+    ),
+    ReplaceSm: (
+        _MESSAGE_ID,
+        *_SHORT_MESSAGE_FIELDS[1:4],
+        *_SHORT_MESSAGE_FIELDS[10:12],
+        *_ints("registered_delivery", "sm_default_msg_id"),
+        _SHORT_MESSAGE_FIELDS[-1],
+    ),
+    AlertNotification: (
+        *_ints("source_addr_ton", "source_addr_npi"),
+        FieldSpec("source_addr", Kind.CSTRING, 65, _S.ESME_RINVSRCADR),
+        *_ints("esme_addr_ton", "esme_addr_npi"),
+        FieldSpec("esme_addr", Kind.CSTRING, 65, _S.ESME_RINVDSTADR),
+    ),
+}
+
+# submit_multi dest_address entries (SMPP 3.4 section 4.5.1.1)
+DEST_FLAG_SME: Final = 1
+DEST_FLAG_DISTRIBUTION_LIST: Final = 2
+DEST_ADDR_MAX: Final = 21
+DL_NAME_MAX: Final = 21
+
+
+# --- TLVs ----------------------------------------------------------------------
+
+
+class TlvKind(IntEnum):
+    INT = 1
+    CSTRING = 2
+    OCTETS = 3
+
+
+class TlvSpec(NamedTuple):
+    """The lengths a known TLV may have (SMPP 3.4 section 5.3.2)."""
+
+    kind: TlvKind
+    min_length: int
+    max_length: int
+
+
+def _int_tlv(size: int) -> TlvSpec:
+    return TlvSpec(TlvKind.INT, size, size)
+
+
+_T = Tag
+TLV_SPECS: Final[dict[int, TlvSpec]] = {
+    _T.DEST_ADDR_SUBUNIT: _int_tlv(1),
+    _T.DEST_NETWORK_TYPE: _int_tlv(1),
+    _T.DEST_BEARER_TYPE: _int_tlv(1),
+    # Section 5.3.2.4 gives 2 octets, section 5.3.2.9 gives 1 for the source
+    # one; implementations disagree, so either width is taken.
+    _T.DEST_TELEMATICS_ID: TlvSpec(TlvKind.INT, 1, 2),
+    _T.SOURCE_ADDR_SUBUNIT: _int_tlv(1),
+    _T.SOURCE_NETWORK_TYPE: _int_tlv(1),
+    _T.SOURCE_BEARER_TYPE: _int_tlv(1),
+    _T.SOURCE_TELEMATICS_ID: TlvSpec(TlvKind.INT, 1, 2),
+    _T.QOS_TIME_TO_LIVE: _int_tlv(4),
+    _T.PAYLOAD_TYPE: _int_tlv(1),
+    _T.ADDITIONAL_STATUS_INFO_TEXT: TlvSpec(TlvKind.CSTRING, 1, 256),
+    _T.RECEIPTED_MESSAGE_ID: TlvSpec(TlvKind.CSTRING, 1, 65),
+    _T.MS_MSG_WAIT_FACILITIES: _int_tlv(1),
+    _T.PRIVACY_INDICATOR: _int_tlv(1),
+    _T.SOURCE_SUBADDRESS: TlvSpec(TlvKind.OCTETS, 2, 23),
+    _T.DEST_SUBADDRESS: TlvSpec(TlvKind.OCTETS, 2, 23),
+    _T.USER_MESSAGE_REFERENCE: _int_tlv(2),
+    _T.USER_RESPONSE_CODE: _int_tlv(1),
+    _T.SOURCE_PORT: _int_tlv(2),
+    _T.DESTINATION_PORT: _int_tlv(2),
+    _T.SAR_MSG_REF_NUM: _int_tlv(2),
+    _T.LANGUAGE_INDICATOR: _int_tlv(1),
+    _T.SAR_TOTAL_SEGMENTS: _int_tlv(1),
+    _T.SAR_SEGMENT_SEQNUM: _int_tlv(1),
+    _T.SC_INTERFACE_VERSION: _int_tlv(1),
+    _T.CALLBACK_NUM_PRES_IND: _int_tlv(1),
+    _T.CALLBACK_NUM_ATAG: TlvSpec(TlvKind.OCTETS, 0, 65),
+    _T.NUMBER_OF_MESSAGES: _int_tlv(1),
+    _T.CALLBACK_NUM: TlvSpec(TlvKind.OCTETS, 4, 19),
+    _T.DPF_RESULT: _int_tlv(1),
+    _T.SET_DPF: _int_tlv(1),
+    _T.MS_AVAILABILITY_STATUS: _int_tlv(1),
+    # network type (3 = GSM) then a 2-octet error code
+    _T.NETWORK_ERROR_CODE: TlvSpec(TlvKind.OCTETS, 3, 3),
+    # The 2-octet length field is the only limit (SMPP-NOTES section 4).
+    _T.MESSAGE_PAYLOAD: TlvSpec(TlvKind.OCTETS, 0, 0xFFFF),
+    _T.DELIVERY_FAILURE_REASON: _int_tlv(1),
+    _T.MORE_MESSAGES_TO_SEND: _int_tlv(1),
+    _T.MESSAGE_STATE: _int_tlv(1),
+    _T.USSD_SERVICE_OP: _int_tlv(1),
+    _T.DISPLAY_TIME: _int_tlv(1),
+    _T.SMS_SIGNAL: _int_tlv(2),
+    _T.MS_VALIDITY: _int_tlv(1),
+    # Length 0 in SMPP 3.4; SMPP 5.0 adds an optional 1-octet value.
+    _T.ALERT_ON_MESSAGE_DELIVERY: TlvSpec(TlvKind.OCTETS, 0, 1),
+    _T.ITS_REPLY_TYPE: _int_tlv(1),
+    _T.ITS_SESSION_INFO: _int_tlv(2),
+}
+
+KNOWN_TAGS: Final[frozenset[int]] = frozenset(TLV_SPECS)

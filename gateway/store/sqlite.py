@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -103,7 +102,7 @@ class _Job:
 class SqliteStore:
     def __init__(
         self,
-        reactor: IReactorTime,
+        reactor: Any,
         path: str,
         *,
         synchronous: str = "full",
@@ -132,7 +131,7 @@ class SqliteStore:
         if not self._busy and not self._scheduled:
             # Wait for the end of this reactor turn so that its jobs share a commit.
             self._scheduled = True
-            self._reactor.callLater(0, self._flush)  # type: ignore[attr-defined]
+            self._reactor.callLater(0, self._flush)
         return job.deferred
 
     def _flush(self) -> None:
@@ -162,8 +161,7 @@ class SqliteStore:
 
     def _done(self, success: bool, result: Any) -> None:
         # Runs in the worker thread: hand the outcome to the reactor thread.
-        reactor: IReactorFromThreads = self._reactor  # type: ignore[assignment]
-        reactor.callFromThread(self._fire, success, result)
+        self._reactor.callFromThread(self._fire, success, result)
 
     def _fire(self, success: bool, result: Any) -> None:
         self._busy = False
@@ -187,11 +185,10 @@ class SqliteStore:
         d: Deferred[Recovered] = Deferred()
 
         def opened(success: bool, result: Any) -> None:
-            reactor: IReactorFromThreads = self._reactor  # type: ignore[assignment]
             if success:
-                reactor.callFromThread(d.callback, result)
+                self._reactor.callFromThread(d.callback, result)
             else:
-                reactor.callFromThread(d.errback, result)
+                self._reactor.callFromThread(d.errback, result)
 
         self._pool.callInThreadWithCallback(opened, self._open_in_thread)
         return d
@@ -236,7 +233,7 @@ class SqliteStore:
 
         def drained() -> None:
             if self._busy or self._pending or self._scheduled:
-                self._reactor.callLater(0.01, drained)  # type: ignore[attr-defined]
+                self._reactor.callLater(0.01, drained)
                 return
             conn, self._conn = self._conn, None
             if conn is not None:

@@ -67,7 +67,8 @@ class SmppProtocol(Protocol):
     def connectionMade(self) -> None:
         now = self.clock.seconds()
         self.connected_at = self.last_received = self.last_sent = now
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        peer = transport.getPeer()
         self.peer_host = getattr(peer, "host", "")
         self._timer.start(1.0, now=False)
 
@@ -104,16 +105,17 @@ class SmppProtocol(Protocol):
             return
         if session.paused and not self._paused:
             self._paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self.transport.pauseProducing()  # type: ignore[union-attr,attr-defined]
         elif self._paused and not session.paused:
             self._paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            self.transport.resumeProducing()  # type: ignore[union-attr,attr-defined]
 
     def flush(self) -> None:
         data = self.session.data_to_send()
-        if data and self.transport is not None and not self._closing:
+        transport: Any = self.transport
+        if data and transport is not None and not self._closing:
             self.last_sent = self.clock.seconds()
-            self.transport.write(data)
+            transport.write(data)
 
     def respond(self, request: p.Pdu, response: p.Pdu) -> None:
         if self.session.state is BindState.CLOSED and self._closing:
@@ -135,8 +137,9 @@ class SmppProtocol(Protocol):
     def close(self) -> None:
         if not self._closing:
             self._closing = True
-            if self.transport is not None:
-                self.transport.loseConnection()
+            transport: Any = self.transport
+            if transport is not None:
+                transport.loseConnection()
 
     # --- timers ---------------------------------------------------------------------
 
@@ -144,7 +147,7 @@ class SmppProtocol(Protocol):
         now = self.clock.seconds()
         s = self.settings
         session = self.session
-        if session.state in (BindState.OPEN, BindState.BINDING) and session.role is Role.SMSC:
+        if session.state is BindState.OPEN and session.role is Role.SMSC:
             if now - self.connected_at >= s.bind_timeout:
                 log.info("closing {peer}: no bind within {timeout}s", peer=self.peer_host,
                          timeout=s.bind_timeout)

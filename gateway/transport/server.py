@@ -44,7 +44,7 @@ log = Logger()
 S = p.CommandStatus
 C = p.CommandId
 
-_BIND_RESPONSES: dict[int, type[p.Pdu]] = {
+_BIND_RESPONSES: dict[int, type[p.BindTransmitterResp | p.BindReceiverResp | p.BindTransceiverResp]] = {
     C.BIND_TRANSMITTER: p.BindTransmitterResp,
     C.BIND_RECEIVER: p.BindReceiverResp,
     C.BIND_TRANSCEIVER: p.BindTransceiverResp,
