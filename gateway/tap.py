@@ -161,8 +161,7 @@ class GatewayService(Service):
                 loop.stop()
         for port in self.smpp_ports:
             yield port.stopListening()
-        for connection in list(self.smpp.connections):
-            connection.link.close()
+        yield DeferredList([c.unbind() for c in list(self.smpp.connections)], consumeErrors=True)
         self.gateway.dispatcher.stop()
         deadline = self.reactor.seconds() + SHUTDOWN_GRACE
         while not self.gateway.dispatcher.idle and self.reactor.seconds() < deadline:

@@ -30,6 +30,7 @@ from gateway.passwords import verify_password
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
 from gateway.smpp.session import (
+    BOUND,
     BindState,
     Event,
     ProtocolError,
@@ -143,6 +144,25 @@ class EsmeConnection:
         m = self.gateway.metrics
         m.child(m.pdus_out, response.command_id.name.lower(), f"{response.status:#04x}").inc()
         self.link.respond(request, response)
+
+    def unbind(self) -> Deferred[None]:
+        """Server-initiated unbind (shutdown): ask, then close whatever the answer."""
+        d: Deferred[None] = Deferred()
+        if self.link.session.state not in BOUND:
+            self.link.close()
+            d.callback(None)
+            return d
+
+        def done(_: object) -> None:
+            self.link.close()
+            d.callback(None)
+
+        # Many clients never answer a server's unbind (SMPP-NOTES section 7): don't wait long.
+        request = self.link.request(p.Unbind())
+        timeout = self.server.reactor.callLater(2.0, request.cancel)
+        request.addBoth(lambda result: timeout.cancel() if timeout.active() else None)
+        request.addBoth(done)
+        return d
 
     # --- bind --------------------------------------------------------------------
 

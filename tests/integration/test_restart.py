@@ -81,3 +81,20 @@ def test_restart_loses_nothing_and_duplicates_nothing(tmp_path: Path, sig: int) 
     assert stats["accepted"] == COUNT
     assert stats["unique_ref_ids"] == COUNT and stats["duplicate_ref_ids"] == 0
     assert "smppgw_receipt_deliveries_total" in metrics
+
+
+def test_sigterm_unbinds_bound_esmes(tmp_path: Path) -> None:
+    smpp_port, http_port = free_port(), free_port()
+    config = gateway_config(tmp_path, smpp_port=smpp_port, http_port=http_port, common_url=None)
+    gateway = GatewayProcess(config, smpp_port, http_port).start()
+    try:
+        with Esme(smpp_port) as esme:
+            assert esme.bind("esme1", "secret1").status == p.CommandStatus.ESME_ROK
+            assert gateway.proc is not None
+            gateway.proc.send_signal(signal.SIGTERM)
+            unbind = esme.receive(lambda r: isinstance(r, p.Unbind))
+            esme.send(p.UnbindResp(), sequence=unbind.sequence)
+            assert esme.closed_by_peer()
+    finally:
+        gateway.stop()
+    assert "smpp-gateway stopped" in Path(gateway.log).read_text()
