@@ -29,7 +29,7 @@ REGISTERED_INTERMEDIATE = 0x10
 def split_part(report_id: str) -> tuple[str, int | None]:
     """`abc$3` -> ("abc", 3); ids without a valid part suffix are whole."""
     base, sep, suffix = report_id.rpartition("$")
-    if sep and suffix.isdigit():
+    if sep and suffix.isascii() and suffix.isdigit() and len(suffix) <= 9:
         return base, int(suffix)
     return report_id, None
 

@@ -16,11 +16,13 @@ What always holds:
 - `encode` raises `ValueError` for values that cannot go on the wire (a string
   over its maximum, an integer wider than its field): that is a programming
   error, never a peer's.
-- Error responses (status != 0) are encoded header-only, as SMPP 3.4
-  section 3.2 advises and old clients expect; decoding accepts them with or
-  without a body.
-- The layout tables are compiled into per-class step tuples once, at import,
-  so decode/encode walk a short precomputed list instead of the dataclass.
+- Error responses (status != 0) are encoded header-only (SMPP 3.4 section
+  4.4.2: "the PDU body is not returned if command_status is non-zero");
+  decoding accepts them with or without a body, whole or partial.
+- TLVs are kept in wire order, unknown tags included; a known tag with a
+  length outside `pdu.TLV_SPECS` is refused.
+- The layout tables are compiled into one decoder and one encoder function per
+  class, once, at import; `pdu.FIELDS` stays the only description.
 """
 
 from __future__ import annotations
@@ -362,7 +364,7 @@ def _decode_dest_addresses(data: bytes, pos: int, end: int) -> tuple[list[DestAd
 
 
 def _decode_unsuccess_smes(data: bytes, pos: int, end: int) -> tuple[list[UnsuccessSme], int]:
-    # SMPP 3.4 section 4.5.2: no_unsuccess, then ton, npi, address, error code.
+    # SMPP 3.4 section 4.5.2.1: no_unsuccess, then ton, npi, address, error code.
     count = _read_octet(data, pos, end)
     pos += 1
     smes: list[UnsuccessSme] = []
@@ -385,8 +387,8 @@ def _decode_unsuccess_smes(data: bytes, pos: int, end: int) -> tuple[list[Unsucc
 
 
 def _decode_tlvs(data: bytes, pos: int, end: int) -> list[tuple[int, bytes]]:
-    # SMPP 3.4 section 3.2.4: TLVs follow the mandatory fields in any order.
-    # Unknown tags are kept, not refused (section 3.2.4.1 says ignore them).
+    # SMPP 3.4 section 5.3: TLVs follow the mandatory fields in any order, and
+    # a receiver ignores tags it does not know; we keep them for the caller.
     tlvs: list[tuple[int, bytes]] = []
     specs = TLV_SPECS
     while pos < end:

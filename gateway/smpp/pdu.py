@@ -680,8 +680,8 @@ TLV_SPECS: Final[dict[int, TlvSpec]] = {
     _T.DEST_ADDR_SUBUNIT: _int_tlv(1),
     _T.DEST_NETWORK_TYPE: _int_tlv(1),
     _T.DEST_BEARER_TYPE: _int_tlv(1),
-    # Section 5.3.2.4 gives 2 octets, section 5.3.2.9 gives 1 for the source
-    # one; implementations disagree, so either width is taken.
+    # SMPP 3.4 gives dest_telematics_id 2 octets and source_telematics_id 1;
+    # implementations disagree on both, so either width is taken.
     _T.DEST_TELEMATICS_ID: TlvSpec(TlvKind.INT, 1, 2),
     _T.SOURCE_ADDR_SUBUNIT: _int_tlv(1),
     _T.SOURCE_NETWORK_TYPE: _int_tlv(1),
