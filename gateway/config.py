@@ -108,7 +108,7 @@ class AccountSettings:
     message_id_format: str = "decimal"
     max_message_id_length: int = 18
     accept: str = "stored"
-    policy: mapping.AccountPolicy = mapping.AccountPolicy()
+    policy: mapping.AccountPolicy = field(default_factory=mapping.AccountPolicy)
 
     def allows(self, host: str) -> bool:
         if not self.allowed_networks:
@@ -432,7 +432,9 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
     id_format = r.choice("message_id_format", "decimal", tuple(ID_FORMATS))
     max_id = r.integer("max_message_id_length", ID_FORMATS[id_format], minimum=8)
     if max_id > 64:
-        raise r.fail("max_message_id_length", "at most 64 (SMPP message_id is a C-Octet String of 65)")
+        raise r.fail(
+            "max_message_id_length", "at most 64 (SMPP message_id is a C-Octet String of 65)"
+        )
     if id_format == "uuid" and max_id < 36:
         raise r.fail("max_message_id_length", "a uuid needs 36 characters")
     premium = dict(r.table_("premium"))
@@ -479,7 +481,7 @@ def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
     for code, row in r.table.items():
         r.used.add(code)
         if not code.isdigit() or not isinstance(row, dict):
-            raise r.fail(code, "use `CODE = { stat = \"UNDELIV\", err = 222, final = true }`")
+            raise r.fail(code, 'use `CODE = { stat = "UNDELIV", err = 222, final = true }`')
         row_reader = _Reader(r.source, r.key(code), row)
         overrides[int(code)] = (
             row_reader.text("stat", required=True),

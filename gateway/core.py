@@ -98,7 +98,8 @@ class Gateway:
                 log.error(
                     "message {message_id} waits for connector {connector}, which is no longer"
                     " configured; it stays queued",
-                    message_id=orphan.id, connector=orphan.connector,
+                    message_id=orphan.id,
+                    connector=orphan.connector,
                 )
         self.dispatcher.enqueue(known)
         self.deliverer.add(recovered.receipts)
@@ -106,12 +107,15 @@ class Gateway:
         if known or recovered.receipts:
             log.info(
                 "recovered {messages} queued messages and {receipts} undelivered receipts",
-                messages=len(known), receipts=len(recovered.receipts),
+                messages=len(known),
+                receipts=len(recovered.receipts),
             )
 
     # --- MT ------------------------------------------------------------------
 
-    def submit(self, account: AccountSettings, pdu: p.SubmitSm, interface_version: int) -> Deferred[p.SubmitSmResp]:
+    def submit(
+        self, account: AccountSettings, pdu: p.SubmitSm, interface_version: int
+    ) -> Deferred[p.SubmitSmResp]:
         m = self.metrics
         name = account.system_id
         if not self._buckets[name].take():
@@ -145,7 +149,9 @@ class Gateway:
 
         return stored.addCallbacks(accepted, self._store_failed, errbackArgs=(name,))
 
-    def _submit_upstream(self, account: AccountSettings, message: Message) -> Deferred[p.SubmitSmResp]:
+    def _submit_upstream(
+        self, account: AccountSettings, message: Message
+    ) -> Deferred[p.SubmitSmResp]:
         m = self.metrics
 
         def answered(outcome: SubmitOutcome) -> p.SubmitSmResp:
@@ -168,7 +174,9 @@ class Gateway:
         # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
         return p.SubmitSmResp(status=S.ESME_RSYSERR)
 
-    def _message(self, account: AccountSettings, pdu: p.SubmitSm, mapped: MappedSubmit, now: float) -> Message:
+    def _message(
+        self, account: AccountSettings, pdu: p.SubmitSm, mapped: MappedSubmit, now: float
+    ) -> Message:
         start = mapped.scheduled_at if mapped.scheduled_at and mapped.scheduled_at > now else now
         return Message(
             id=self.ids.next(account.message_id_format),
@@ -204,7 +212,8 @@ class Gateway:
             if result.outcome == "unknown":
                 log.warn(
                     "delivery report for unknown message id={id} refId={ref_id}",
-                    id=result.report.id, ref_id=result.report.ref_id,
+                    id=result.report.id,
+                    ref_id=result.report.ref_id,
                 )
             if result.receipt is not None:
                 receipts.append(result.receipt)

@@ -99,7 +99,9 @@ class ReceiptDeliverer:
             m.child(m.receipt_deliveries, "rejected").inc()
             log.warn(
                 "{account} refused receipt {message_id} for good (status {status:#x})",
-                account=receipt.account, message_id=receipt.message_id, status=status,
+                account=receipt.account,
+                message_id=receipt.message_id,
+                status=status,
             )
             self._store.receipts_done([receipt.seq])
         else:

@@ -194,12 +194,19 @@ class Dispatcher:
                 assert rejection is not None
                 log.info(
                     "LINK rejected {message_id} of {account}: {code} {description}",
-                    message_id=message.id, account=message.account,
-                    code=outcome.code, description=outcome.description,
+                    message_id=message.id,
+                    account=message.account,
+                    code=outcome.code,
+                    description=outcome.description,
                 )
                 finishes.append(
-                    Finish(message.id, rejection.stat, rejection.err, now,
-                           receipt_for(message, rejection, now))
+                    Finish(
+                        message.id,
+                        rejection.stat,
+                        rejection.err,
+                        now,
+                        receipt_for(message, rejection, now),
+                    )
                 )
             else:
                 self._retry_later(message, now, finishes)
@@ -225,8 +232,13 @@ class Dispatcher:
             self._done(message)
             self._metrics.child(self._metrics.expired, message.account).inc()
             finishes.append(
-                Finish(message.id, EXPIRED_IN_QUEUE.stat, EXPIRED_IN_QUEUE.err, now,
-                       receipt_for(message, EXPIRED_IN_QUEUE, now))
+                Finish(
+                    message.id,
+                    EXPIRED_IN_QUEUE.stat,
+                    EXPIRED_IN_QUEUE.err,
+                    now,
+                    receipt_for(message, EXPIRED_IN_QUEUE, now),
+                )
             )
         self._store.finish(finishes).addCallback(self._on_receipts)
 

@@ -55,9 +55,7 @@ class SimulatorConnector:
             b"Content-Type": [b"application/json"]
         }
         if http.callback_username and http.callback_password:
-            token = base64.b64encode(
-                f"{http.callback_username}:{http.callback_password}".encode()
-            )
+            token = base64.b64encode(f"{http.callback_username}:{http.callback_password}".encode())
             self._headers[b"Authorization"] = [b"Basic " + token]
         self._posting = 0
 

@@ -124,9 +124,7 @@ class GatewayService(Service):
     def _every(self, interval: float, fn: Any) -> None:
         loop = LoopingCall(fn)
         loop.clock = self.reactor
-        loop.start(interval, now=False).addErrback(
-            lambda f: log.failure("periodic task failed", f)
-        )
+        loop.start(interval, now=False).addErrback(lambda f: log.failure("periodic task failed", f))
         self._loops.append(loop)
 
     def _purge(self) -> Deferred[int]:

@@ -87,8 +87,13 @@ class Esme:
         sequence = self.send(pdu)
         return self.receive(lambda r: r.is_response and r.sequence == sequence, timeout)
 
-    def bind(self, system_id: str, password: str, kind: type[p.Pdu] = p.BindTransceiver,
-             interface_version: int = 0x34) -> p.Pdu:
+    def bind(
+        self,
+        system_id: str,
+        password: str,
+        kind: type[p.Pdu] = p.BindTransceiver,
+        interface_version: int = 0x34,
+    ) -> p.Pdu:
         return self.request(
             kind(system_id=system_id, password=password, interface_version=interface_version)  # type: ignore[call-arg]
         )

@@ -39,7 +39,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[Any] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[Any] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -68,15 +70,25 @@ class FakeCommonProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [
-            PYTHON, "-m", "tests.fakes.fake_common",
-            "--port", str(self.port),
-            "--callback", callback_url,
-            "--callback-user", CALLBACK_USER,
-            "--callback-password", CALLBACK_PASSWORD,
-            "--username", "user",
-            "--password", "secret",
-            "--platform-id", "P1",
-            "--platform-partner-id", "PP1",
+            PYTHON,
+            "-m",
+            "tests.fakes.fake_common",
+            "--port",
+            str(self.port),
+            "--callback",
+            callback_url,
+            "--callback-user",
+            CALLBACK_USER,
+            "--callback-password",
+            CALLBACK_PASSWORD,
+            "--username",
+            "user",
+            "--password",
+            "secret",
+            "--platform-id",
+            "P1",
+            "--platform-partner-id",
+            "PP1",
         ]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]

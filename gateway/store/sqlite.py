@@ -440,8 +440,9 @@ def _apply_report(
             "UPDATE messages SET parts = ? WHERE id = ?", (json.dumps(decision.parts), our_id)
         )
     if decision.kind == "partial" or not rp.esme_wants(data["registered_delivery"], outcome):
-        return ReportResult(report, decision.kind if decision.kind == "partial" else "silent",
-                            stat=outcome.stat)
+        return ReportResult(
+            report, decision.kind if decision.kind == "partial" else "silent", stat=outcome.stat
+        )
     receipt = Receipt(
         account=account,
         message_id=our_id,

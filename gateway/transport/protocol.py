@@ -10,7 +10,8 @@ stops reading, so a fast ESME is slowed by TCP instead of being refused.
 
 from __future__ import annotations
 
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -147,19 +148,28 @@ class SmppProtocol(Protocol):
         now = self.clock.seconds()
         s = self.settings
         session = self.session
-        if session.state is BindState.OPEN and session.role is Role.SMSC:
-            if now - self.connected_at >= s.bind_timeout:
-                log.info("closing {peer}: no bind within {timeout}s", peer=self.peer_host,
-                         timeout=s.bind_timeout)
-                self.close()
-                return
+        if (
+            session.state is BindState.OPEN
+            and session.role is Role.SMSC
+            and now - self.connected_at >= s.bind_timeout
+        ):
+            log.info(
+                "closing {peer}: no bind within {timeout}s",
+                peer=self.peer_host,
+                timeout=s.bind_timeout,
+            )
+            self.close()
+            return
         if session.buffered and now - self.last_received >= PARTIAL_PDU_TIMEOUT:
             log.info("closing {peer}: a partial PDU never completed", peer=self.peer_host)
             self.close()
             return
         if s.inactivity_timeout and now - self.last_received >= s.inactivity_timeout:
-            log.info("closing {peer}: silent for {timeout}s", peer=self.peer_host,
-                     timeout=s.inactivity_timeout)
+            log.info(
+                "closing {peer}: silent for {timeout}s",
+                peer=self.peer_host,
+                timeout=s.inactivity_timeout,
+            )
             self.close()
             return
         for request in session.expire(now, s.response_timeout):
@@ -167,9 +177,5 @@ class SmppProtocol(Protocol):
             if d is not None:
                 d.errback(LinkTimeout())
         idle = now - max(self.last_received, self.last_sent)
-        if (
-            session.state in BOUND
-            and s.enquire_link_interval
-            and idle >= s.enquire_link_interval
-        ):
+        if session.state in BOUND and s.enquire_link_interval and idle >= s.enquire_link_interval:
             self.request(p.EnquireLink()).addErrback(lambda _: None)

@@ -45,7 +45,9 @@ log = Logger()
 S = p.CommandStatus
 C = p.CommandId
 
-_BIND_RESPONSES: dict[int, type[p.BindTransmitterResp | p.BindReceiverResp | p.BindTransceiverResp]] = {
+_BIND_RESPONSES: dict[
+    int, type[p.BindTransmitterResp | p.BindReceiverResp | p.BindTransceiverResp]
+] = {
     C.BIND_TRANSMITTER: p.BindTransmitterResp,
     C.BIND_RECEIVER: p.BindReceiverResp,
     C.BIND_TRANSCEIVER: p.BindTransceiverResp,
@@ -136,8 +138,12 @@ class EsmeConnection:
             self.gateway.metrics.child(self.gateway.metrics.sessions, name, self.bind_name).dec()
             if self._receiver:
                 self.gateway.deliverer.detach(name, self)
-            log.info("{account} ({bind}) from {peer} disconnected", account=name,
-                     bind=self.bind_name, peer=self.link.peer_host)
+            log.info(
+                "{account} ({bind}) from {peer} disconnected",
+                account=name,
+                bind=self.bind_name,
+                peer=self.link.peer_host,
+            )
             self.account = None
 
     def _answer(self, request: p.Pdu, response: p.Pdu) -> None:
@@ -174,8 +180,12 @@ class EsmeConnection:
 
         def refuse(status: S, reason: str) -> None:
             self.server.bind_failed(host, reason)
-            log.info("refused bind of {system_id!r} from {peer}: {reason}",
-                     system_id=pdu.system_id, peer=host, reason=reason)
+            log.info(
+                "refused bind of {system_id!r} from {peer}: {reason}",
+                system_id=pdu.system_id,
+                peer=host,
+                reason=reason,
+            )
             response = _BIND_RESPONSES[pdu.command_id](status=status)
             self.server.reactor.callLater(delay, self._answer, pdu, response)
 
@@ -200,8 +210,9 @@ class EsmeConnection:
         d: Deferred[bool] = deferToThread(verify_password, pdu.password, account.password_hash)
         d.addCallback(checked).addErrback(self._internal_error, pdu)
 
-    def _bound(self, pdu: p.BindTransmitter | p.BindReceiver | p.BindTransceiver,
-               account: AccountSettings) -> None:
+    def _bound(
+        self, pdu: p.BindTransmitter | p.BindReceiver | p.BindTransceiver, account: AccountSettings
+    ) -> None:
         self.server.bind_succeeded(self.link.peer_host)
         self.account = account
         self.bind_name = _BIND_NAMES[pdu.command_id]
@@ -213,9 +224,13 @@ class EsmeConnection:
         self._answer(pdu, response)
         m = self.gateway.metrics
         m.child(m.sessions, account.system_id, self.bind_name).inc()
-        log.info("{account} bound as {bind} from {peer} (interface {version:#x})",
-                 account=account.system_id, bind=self.bind_name, peer=self.link.peer_host,
-                 version=pdu.interface_version)
+        log.info(
+            "{account} bound as {bind} from {peer} (interface {version:#x})",
+            account=account.system_id,
+            bind=self.bind_name,
+            peer=self.link.peer_host,
+            version=pdu.interface_version,
+        )
         if pdu.command_id in (C.BIND_RECEIVER, C.BIND_TRANSCEIVER):
             self._receiver = True
             self.gateway.deliverer.attach(account.system_id, self)
@@ -244,9 +259,7 @@ class EsmeConnection:
     @property
     def can_deliver(self) -> bool:
         session = self.link.session
-        return (
-            session.state in (BindState.BOUND_RX, BindState.BOUND_TRX) and session.can_send
-        )
+        return session.state in (BindState.BOUND_RX, BindState.BOUND_TRX) and session.can_send
 
     def deliver(self, receipt: Receipt) -> Deferred[int]:
         pdu = build_receipt(

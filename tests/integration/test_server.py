@@ -44,7 +44,9 @@ ACCOUNTS = (
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, FakeCommonProcess]]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayProcess, FakeCommonProcess]]:
     directory = tmp_path_factory.mktemp("server")
     with gateway_with_common(
         directory,
@@ -112,7 +114,10 @@ def test_bind_failures_have_their_statuses(gateway: GatewayProcess) -> None:
     after = gateway.metrics()
     for reason in ("unknown_system_id", "bad_password", "address_not_allowed"):
         name = "smppgw_bind_failures_total"
-        assert metric_value(after, name, reason=reason) == metric_value(before, name, reason=reason) + 1
+        assert (
+            metric_value(after, name, reason=reason)
+            == metric_value(before, name, reason=reason) + 1
+        )
 
 
 def test_max_binds_and_already_bound(gateway: GatewayProcess) -> None:
@@ -149,7 +154,9 @@ def test_submit_and_receipt_text_and_tlvs(gateway: GatewayProcess, fake: FakeCom
     assert receipt.tlv_int(p.Tag.MESSAGE_STATE) == p.MessageState.DELIVERED
     assert receipt.tlv(p.Tag.NETWORK_ERROR_CODE) == b"\x03\x00\x00"
     assert [tag for tag, _ in receipt.tlvs] == [
-        p.Tag.RECEIPTED_MESSAGE_ID, p.Tag.MESSAGE_STATE, p.Tag.NETWORK_ERROR_CODE
+        p.Tag.RECEIPTED_MESSAGE_ID,
+        p.Tag.MESSAGE_STATE,
+        p.Tag.NETWORK_ERROR_CODE,
     ]
 
 
@@ -185,8 +192,7 @@ def test_rate_limit_answers_throttled(gateway: GatewayProcess) -> None:
         assert esme.bind("slow", "pw", p.BindTransmitter).status == S.ESME_ROK
         sequences = [esme.send(submit(registered_delivery=0)) for _ in range(20)]
         statuses = [
-            esme.receive(lambda r, s=s: r.is_response and r.sequence == s).status
-            for s in sequences
+            esme.receive(lambda r, s=s: r.is_response and r.sequence == s).status for s in sequences
         ]
     assert statuses.count(S.ESME_ROK) >= 5
     assert statuses.count(S.ESME_RTHROTTLED) >= 10
@@ -202,15 +208,10 @@ def test_window_is_backpressure_not_loss(gateway: GatewayProcess) -> None:
     with Esme(gateway.smpp_port) as esme:
         assert esme.bind("esme1", "secret1", p.BindTransmitter).status == S.ESME_ROK
         payload = b"".join(
-            encode(
-                submit(registered_delivery=0, sequence=1000 + i)
-            )
-            for i in range(50)
+            encode(submit(registered_delivery=0, sequence=1000 + i)) for i in range(50)
         )
         esme.send_raw(payload)
-        answers = [
-            esme.receive(lambda r: isinstance(r, p.SubmitSmResp)) for _ in range(50)
-        ]
+        answers = [esme.receive(lambda r: isinstance(r, p.SubmitSmResp)) for _ in range(50)]
     assert sorted(a.sequence for a in answers) == list(range(1000, 1050))
     assert all(a.status == S.ESME_ROK for a in answers)
 

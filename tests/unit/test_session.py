@@ -108,8 +108,19 @@ def test_esme_and_smsc_bind_submit_deliver_unbind_in_memory() -> None:
 @pytest.mark.parametrize("state", list(BindState))
 @pytest.mark.parametrize(
     "command",
-    [C.SUBMIT_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM, C.SUBMIT_MULTI, C.DATA_SM,
-     C.DELIVER_SM, C.UNBIND, C.BIND_TRANSMITTER, C.ALERT_NOTIFICATION, C.OUTBIND],
+    [
+        C.SUBMIT_SM,
+        C.QUERY_SM,
+        C.CANCEL_SM,
+        C.REPLACE_SM,
+        C.SUBMIT_MULTI,
+        C.DATA_SM,
+        C.DELIVER_SM,
+        C.UNBIND,
+        C.BIND_TRANSMITTER,
+        C.ALERT_NOTIFICATION,
+        C.OUTBIND,
+    ],
 )
 def test_smsc_table_decides_what_reaches_the_application(state: BindState, command: C) -> None:
     session = Session(Role.SMSC)
@@ -128,7 +139,11 @@ def test_smsc_table_decides_what_reaches_the_application(state: BindState, comma
     else:
         assert isinstance(got[0], ProtocolError)
         (refusal,) = sent
-        expected = S.ESME_RALYBND if command == C.BIND_TRANSMITTER and state in BOUND else S.ESME_RINVBNDSTS
+        expected = (
+            S.ESME_RALYBND
+            if command == C.BIND_TRANSMITTER and state in BOUND
+            else S.ESME_RINVBNDSTS
+        )
         assert refusal.status == expected and refusal.sequence == 9
         response_class = p.response_class(command)
         assert type(refusal) is (response_class or p.GenericNack)
@@ -258,9 +273,23 @@ def test_close_returns_our_unanswered_requests() -> None:
 
 
 _requests = st.sampled_from(
-    [p.BindTransceiver, p.BindTransmitter, p.BindReceiver, p.SubmitSm, p.QuerySm, p.CancelSm,
-     p.ReplaceSm, p.DataSm, p.EnquireLink, p.Unbind, p.DeliverSm, p.SubmitSmResp,
-     p.GenericNack, p.Outbind, p.AlertNotification]
+    [
+        p.BindTransceiver,
+        p.BindTransmitter,
+        p.BindReceiver,
+        p.SubmitSm,
+        p.QuerySm,
+        p.CancelSm,
+        p.ReplaceSm,
+        p.DataSm,
+        p.EnquireLink,
+        p.Unbind,
+        p.DeliverSm,
+        p.SubmitSmResp,
+        p.GenericNack,
+        p.Outbind,
+        p.AlertNotification,
+    ]
 )
 
 
@@ -268,14 +297,18 @@ _requests = st.sampled_from(
 @given(
     st.lists(
         st.one_of(
-            st.tuples(_requests, st.integers(0, 2**32 - 1)).map(lambda t: encode(t[0](sequence=t[1]))),
+            st.tuples(_requests, st.integers(0, 2**32 - 1)).map(
+                lambda t: encode(t[0](sequence=t[1]))
+            ),
             st.binary(max_size=40),
         ),
         max_size=25,
     ),
     st.booleans(),
 )
-def test_random_streams_never_raise_and_leave_a_defined_state(chunks: list[bytes], answer: bool) -> None:
+def test_random_streams_never_raise_and_leave_a_defined_state(
+    chunks: list[bytes], answer: bool
+) -> None:
     session = Session(Role.SMSC, window=3)
     for chunk in chunks:
         session.receive_data(chunk)
