@@ -72,7 +72,9 @@ def decide(
         return Decision("intermediate", outcome, current)
     total = segments if segments and segments > 0 else max(expected_parts, 1)
     finals = {
-        int(k): outcome_for(code, table) for k, code in current.items() if outcome_for(code, table).final
+        int(k): outcome_for(code, table)
+        for k, code in current.items()
+        if outcome_for(code, table).final
     }
     if len(finals) < total:
         return Decision("partial", outcome, current)

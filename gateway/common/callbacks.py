@@ -31,7 +31,6 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -42,10 +41,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 log = Logger()
-
-# twisted.web's Request is only partly annotated (strict mypy rejects calls to
-# setHeader/write/finish), so the private helpers take it untyped.
-_Request = Any
 
 # Fields a report may carry as key/value maps (seed 001, "Delivery reports").
 _MAP_FIELDS = ("customParameters", "gateCustomParameters")
@@ -417,7 +412,7 @@ class CallbackResource(Resource):
     # A Gate destination can be switched to PUT (seed 000, "method").
     render_PUT = render_POST
 
-    def _render(self, request: _Request) -> bytes | int:
+    def _render(self, request: Request) -> bytes | int:
         if self._username is not None and not self._authorized(request):
             request.setResponseCode(401)
             request.setHeader(b"WWW-Authenticate", b'Basic realm="callbacks"')
@@ -460,7 +455,7 @@ class CallbackResource(Resource):
         )
         return NOT_DONE_YET
 
-    def _stored(self, _: None, request: _Request, finished: list[bool]) -> None:
+    def _stored(self, _: None, request: Request, finished: list[bool]) -> None:
         if finished:
             # LINK hung up before we answered: it will retry, the handler must
             # accept the same report again.
@@ -468,7 +463,7 @@ class CallbackResource(Resource):
             return
         self._finish(request, "ok", b"OK")
 
-    def _not_stored(self, failure: Failure, request: _Request, finished: list[bool]) -> None:
+    def _not_stored(self, failure: Failure, request: Request, finished: list[bool]) -> None:
         now = time.monotonic()
         if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL:
             log.failure(
@@ -487,7 +482,7 @@ class CallbackResource(Resource):
         request.setResponseCode(503)
         self._finish(request, "error", b"temporarily unable to store, retry\n")
 
-    def _finish(self, request: _Request, outcome: str, text: bytes) -> None:
+    def _finish(self, request: Request, outcome: str, text: bytes) -> None:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         # An explicit length keeps the connection reusable without chunked encoding.
         request.setHeader(b"Content-Length", b"%d" % len(text))
@@ -495,12 +490,12 @@ class CallbackResource(Resource):
         request.finish()
         self._on_outcome(outcome)
 
-    def _answer(self, request: _Request, outcome: str, text: bytes) -> bytes:
+    def _answer(self, request: Request, outcome: str, text: bytes) -> bytes:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         self._on_outcome(outcome)
         return text
 
-    def _authorized(self, request: _Request) -> bool:
+    def _authorized(self, request: Request) -> bool:
         header = request.requestHeaders.getRawHeaders(b"authorization")
         if not header:
             return False

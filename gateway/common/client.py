@@ -16,7 +16,8 @@ What always holds:
 * A 2xx answer is never turned into an error: a 204 or an unreadable 200 body means
   "accepted, no messageId" (the refId we sent still correlates delivery reports),
   because resending an accepted message would deliver it twice.
-* HTTPS always verifies the server's hostname; ``ca_file`` only replaces the trust root.
+* HTTPS always verifies the server's hostname. ``ca_file`` (a PEM bundle) replaces
+  the platform's trust roots: only its certificates are trusted.
 * Neither the password nor an access token is ever logged.
 * With OAuth 2.0 at most one token request is in flight; sends that need a token
   wait for it. A send answered 401 drops the token it used, fetches a new one and is
@@ -32,6 +33,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import treq
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet import ssl
@@ -140,15 +143,6 @@ class CommonError(Exception):
         )
 
 
-class _Unauthorized(Exception):
-    """Internal: a send got 401 with the token it carried (OAuth 2.0 only)."""
-
-    def __init__(self, token: bytes, body: bytes) -> None:
-        super().__init__("401")
-        self.token = token
-        self.body = body
-
-
 class CommonClient:
     """Sends request dicts to Common; see the module docstring for the guarantees."""
 
@@ -169,9 +163,7 @@ class CommonClient:
         pool.maxPersistentPerHost = settings.max_connections
         self._pool = pool
         if settings.ca_file is not None:
-            with open(settings.ca_file, "rb") as f:
-                trust_root = ssl.Certificate.loadPEM(f.read())
-            policy = BrowserLikePolicyForHTTPS(trustRoot=trust_root)
+            policy = BrowserLikePolicyForHTTPS(trustRoot=_load_trust_root(settings.ca_file))
         else:
             policy = BrowserLikePolicyForHTTPS()
         agent: IAgent = Agent(  # type: ignore[assignment]
@@ -485,6 +477,19 @@ def _opt_str(value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def _load_trust_root(ca_file: str) -> Any:
+    """Every certificate in a PEM bundle, as the only roots trusted."""
+    with open(ca_file, "rb") as f:
+        bundle = f.read()
+    try:
+        certificates = x509.load_pem_x509_certificates(bundle)
+    except ValueError as e:
+        raise ValueError(f"{ca_file}: no PEM certificates ({e})") from None
+    return ssl.trustRootFromCertificates(
+        [ssl.Certificate.loadPEM(c.public_bytes(serialization.Encoding.PEM)) for c in certificates]
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -106,10 +106,10 @@ class SmppProtocol(Protocol):
             return
         if session.paused and not self._paused:
             self._paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr,attr-defined]
+            self.transport.pauseProducing()  # type: ignore[union-attr]
         elif self._paused and not session.paused:
             self._paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr,attr-defined]
+            self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def flush(self) -> None:
         data = self.session.data_to_send()
