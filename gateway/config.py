@@ -489,6 +489,10 @@ def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
             bool(row_reader._get("final", True)),
         )
         row_reader.check_unknown()
+        try:
+            mapping.merge_result_codes({int(code): overrides[int(code)]})
+        except ValueError as e:
+            raise r.fail(code, str(e)) from e
     try:
         return mapping.merge_result_codes(overrides)
     except ValueError as e:

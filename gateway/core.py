@@ -207,8 +207,11 @@ class Gateway:
     def _reports_applied(self, results: list[ReportResult]) -> None:
         m = self.metrics
         receipts = []
+        finals = []
         for result in results:
             m.child(m.reports, result.outcome).inc()
+            if result.final and result.message_id is not None:
+                finals.append(result.message_id)
             if result.outcome == "unknown":
                 log.warn(
                     "delivery report for unknown message id={id} refId={ref_id}",
@@ -217,6 +220,8 @@ class Gateway:
                 )
             if result.receipt is not None:
                 receipts.append(result.receipt)
+        if finals:
+            self.dispatcher.discard(finals)
         self._receipts_stored(receipts)
 
     def _receipts_stored(self, receipts: list[Receipt]) -> None:

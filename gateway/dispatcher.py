@@ -29,7 +29,7 @@ from gateway.config import RetrySettings
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
 from gateway.mapping import EXPIRED_IN_QUEUE, Outcome
 from gateway.metrics import Metrics
-from gateway.store.base import Finish, Message, Receipt, Store
+from gateway.store.base import FINAL, QUEUED, Finish, Message, Receipt, Store
 
 log = Logger()
 
@@ -86,6 +86,9 @@ class Dispatcher:
         self._tick_interval = tick
         self.queued_by_account: dict[str, int] = {}
         self._inflight = 0
+        self._last_sweep = 0.0
+        # Messages waiting to be retried, by id: a report may still make them final.
+        self._retrying: dict[str, Message] = {}
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -138,6 +141,17 @@ class Dispatcher:
 
         return connector.submit([message]).addCallback(settle)
 
+    def discard(self, message_ids: list[str]) -> None:
+        """LINK reported these final: a retry still waiting for them would send them twice.
+
+        This happens when a request timed out on our side after LINK had taken it.
+        """
+        for message_id in message_ids:
+            message = self._retrying.pop(message_id, None)
+            if message is not None and message.state == QUEUED:
+                message.state = FINAL
+                self._done(message)
+
     def depth(self) -> tuple[int, float | None]:
         """(messages waiting, submission time of the oldest)."""
         waiting = sum(len(q) for q in self._ready.values()) + len(self._delayed)
@@ -156,7 +170,23 @@ class Dispatcher:
         while self._delayed and self._delayed[0][0] <= now:
             _, _, message = heapq.heappop(self._delayed)
             self._ready[message.connector].append(message)
+        if now - self._last_sweep >= 1.0:
+            self._last_sweep = now
+            self._sweep_stalled(now)
         self._pump()
+
+    def _sweep_stalled(self, now: float) -> None:
+        # A connector that takes nothing (all its requests hang) must not keep messages
+        # past their validity: their ESMEs are owed an EXPIRED receipt now.
+        for name, queue in self._ready.items():
+            if not queue or self._connectors[name].capacity > 0:
+                continue
+            expired = [m for m in queue if m.expires_at <= now and m.state == QUEUED]
+            if expired:
+                self._ready[name] = deque(m for m in queue if m.expires_at > now)
+                for message in expired:
+                    self._retrying.pop(message.id, None)
+                self._expire(expired, now)
 
     def _pump(self) -> None:
         now = self._reactor.seconds()
@@ -168,6 +198,10 @@ class Dispatcher:
                 expired: list[Message] = []
                 for _ in range(size):
                     message = queue.popleft()
+                    if message.attempts:
+                        self._retrying.pop(message.id, None)
+                        if message.state == FINAL:
+                            continue
                     (expired if message.expires_at <= now else batch).append(message)
                 if expired:
                     self._expire(expired, now)
@@ -224,6 +258,7 @@ class Dispatcher:
         if message.next_attempt_at >= message.expires_at:
             # Waiting would outlive the validity: wait only until then, then expire.
             message.next_attempt_at = message.expires_at
+        self._retrying[message.id] = message
         heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
 
     def _expire(self, messages: list[Message], now: float) -> None:

@@ -94,6 +94,8 @@ class ReportResult:
     outcome: str  # "final", "intermediate", "partial", "duplicate", "unknown", "silent"
     receipt: Receipt | None = None
     stat: str | None = None
+    message_id: str | None = None
+    final: bool = False
 
 
 @dataclass(slots=True)

@@ -120,6 +120,7 @@ class SqliteStore:
         self._inflight: list[_Job] = []
         self._busy = False
         self._scheduled = False
+        self._closed = False
         self.batches = 0
         self.jobs = 0
 
@@ -230,6 +231,10 @@ class SqliteStore:
 
     def close(self) -> Deferred[None]:
         d: Deferred[None] = Deferred()
+        if self._closed:
+            d.callback(None)
+            return d
+        self._closed = True
 
         def drained() -> None:
             if self._busy or self._pending or self._scheduled:
@@ -284,11 +289,14 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> list[Receipt]:
             stored = []
             for f in finishes:
-                conn.execute(
-                    "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ? WHERE id = ?",
+                # A report may have made the message final meanwhile (a send that timed
+                # out had reached LINK): that state stands, and its receipt was the one.
+                cursor = conn.execute(
+                    "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ?"
+                    " WHERE id = ? AND state < 2",
                     (FINAL, f.stat, f.err, f.done_at, f.message_id),
                 )
-                if f.receipt is not None:
+                if cursor.rowcount and f.receipt is not None:
                     stored.append(_insert_receipt(conn, f.receipt))
             return stored
 
@@ -418,7 +426,7 @@ def _apply_report(
         table=table,
     )
     if decision.kind == "duplicate":
-        return ReportResult(report, "duplicate")
+        return ReportResult(report, "duplicate", message_id=our_id)
     outcome = decision.outcome
     assert outcome is not None
     if decision.kind == "final":
@@ -441,7 +449,11 @@ def _apply_report(
         )
     if decision.kind == "partial" or not rp.esme_wants(data["registered_delivery"], outcome):
         return ReportResult(
-            report, decision.kind if decision.kind == "partial" else "silent", stat=outcome.stat
+            report,
+            decision.kind if decision.kind == "partial" else "silent",
+            stat=outcome.stat,
+            message_id=our_id,
+            final=decision.kind == "final",
         )
     receipt = Receipt(
         account=account,
@@ -461,4 +473,11 @@ def _apply_report(
         done_date=now,
         text=data["text_head"],
     )
-    return ReportResult(report, decision.kind, _insert_receipt(conn, receipt), outcome.stat)
+    return ReportResult(
+        report,
+        decision.kind,
+        _insert_receipt(conn, receipt),
+        outcome.stat,
+        message_id=our_id,
+        final=decision.kind == "final",
+    )

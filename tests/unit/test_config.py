@@ -1,0 +1,358 @@
+"""gateway.config: a bad config names the file, the key and the problem (DESIGN 7, 8)."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import config
+from gateway.config import ConfigError, load, parse
+from gateway.passwords import hash_password
+
+ETC = Path(__file__).resolve().parents[2] / "etc"
+# Fixed salt: the hash is only parsed here, never verified.
+HASH = hash_password("secret", salt=b"0123456789abcdef")
+UNSET = "SMPPGW_TEST_CONFIG_SURELY_UNSET"
+
+
+def minimal() -> dict[str, Any]:
+    return {
+        "connectors": {
+            "main": {
+                "type": "common",
+                "base_url": "https://n-eu.linkmobility.io/",
+                "username": "user",
+                "password": "pw",
+                "platform_id": "PID",
+                "platform_partner_id": "PPID",
+            }
+        },
+        "accounts": [{"system_id": "shop1", "password": HASH, "connector": "main"}],
+    }
+
+
+def test_minimal_config_parses_with_defaults() -> None:
+    cfg = parse(minimal(), source="mini.toml")
+    assert cfg.source == "mini.toml"
+    assert cfg.smpp == config.SmppSettings()
+    assert cfg.http == config.HttpSettings()
+    assert cfg.store == config.StoreSettings()
+    assert list(cfg.accounts) == ["shop1"]
+    account = cfg.accounts["shop1"]
+    assert (account.password_hash, account.connector) == (HASH, "main")
+    assert (account.message_id_format, account.max_message_id_length) == ("decimal", 18)
+    assert (account.rate, account.accept, account.allowed_networks) == (0.0, "stored", ())
+    assert account.policy.platform_id == "PID"
+    connector = cfg.connectors["main"]
+    assert connector.base_url == "https://n-eu.linkmobility.io"  # trailing slash dropped
+    assert (connector.send_path, connector.batch_path) == ("/sms/send", "/sms/sendbatch")
+    assert (connector.username, connector.password) == ("user", "pw")
+    assert connector.max_batch == 1000
+    assert cfg.result_codes[1001].stat == "DELIVRD"
+
+
+def test_settings_are_frozen() -> None:
+    cfg = parse(minimal())
+    with pytest.raises(AttributeError):
+        cfg.smpp.window = 5  # type: ignore[misc]
+
+
+def test_full_config_from_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(
+        f"""
+log_format = "json"
+
+[smpp]
+listen = ["tcp:2775:interface=0.0.0.0", "tcp:2776"]
+window = 50
+bind_timeout = "5s"
+inactivity_timeout = "5m"
+enquire_link_interval = 30
+
+[store]
+path = "{tmp_path}/gw.sqlite"
+retention = "7d"
+
+[[accounts]]
+system_id = "shop1"
+password = "{HASH}"
+allowed_networks = ["10.0.0.0/8"]
+max_binds = 2
+rate = 100
+burst = 150
+message_id_format = "hex"
+accept = "upstream"
+connector = "main"
+
+[[accounts]]
+system_id = "shop2"
+password = "{HASH}"
+connector = "sim"
+message_id_format = "uuid"
+
+[connectors.main]
+type = "common"
+base_url = "https://n-eu.linkmobility.io"
+username = "u"
+password = "p"
+platform_id = "P"
+platform_partner_id = "PP"
+max_batch = 500
+
+[connectors.main.retry]
+initial = "500ms"
+maximum = "2m"
+factor = 3
+
+[connectors.sim]
+type = "simulator"
+delay = 0.25
+
+[result_codes]
+1006 = {{ stat = "DELETED", err = 221 }}
+"""
+    )
+    cfg = load(path)
+    assert cfg.source == str(path)
+    assert cfg.log_format == "json"
+    assert cfg.smpp.listen == ("tcp:2775:interface=0.0.0.0", "tcp:2776")
+    assert (cfg.smpp.window, cfg.smpp.bind_timeout, cfg.smpp.inactivity_timeout) == (50, 5.0, 300.0)
+    assert cfg.store.retention == 7 * 86400.0
+    shop1, shop2 = cfg.accounts["shop1"], cfg.accounts["shop2"]
+    assert shop1.allowed_networks == (ipaddress.ip_network("10.0.0.0/8"),)
+    assert shop1.allows("10.1.2.3") and not shop1.allows("192.168.0.1")
+    assert not shop1.allows("not-an-address")
+    assert (shop1.rate, shop1.burst, shop1.max_binds) == (100.0, 150.0, 2)
+    assert (shop1.message_id_format, shop1.max_message_id_length) == ("hex", 16)
+    assert shop1.accept == "upstream"
+    assert (shop2.message_id_format, shop2.max_message_id_length) == ("uuid", 36)
+    main = cfg.connectors["main"]
+    assert main.max_batch == 500
+    assert main.retry == config.RetrySettings(initial=0.5, maximum=120.0, factor=3.0)
+    sim = cfg.connectors["sim"]
+    assert (sim.type, sim.delay) == ("simulator", 0.25)
+    assert sim.callback_url == "http://127.0.0.1:8080/callbacks/dlr"
+    assert (cfg.result_codes[1006].stat, cfg.result_codes[1006].err) == ("DELETED", 221)
+    assert cfg.result_codes[1006].final
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation setting a dotted path (`accounts.0.rate`) in the tree."""
+
+    def mutate(tree: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = tree
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        node[last] = value
+
+    return mutate
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(tree: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = tree
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return mutate
+
+
+def _second_account(tree: dict[str, Any]) -> None:
+    tree["accounts"].append({"system_id": "shop1", "password": HASH, "connector": "main"})
+
+
+def _env_password(tree: dict[str, Any]) -> None:
+    del tree["connectors"]["main"]["password"]
+    tree["connectors"]["main"]["password_env"] = UNSET
+
+
+ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("unknown top-level key", _set("colour", "blue"), "colour"),
+    ("unknown key in smpp", _set("smpp.windw", 10), "smpp.windw"),
+    ("unknown key in store", _set("store.paht", "x"), "store.paht"),
+    ("unknown key in an account", _set("accounts.0.rat", 10), "accounts[0].rat"),
+    ("unknown key in a connector", _set("connectors.main.bse_url", "x"), "connectors.main.bse_url"),
+    (
+        "unknown key in retry",
+        _set("connectors.main.retry.inital", 1),
+        "connectors.main.retry.inital",
+    ),
+    ("missing accounts", _delete("accounts"), "accounts"),
+    ("empty accounts", _set("accounts", []), "accounts"),
+    ("no connectors", _set("connectors", {}), "connectors"),
+    ("account password not a hash", _set("accounts.0.password", "secret"), "accounts[0].password"),
+    ("account without password", _delete("accounts.0.password"), "accounts[0].password"),
+    ("connector name unknown", _set("accounts.0.connector", "nope"), "accounts[0].connector"),
+    ("duplicate system_id", _second_account, "accounts[1].system_id"),
+    ("system_id too long", _set("accounts.0.system_id", "x" * 16), "accounts[0].system_id"),
+    ("bad duration string", _set("smpp.bind_timeout", "ten seconds"), "smpp.bind_timeout"),
+    ("bad duration unit", _set("store.retention", "7w"), "store.retention"),
+    ("boolean duration", _set("smpp.inactivity_timeout", True), "smpp.inactivity_timeout"),
+    ("negative duration", _set("smpp.enquire_link_interval", -1), "smpp.enquire_link_interval"),
+    ("rate negative", _set("accounts.0.rate", -1), "accounts[0].rate"),
+    ("rate not a number", _set("accounts.0.rate", "fast"), "accounts[0].rate"),
+    ("window zero", _set("smpp.window", 0), "smpp.window"),
+    (
+        "message_id_format invalid",
+        _set("accounts.0.message_id_format", "base64"),
+        "accounts[0].message_id_format",
+    ),
+    (
+        "uuid with a short id cap",
+        lambda t: t["accounts"][0].update(message_id_format="uuid", max_message_id_length=18),
+        "accounts[0].max_message_id_length",
+    ),
+    ("max_batch > 1000", _set("connectors.main.max_batch", 1001), "connectors.main.max_batch"),
+    ("common without base_url", _delete("connectors.main.base_url"), "connectors.main.base_url"),
+    ("base_url not http", _set("connectors.main.base_url", "ftp://x"), "connectors.main.base_url"),
+    (
+        "connector type unknown",
+        _set("connectors.main.type", "carrier-pigeon"),
+        "connectors.main.type",
+    ),
+    ("password_env unset", _env_password, "connectors.main.password_env"),
+    (
+        "two ways to give one secret",
+        _set("connectors.main.password_env", "HOME"),
+        "connectors.main.password",
+    ),
+    (
+        "callback password without user",
+        _set("http.callback_password", "x"),
+        "http.callback_password",
+    ),
+    (
+        "bad network",
+        _set("accounts.0.allowed_networks", ["10.0.0.300/8"]),
+        "accounts[0].allowed_networks",
+    ),
+    ("accept invalid", _set("accounts.0.accept", "later"), "accounts[0].accept"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "key"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_errors_name_the_key(
+    mutate: Callable[[dict[str, Any]], None], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    tree = copy.deepcopy(minimal())
+    mutate(tree)
+    with pytest.raises(ConfigError) as info:
+        parse(tree, source="bad.toml")
+    error = info.value
+    assert error.key == key, error
+    assert error.source == "bad.toml"
+    assert error.problem
+    assert str(error) == f"bad.toml: {key}: {error.problem}"
+
+
+def test_result_code_row_errors() -> None:
+    tree = minimal()
+    tree["result_codes"] = {"1006": 5}
+    with pytest.raises(ConfigError) as info:
+        parse(tree)
+    assert info.value.key == "result_codes.1006"
+    tree["result_codes"] = {"1006": {"stat": "UNDELIV", "err": 1, "colour": "red"}}
+    with pytest.raises(ConfigError) as info:
+        parse(tree)
+    assert info.value.key == "result_codes.1006.colour"
+
+
+def test_result_code_bad_stat_names_the_row() -> None:
+    tree = minimal()
+    tree["result_codes"] = {"1006": {"stat": "GONE", "err": 1}}
+    with pytest.raises(ConfigError) as info:
+        parse(tree)
+    assert info.value.key == "result_codes.1006"
+
+
+def test_load_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[smpp]\nwindow = "many"\n')
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.source == str(path)
+    assert info.value.key == "smpp.window"
+    assert str(info.value).startswith(f"{path}: smpp.window: ")
+
+
+def test_load_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "syntax.toml"
+    path.write_text("[smpp\n")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert (info.value.source, info.value.key) == (str(path), "(syntax)")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path / "missing.toml")
+    assert info.value.key == "(file)"
+
+
+def test_password_env_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMPPGW_TEST_LINK_PASSWORD", "from-env")
+    tree = minimal()
+    del tree["connectors"]["main"]["password"]
+    tree["connectors"]["main"]["password_env"] = "SMPPGW_TEST_LINK_PASSWORD"
+    cfg = parse(tree)
+    assert cfg.connectors["main"].password == "from-env"
+
+
+def test_password_file_resolves(tmp_path: Path) -> None:
+    secret = tmp_path / "link-password"
+    secret.write_text("from-file\n")
+    callback = tmp_path / "callback"
+    callback.write_text("  cb-secret  \n")
+    tree = minimal()
+    del tree["connectors"]["main"]["password"]
+    tree["connectors"]["main"]["password_file"] = str(secret)
+    tree["http"] = {"callback_username": "link", "callback_password_file": str(callback)}
+    cfg = parse(tree)
+    assert cfg.connectors["main"].password == "from-file"
+    assert (cfg.http.callback_username, cfg.http.callback_password) == ("link", "cb-secret")
+
+
+def test_password_file_unreadable(tmp_path: Path) -> None:
+    tree = minimal()
+    del tree["connectors"]["main"]["password"]
+    tree["connectors"]["main"]["password_file"] = str(tmp_path / "absent")
+    with pytest.raises(ConfigError) as info:
+        parse(tree)
+    assert info.value.key == "connectors.main.password_file"
+
+
+def test_example_configs_exist() -> None:
+    assert sorted(ETC.rglob("*.toml")), f"no example configs under {ETC}"
+
+
+def _env_names(node: Any) -> set[str]:
+    """Every variable a config names through an `x_env` key."""
+    if isinstance(node, dict):
+        names = {v for k, v in node.items() if k.endswith("_env") and isinstance(v, str)}
+        for value in node.values():
+            names |= _env_names(value)
+        return names
+    if isinstance(node, list):
+        return set().union(*(_env_names(v) for v in node))
+    return set()
+
+
+@pytest.mark.parametrize("path", sorted(ETC.rglob("*.toml")), ids=lambda p: str(p.relative_to(ETC)))
+def test_example_config_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Secrets an example takes from the environment are set, as an operator would.
+    with path.open("rb") as f:
+        for name in _env_names(tomllib.load(f)):
+            monkeypatch.setenv(name, f"example-{name.lower()}")
+    cfg = load(path)
+    assert cfg.source == str(path)
+    assert cfg.accounts and cfg.connectors
+    for account in cfg.accounts.values():
+        assert account.connector in cfg.connectors

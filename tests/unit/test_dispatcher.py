@@ -1,0 +1,399 @@
+"""gateway.dispatcher with a Clock: batches, retries with backoff, expiry, rejections."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from gateway.config import RetrySettings
+from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.dispatcher import Dispatcher
+from gateway.mapping import Outcome
+from gateway.metrics import Metrics
+from gateway.smpp.pdu import MessageState
+from gateway.store.base import Finish, Message, Receipt
+
+TICK = 0.05
+BATCH_DELAY = 0.005
+EPS = 1e-6
+STEP = 0.01  # how far Rig.run_until advances the clock at a time
+REJECTION = Outcome("REJECTD", 127, True, MessageState.REJECTED)
+
+
+def message(id_: str, **overrides: Any) -> Message:
+    values: dict[str, Any] = dict(
+        id=id_,
+        account="shop1",
+        connector="link",
+        fields={"userData": "hi"},
+        submitted_at=0.0,
+        expires_at=10_000.0,
+        validity_s=10_000,
+        registered_delivery=1,
+        source_addr="SHOP",
+        source_ton=5,
+        source_npi=0,
+        dest_addr="4712345678",
+        dest_ton=1,
+        dest_npi=1,
+        text_head="hi",
+    )
+    values.update(overrides)
+    return Message(**values)
+
+
+class RecordingStore:
+    """The store methods the dispatcher calls, in memory, answering at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None]] = []
+        self.finished: list[Finish] = []
+        self._seq = 0
+
+    def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
+        self.sent.extend(sent)
+        return succeed(None)
+
+    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
+        self.finished.extend(finishes)
+        stored = []
+        for f in finishes:
+            if f.receipt is not None:
+                self._seq += 1
+                f.receipt.seq = self._seq
+                stored.append(f.receipt)
+        return succeed(stored)
+
+
+class ScriptedConnector:
+    """Answers each message with the next kind from its script (ACCEPTED when it runs out).
+
+    With `manual`, answers wait in `pending` until the test releases them, and
+    capacity shrinks by the messages in flight.
+    """
+
+    name = "link"
+
+    def __init__(
+        self, clock: Clock, *, limit: int = 100, max_batch: int = 1000, manual: bool = False
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self._max_batch = max_batch
+        self.manual = manual
+        self.script: dict[str, list[str]] = {}
+        self.calls: list[tuple[float, list[str]]] = []
+        self.pending: list[tuple[Deferred[list[SubmitOutcome]], list[SubmitOutcome]]] = []
+        self.inflight = 0
+
+    @property
+    def capacity(self) -> int:
+        return max(0, self.limit - self.inflight)
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    def _outcome(self, m: Message) -> SubmitOutcome:
+        steps = self.script.get(m.id)
+        kind = steps.pop(0) if steps else ACCEPTED
+        if kind == ACCEPTED:
+            return SubmitOutcome(m, ACCEPTED, upstream_id=f"link-{m.id}")
+        if kind == REJECTED:
+            return SubmitOutcome(m, REJECTED, rejection=REJECTION, code=106001)
+        return SubmitOutcome(m, TEMPORARY, http_status=503)
+
+    def submit(self, messages: list[Message]) -> Deferred[list[SubmitOutcome]]:
+        self.calls.append((self.clock.seconds(), [m.id for m in messages]))
+        outcomes = [self._outcome(m) for m in messages]
+        if not self.manual:
+            return succeed(outcomes)
+        d: Deferred[list[SubmitOutcome]] = Deferred()
+        self.inflight += len(messages)
+        self.pending.append((d, outcomes))
+        return d
+
+    def release(self, index: int = 0) -> None:
+        d, outcomes = self.pending.pop(index)
+        self.inflight -= len(outcomes)
+        d.callback(outcomes)
+
+    def sizes(self) -> list[int]:
+        return [len(ids) for _, ids in self.calls]
+
+    def times_of(self, id_: str) -> list[float]:
+        return [t for t, ids in self.calls if id_ in ids]
+
+
+class Rig:
+    def __init__(
+        self, *, retry: RetrySettings | None = None, start: bool = True, **connector: Any
+    ) -> None:
+        self.clock = Clock()
+        self.store = RecordingStore()
+        self.connector = ScriptedConnector(self.clock, **connector)
+        self.receipts: list[list[Receipt]] = []
+        self.dispatcher = Dispatcher(
+            self.clock,
+            self.store,
+            {"link": self.connector},
+            {"link": retry or RetrySettings(initial=1.0, maximum=4.0, factor=2.0)},
+            Metrics(),
+            self.receipts.append,
+            batch_delay=BATCH_DELAY,
+            tick=TICK,
+        )
+        if start:
+            self.dispatcher.start()
+
+    def run_until(self, t: float, step: float = STEP) -> None:
+        while self.clock.seconds() < t - EPS:
+            self.clock.advance(min(step, t - self.clock.seconds()))
+
+    def all_receipts(self) -> list[Receipt]:
+        return [r for batch in self.receipts for r in batch]
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+# --- batching and capacity -------------------------------------------------------
+
+
+def test_batches_up_to_max_batch_after_batch_delay() -> None:
+    rig = Rig(max_batch=3, start=False)
+    rig.dispatcher.enqueue([message(f"m{i}") for i in range(7)])
+    rig.clock.advance(BATCH_DELAY / 2)
+    assert rig.connector.calls == []
+    rig.clock.advance(BATCH_DELAY / 2)
+    assert rig.connector.calls == [
+        (BATCH_DELAY, ["m0", "m1", "m2"]),
+        (BATCH_DELAY, ["m3", "m4", "m5"]),
+        (BATCH_DELAY, ["m6"]),
+    ]
+    assert rig.store.sent == [(f"m{i}", f"link-m{i}") for i in range(7)]
+    assert rig.store.finished == []
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+    assert rig.dispatcher.idle
+
+
+def test_capacity_limits_batches_and_refills_when_answers_come() -> None:
+    rig = Rig(max_batch=3, limit=5, manual=True, start=False)
+    rig.dispatcher.enqueue([message(f"m{i}") for i in range(7)])
+    rig.clock.advance(BATCH_DELAY)
+    assert rig.connector.sizes() == [3, 2]
+    assert not rig.dispatcher.idle
+    assert rig.store.sent == []  # nothing is marked sent before LINK answered
+    rig.connector.release(0)
+    assert rig.store.sent == [("m0", "link-m0"), ("m1", "link-m1"), ("m2", "link-m2")]
+    rig.clock.advance(0)
+    assert rig.connector.sizes() == [3, 2, 2]
+    assert rig.connector.calls[-1][1] == ["m5", "m6"]
+    rig.connector.release(0)
+    rig.connector.release(0)
+    assert rig.dispatcher.idle
+    assert [our for our, _ in rig.store.sent] == [f"m{i}" for i in range(7)]
+
+
+def test_capacity_zero_sends_nothing_until_it_returns() -> None:
+    rig = Rig(limit=0)
+    rig.dispatcher.enqueue([message("a"), message("b")])
+    rig.run_until(3.0)
+    assert rig.connector.calls == []
+    assert rig.dispatcher.depth() == (2, 0.0)
+    rig.connector.limit = 10
+    rig.run_until(3.0 + TICK)
+    assert rig.connector.sizes() == [2]
+    assert rig.connector.calls[0][0] <= 3.0 + TICK + STEP
+    assert rig.store.sent == [("a", "link-a"), ("b", "link-b")]
+    assert rig.dispatcher.depth() == (0, None)
+
+
+def test_recovered_message_waits_for_its_next_attempt() -> None:
+    rig = Rig()
+    rig.dispatcher.enqueue([message("later", next_attempt_at=2.0), message("now")])
+    rig.run_until(1.9)
+    assert [ids for _, ids in rig.connector.calls] == [["now"]]
+    rig.run_until(2.0 + TICK)
+    assert rig.connector.times_of("later") and rig.connector.times_of("later")[0] >= 2.0
+
+
+# --- outcomes ----------------------------------------------------------------------
+
+
+def test_temporary_is_retried_with_capped_exponential_backoff() -> None:
+    rig = Rig(retry=RetrySettings(initial=1.0, maximum=4.0, factor=2.0))
+    rig.connector.script["m"] = [TEMPORARY] * 5
+    rig.dispatcher.enqueue([message("m")])
+    rig.run_until(30.0)
+    times = rig.connector.times_of("m")
+    assert len(times) == 6  # five temporary failures, then accepted
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, delay in zip(gaps, [1.0, 2.0, 4.0, 4.0, 4.0], strict=True):
+        # Never before the back-off; at most one dispatcher tick after it.
+        assert delay - EPS <= gap <= delay + TICK + STEP, (gaps, delay)
+    assert rig.store.sent == [("m", "link-m")]
+    assert rig.store.finished == []
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+def test_message_waits_while_retrying_and_counts_as_queued() -> None:
+    rig = Rig(retry=RetrySettings(initial=10.0, maximum=10.0, factor=1.0))
+    rig.connector.script["m"] = [TEMPORARY]
+    rig.dispatcher.enqueue([message("m")])
+    rig.run_until(9.9)
+    assert len(rig.connector.calls) == 1
+    assert rig.dispatcher.queued_by_account == {"shop1": 1}
+    assert rig.dispatcher.depth()[0] == 1
+    rig.run_until(10.5)
+    assert len(rig.connector.calls) == 2
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+@pytest.mark.parametrize(
+    ("registered_delivery", "wants_receipt"), [(1, True), (2, True), (0, False)]
+)
+def test_validity_ends_while_retrying(registered_delivery: int, wants_receipt: bool) -> None:
+    rig = Rig(retry=RetrySettings(initial=1.0, maximum=100.0, factor=2.0))
+    rig.connector.script["m"] = [TEMPORARY] * 100
+    rig.dispatcher.enqueue([message("m", expires_at=6.0, registered_delivery=registered_delivery)])
+    rig.run_until(30.0)
+    # Attempts near 0, 1 and 3; the next (near 7) would be after the validity ends.
+    times = rig.connector.times_of("m")
+    assert len(times) == 3
+    assert times[-1] < 6.0
+    (finish,) = rig.store.finished
+    assert (finish.message_id, finish.stat, finish.err) == ("m", "EXPIRED", 220)
+    assert 6.0 - EPS <= finish.done_at <= 6.0 + TICK + STEP
+    assert rig.store.sent == []
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+    assert rig.dispatcher.depth() == (0, None)
+    if wants_receipt:
+        (receipt,) = rig.all_receipts()
+        assert receipt is finish.receipt
+        assert (receipt.stat, receipt.err, receipt.dlvrd) == ("EXPIRED", 220, 0)
+        assert (receipt.source_addr, receipt.source_ton) == ("4712345678", 1)
+        assert (receipt.destination_addr, receipt.dest_ton) == ("SHOP", 5)
+        assert receipt.message_id == "m"
+        assert receipt.seq == 1
+    else:
+        assert finish.receipt is None
+        assert rig.all_receipts() == []
+
+
+def test_expired_before_first_attempt_never_reaches_connector() -> None:
+    rig = Rig()
+    rig.clock.advance(100.0)
+    rig.dispatcher.enqueue([message("old", expires_at=50.0), message("fresh")])
+    rig.run_until(101.0)
+    assert [ids for _, ids in rig.connector.calls] == [["fresh"]]
+    (finish,) = rig.store.finished
+    assert (finish.message_id, finish.stat, finish.err) == ("old", "EXPIRED", 220)
+    assert [r.message_id for r in rig.all_receipts()] == ["old"]
+
+
+@pytest.mark.parametrize(
+    ("registered_delivery", "wants_receipt"), [(1, True), (2, True), (0, False)]
+)
+def test_rejected_finishes_with_the_rejection(
+    registered_delivery: int, wants_receipt: bool
+) -> None:
+    rig = Rig()
+    rig.connector.script["bad"] = [REJECTED]
+    rig.dispatcher.enqueue(
+        [message("bad", registered_delivery=registered_delivery), message("good")]
+    )
+    rig.run_until(20.0)
+    assert [ids for _, ids in rig.connector.calls] == [["bad", "good"]]  # never retried
+    (finish,) = rig.store.finished
+    assert (finish.message_id, finish.stat, finish.err) == ("bad", "REJECTD", 127)
+    assert rig.store.sent == [("good", "link-good")]
+    receipts = rig.all_receipts()
+    if wants_receipt:
+        assert [(r.message_id, r.stat, r.err) for r in receipts] == [("bad", "REJECTD", 127)]
+    else:
+        assert receipts == []
+        assert finish.receipt is None
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+def test_queued_by_account_counts() -> None:
+    rig = Rig(manual=True)
+    rig.connector.script.update({"b1": [REJECTED], "b2": [TEMPORARY]})
+    rig.dispatcher.enqueue([message(f"a{i}", account="A") for i in range(3)])
+    rig.dispatcher.enqueue([message("b1", account="B"), message("b2", account="B")])
+    assert rig.dispatcher.queued_by_account == {"A": 3, "B": 2}
+    rig.clock.advance(BATCH_DELAY)
+    # In flight is still queued: the message is not the connector's yet.
+    assert rig.dispatcher.queued_by_account == {"A": 3, "B": 2}
+    while rig.connector.pending:
+        rig.connector.release()
+    assert rig.dispatcher.queued_by_account == {"A": 0, "B": 1}
+    rig.run_until(2.0)  # b2's retry is accepted
+    while rig.connector.pending:
+        rig.connector.release()
+    assert rig.dispatcher.queued_by_account == {"A": 0, "B": 0}
+    assert sorted(our for our, _ in rig.store.sent) == ["a0", "a1", "a2", "b2"]
+
+
+def test_stop_stops_sending() -> None:
+    rig = Rig()
+    rig.dispatcher.stop()
+    rig.dispatcher.enqueue([message("m")])
+    rig.dispatcher.stop()
+    rig.run_until(5.0)
+    assert rig.connector.calls == []
+
+
+# --- accept = "upstream" -----------------------------------------------------------
+
+
+def test_submit_now_accepted_and_rejected() -> None:
+    rig = Rig(start=False)
+    rig.connector.script["bad"] = [REJECTED]
+    good: list[SubmitOutcome] = []
+    bad: list[SubmitOutcome] = []
+    rig.dispatcher.submit_now(message("good")).addCallback(good.append)
+    rig.dispatcher.submit_now(message("bad")).addCallback(bad.append)
+    assert good[0].kind == ACCEPTED and bad[0].kind == REJECTED
+    assert rig.store.sent == [("good", "link-good")]
+    (finish,) = rig.store.finished
+    # The ESME hears the rejection in submit_sm_resp: no receipt as well.
+    assert (finish.message_id, finish.stat, finish.err, finish.receipt) == (
+        "bad",
+        "REJECTD",
+        127,
+        None,
+    )
+    assert rig.dispatcher.idle
+
+
+def test_validity_ends_while_connector_has_no_capacity() -> None:
+    rig = Rig(limit=0)
+    rig.dispatcher.enqueue([message("m", expires_at=2.0)])
+    rig.run_until(5.0)
+    assert rig.connector.calls == []
+    assert [(f.message_id, f.stat, f.err) for f in rig.store.finished] == [("m", "EXPIRED", 220)]
+    assert [r.message_id for r in rig.all_receipts()] == ["m"]
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+def test_a_final_report_cancels_a_pending_retry() -> None:
+    # The request timed out on our side, but LINK had taken it and reported it final:
+    # the retry must not send it a second time.
+    rig = Rig(retry=RetrySettings(initial=1.0, maximum=1.0, factor=1.0))
+    rig.connector.script["m"] = [TEMPORARY]
+    rig.dispatcher.enqueue([message("m")])
+    rig.run_until(0.5)
+    assert rig.connector.times_of("m") != []
+    rig.dispatcher.discard(["m"])
+    rig.run_until(5.0)
+    assert len(rig.connector.times_of("m")) == 1
+    assert rig.store.sent == [] and rig.store.finished == []
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}

@@ -1,0 +1,540 @@
+"""gateway.store.sqlite against a real SQLite file, with the real reactor and worker thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from gateway.common.callbacks import DeliveryReport
+from gateway.mapping import RESULT_CODES
+from gateway.store.base import FINAL, QUEUED, SENT, Finish, Message, Receipt
+from gateway.store.sqlite import _MIGRATIONS, SqliteStore
+
+NOW = 1_760_000_000.0
+
+DELIVERED = 1001
+NOT_DELIVERED = 1006
+UNKNOWN_SUBSCRIBER = 2104
+SENT_CODE = 1000
+
+
+def message(id_: str, **overrides: Any) -> Message:
+    values: dict[str, Any] = dict(
+        id=id_,
+        account="shop1",
+        connector="common",
+        fields={
+            "destination": "+4712345678",
+            "userData": "hello",
+            "customParameters": {"k": "v"},
+            "useDeliveryReport": True,
+        },
+        submitted_at=NOW - 60,
+        expires_at=NOW + 3600,
+        validity_s=3600,
+        priority="HIGH",
+        registered_delivery=1,
+        source_addr="SHOP",
+        source_ton=5,
+        source_npi=0,
+        dest_addr="4712345678",
+        dest_ton=1,
+        dest_npi=1,
+        text_head="hello",
+        parts=1,
+    )
+    values.update(overrides)
+    return Message(**values)
+
+
+def report(
+    id_: str, code: int, *, ref_id: str | None = None, segments: int | None = None
+) -> DeliveryReport:
+    return DeliveryReport(
+        id=id_,
+        ref_id=ref_id,
+        result_code=code,
+        operator=None,
+        timestamp=None,
+        sent_timestamp=None,
+        operator_result_code=None,
+        segments=segments,
+        custom_parameters={},
+    )
+
+
+class SqliteStoreTests(TestCase):
+    @inlineCallbacks
+    def setUp(self):
+        self.closed: list[SqliteStore] = []
+        self.path = self.mktemp() + "/gateway.sqlite"
+        self.store = yield self.open_store()
+
+    @inlineCallbacks
+    def open_store(self):
+        store = SqliteStore(
+            reactor, self.path, synchronous="normal", result_codes=RESULT_CODES, clock=lambda: NOW
+        )
+        self.addCleanup(self.close_store, store)
+        self.recovered = yield store.open()
+        return store
+
+    def close_store(self, store: SqliteStore):
+        # SqliteStore.close() may be called only once (ThreadPool.stop raises after that).
+        if store in self.closed:
+            return None
+        self.closed.append(store)
+        return store.close()
+
+    @inlineCallbacks
+    def reopen(self):
+        yield self.close_store(self.store)
+        self.store = yield self.open_store()
+
+    @inlineCallbacks
+    def sent_message(self, id_: str, upstream: str | None = None, **overrides: Any):
+        yield self.store.add_messages([message(id_, **overrides)])
+        yield self.store.mark_sent([(id_, upstream or f"link-{id_}")])
+
+    # --- schema and recovery -------------------------------------------------
+
+    def test_schema_created_with_version(self):
+        conn = sqlite3.connect(self.path)
+        try:
+            (version,) = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        finally:
+            conn.close()
+        self.assertEqual(int(version), len(_MIGRATIONS))
+        self.assertTrue({"meta", "messages", "receipts"} <= tables)
+        self.assertEqual(mode, "wal")
+        self.assertEqual((self.recovered.messages, self.recovered.receipts), ([], []))
+
+    @inlineCallbacks
+    def test_reopen_keeps_schema_version(self):
+        yield self.reopen()
+        conn = sqlite3.connect(self.path)
+        try:
+            rows = conn.execute("SELECT key, value FROM meta").fetchall()
+        finally:
+            conn.close()
+        self.assertEqual(rows, [("schema_version", str(len(_MIGRATIONS)))])
+
+    @inlineCallbacks
+    def test_newer_schema_refuses_to_open(self):
+        yield self.close_store(self.store)
+        conn = sqlite3.connect(self.path)
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+        conn.commit()
+        conn.close()
+        store = SqliteStore(reactor, self.path, result_codes=RESULT_CODES)
+        self.addCleanup(self.close_store, store)
+        with self.assertRaises(RuntimeError):
+            yield store.open()
+
+    @inlineCallbacks
+    def test_reopen_recovers_queued_messages_with_all_fields(self):
+        first = message("m1", submitted_at=NOW - 30)
+        second = message(
+            "m2",
+            account="shop2",
+            connector="other",
+            fields={"userData": "x" * 300, "dcs": "TEXT", "n": 3},
+            submitted_at=NOW - 20,
+            expires_at=NOW + 60,
+            validity_s=60,
+            priority=None,
+            registered_delivery=0x12,
+            source_addr="12345",
+            source_ton=3,
+            source_npi=9,
+            dest_addr="0049170000000",
+            dest_ton=0,
+            dest_npi=0,
+            text_head="\u00e6\u00f8\u00e5 \u20ac",
+            parts=3,
+        )
+        yield self.store.add_messages([second, first])
+        yield self.store.add_messages([message("sent", submitted_at=NOW - 25)])
+        yield self.store.mark_sent([("sent", "link-1")])
+        yield self.store.add_messages([message("done", submitted_at=NOW - 10)])
+        yield self.store.finish([Finish("done", "EXPIRED", 220, NOW, None)])
+
+        yield self.reopen()
+
+        # Only what still waits for its connector, oldest first, every field intact.
+        self.assertEqual(self.recovered.messages, [first, second])
+        self.assertEqual(self.recovered.messages[1].state, QUEUED)
+
+    @inlineCallbacks
+    def test_mark_sent_records_state(self):
+        yield self.sent_message("m1", "abc")
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (SENT, None, "shop1"))
+        depths = yield self.store.depths()
+        self.assertEqual((depths.queued, depths.sent), (0, 1))
+
+    # --- delivery reports ----------------------------------------------------
+
+    @inlineCallbacks
+    def check_final_receipt(self, rep: DeliveryReport, stat: str, err: int):
+        (result,) = yield self.store.apply_reports([rep])
+        self.assertEqual(result.outcome, "final")
+        self.assertEqual(result.stat, stat)
+        receipt = result.receipt
+        self.assertIsNotNone(receipt)
+        self.assertGreater(receipt.seq, 0)
+        # A receipt travels back: from the original destination to the original source.
+        self.assertEqual(
+            (receipt.source_addr, receipt.source_ton, receipt.source_npi),
+            ("4712345678", 1, 1),
+        )
+        self.assertEqual(
+            (receipt.destination_addr, receipt.dest_ton, receipt.dest_npi), ("SHOP", 5, 0)
+        )
+        self.assertEqual((receipt.stat, receipt.err), (stat, err))
+        self.assertEqual((receipt.account, receipt.message_id), ("shop1", "m1"))
+        self.assertEqual((receipt.sub, receipt.dlvrd), (1, 1 if stat == "DELIVRD" else 0))
+        self.assertEqual((receipt.submit_date, receipt.done_date), (NOW - 60, NOW))
+        self.assertEqual(receipt.text, "hello")
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, stat, "shop1"))
+        return receipt
+
+    @inlineCallbacks
+    def test_report_by_ref_id(self):
+        yield self.sent_message("m1", "link-1")
+        # The id is not LINK's id we know: only refId can find the message.
+        yield self.check_final_receipt(
+            report("other-id", UNKNOWN_SUBSCRIBER, ref_id="m1"), "UNDELIV", 101
+        )
+
+    @inlineCallbacks
+    def test_report_by_ref_id_before_the_rest_answer(self):
+        yield self.store.add_messages([message("m1")])
+        yield self.check_final_receipt(report("link-9", DELIVERED, ref_id="m1"), "DELIVRD", 0)
+        # LINK's answer arriving late neither revives the message nor loses LINK's id.
+        yield self.store.mark_sent([("m1", "link-9")])
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state[0], FINAL)
+        (again,) = yield self.store.apply_reports([report("link-9", DELIVERED)])
+        self.assertEqual(again.outcome, "duplicate")
+
+    @inlineCallbacks
+    def test_report_by_upstream_id(self):
+        yield self.sent_message("m1", "link-1")
+        yield self.check_final_receipt(report("link-1", NOT_DELIVERED), "UNDELIV", 222)
+
+    @inlineCallbacks
+    def test_unknown_ref_id_falls_back_to_upstream_id(self):
+        yield self.sent_message("m1", "link-1")
+        yield self.check_final_receipt(report("link-1", DELIVERED, ref_id="lost"), "DELIVRD", 0)
+
+    @inlineCallbacks
+    def test_report_for_final_message_is_duplicate(self):
+        yield self.sent_message("m1", "link-1")
+        (first,) = yield self.store.apply_reports([report("link-1", DELIVERED)])
+        self.assertEqual(first.outcome, "final")
+        (second,) = yield self.store.apply_reports([report("link-1", NOT_DELIVERED)])
+        self.assertEqual(second.outcome, "duplicate")
+        self.assertIsNone(second.receipt)
+        # The first answer stands.
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "DELIVRD", "shop1"))
+        self.recovered_receipts = yield self.receipt_count()
+        self.assertEqual(self.recovered_receipts, 1)
+
+    @inlineCallbacks
+    def test_report_after_gateway_finish_is_duplicate(self):
+        yield self.store.add_messages([message("m1")])
+        yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW, None)])
+        (result,) = yield self.store.apply_reports([report("x", DELIVERED, ref_id="m1")])
+        self.assertEqual(result.outcome, "duplicate")
+
+    @inlineCallbacks
+    def test_unknown_id(self):
+        yield self.sent_message("m1", "link-1")
+        results = yield self.store.apply_reports(
+            [report("nope", DELIVERED), report("nope$1", DELIVERED, ref_id="missing")]
+        )
+        self.assertEqual([r.outcome for r in results], ["unknown", "unknown"])
+        self.assertEqual([r.receipt for r in results], [None, None])
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state[0], SENT)
+
+    @inlineCallbacks
+    def test_odd_part_suffix_does_not_fail_the_batch(self):
+        # Report ids come from the network; one odd id must not fail the other
+        # jobs committed with it (here: a submit_sm's message).
+        d1 = self.store.add_messages([message("m1")])
+        d2 = self.store.apply_reports(
+            [report("link-x$\u00b2", DELIVERED), report("y$" + "1" * 5000, DELIVERED)]
+        )
+        yield d1
+        results = yield d2
+        self.assertEqual([r.outcome for r in results], ["unknown", "unknown"])
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state[0], QUEUED)
+
+    @inlineCallbacks
+    def test_intermediate_report(self):
+        yield self.sent_message("quiet", "link-q", registered_delivery=1)
+        yield self.sent_message("chatty", "link-c", registered_delivery=0x11)
+        quiet, chatty = yield self.store.apply_reports(
+            [report("link-q", SENT_CODE), report("link-c", SENT_CODE)]
+        )
+        self.assertEqual((quiet.outcome, quiet.receipt), ("silent", None))
+        self.assertEqual(chatty.outcome, "intermediate")
+        self.assertEqual(chatty.receipt.stat, "ENROUTE")
+        for id_ in ("quiet", "chatty"):
+            state = yield self.store.message_state(id_)
+            self.assertEqual(state[0], SENT)
+
+    # --- multipart -----------------------------------------------------------
+
+    @inlineCallbacks
+    def test_multipart_all_delivered(self):
+        yield self.sent_message("m1", "link-1")
+        (first,) = yield self.store.apply_reports([report("link-1$0", DELIVERED, segments=2)])
+        self.assertEqual((first.outcome, first.receipt), ("partial", None))
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state[0], SENT)
+        (second,) = yield self.store.apply_reports([report("link-1$1", DELIVERED, segments=2)])
+        self.assertEqual(second.outcome, "final")
+        self.assertEqual((second.receipt.stat, second.receipt.err), ("DELIVRD", 0))
+        self.assertEqual((second.receipt.sub, second.receipt.dlvrd), (2, 2))
+        (late,) = yield self.store.apply_reports([report("link-1$1", DELIVERED, segments=2)])
+        self.assertEqual(late.outcome, "duplicate")
+        count = yield self.receipt_count()
+        self.assertEqual(count, 1)
+
+    @inlineCallbacks
+    def test_multipart_first_failed_part_decides(self):
+        yield self.sent_message("m1", "link-1")
+        # Part 1 fails first in time, part 0 fails too: part 0's stat/err is reported.
+        yield self.store.apply_reports([report("link-1$1", NOT_DELIVERED, segments=2)])
+        (result,) = yield self.store.apply_reports(
+            [report("link-1$0", UNKNOWN_SUBSCRIBER, segments=2)]
+        )
+        self.assertEqual(result.outcome, "final")
+        self.assertEqual((result.receipt.stat, result.receipt.err), ("UNDELIV", 101))
+        self.assertEqual((result.receipt.sub, result.receipt.dlvrd), (2, 0))
+
+    @inlineCallbacks
+    def test_multipart_one_failed(self):
+        yield self.sent_message("m1", "link-1")
+        # Both parts in one batch, found through refId.
+        results = yield self.store.apply_reports(
+            [
+                report("link-1$0", DELIVERED, ref_id="m1", segments=2),
+                report("link-1$1", NOT_DELIVERED, ref_id="m1", segments=2),
+            ]
+        )
+        self.assertEqual([r.outcome for r in results], ["partial", "final"])
+        receipt = results[1].receipt
+        self.assertEqual((receipt.stat, receipt.err, receipt.dlvrd), ("UNDELIV", 222, 1))
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "UNDELIV", "shop1"))
+        count = yield self.receipt_count()
+        self.assertEqual(count, 1)
+
+    @inlineCallbacks
+    def test_multipart_same_part_twice_is_duplicate(self):
+        yield self.sent_message("m1", "link-1", parts=3)
+        yield self.store.apply_reports([report("link-1$0", DELIVERED)])
+        (again,) = yield self.store.apply_reports([report("link-1$0", DELIVERED)])
+        self.assertEqual(again.outcome, "duplicate")
+        (second,) = yield self.store.apply_reports([report("link-1$1", DELIVERED)])
+        self.assertEqual(second.outcome, "partial")  # the gateway counted 3 parts
+
+    # --- registered_delivery -------------------------------------------------
+
+    @inlineCallbacks
+    def test_registered_delivery_none_is_silent(self):
+        yield self.sent_message("m1", "link-1", registered_delivery=0)
+        (result,) = yield self.store.apply_reports([report("link-1", NOT_DELIVERED)])
+        self.assertEqual((result.outcome, result.receipt, result.stat), ("silent", None, "UNDELIV"))
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "UNDELIV", "shop1"))
+        count = yield self.receipt_count()
+        self.assertEqual(count, 0)
+
+    @inlineCallbacks
+    def test_registered_delivery_failure_only(self):
+        yield self.sent_message("ok", "link-ok", registered_delivery=2)
+        yield self.sent_message("bad", "link-bad", registered_delivery=2)
+        ok, bad = yield self.store.apply_reports(
+            [report("link-ok", DELIVERED), report("link-bad", NOT_DELIVERED)]
+        )
+        self.assertEqual((ok.outcome, ok.receipt), ("silent", None))
+        self.assertEqual(bad.outcome, "final")
+        self.assertEqual(bad.receipt.stat, "UNDELIV")
+        for id_, stat in (("ok", "DELIVRD"), ("bad", "UNDELIV")):
+            state = yield self.store.message_state(id_)
+            self.assertEqual(state[:2], (FINAL, stat))
+        count = yield self.receipt_count()
+        self.assertEqual(count, 1)
+
+    # --- receipts ------------------------------------------------------------
+
+    @inlineCallbacks
+    def receipt_count(self):
+        depths = yield self.store.depths()
+        return depths.receipts
+
+    @inlineCallbacks
+    def test_receipts_survive_reopen_until_done(self):
+        yield self.sent_message("m1", "link-1")
+        yield self.sent_message("m2", "link-2")
+        r1, r2 = yield self.store.apply_reports(
+            [report("link-1", DELIVERED), report("link-2", NOT_DELIVERED)]
+        )
+        yield self.store.add_messages([message("m3")])
+        (r3,) = yield self.store.finish(
+            [
+                Finish(
+                    "m3",
+                    "EXPIRED",
+                    220,
+                    NOW + 5,
+                    Receipt(
+                        "shop1",
+                        "m3",
+                        "4712345678",
+                        1,
+                        1,
+                        "SHOP",
+                        5,
+                        0,
+                        "EXPIRED",
+                        220,
+                        1,
+                        0,
+                        NOW - 60,
+                        NOW + 5,
+                        "hello",
+                    ),
+                )
+            ]
+        )
+        self.assertEqual(len({r1.receipt.seq, r2.receipt.seq, r3.seq}), 3)
+
+        yield self.reopen()
+        self.assertEqual(self.recovered.receipts, [r1.receipt, r2.receipt, r3])
+
+        yield self.store.receipts_done([r1.receipt.seq, r3.seq])
+        yield self.reopen()
+        self.assertEqual(self.recovered.receipts, [r2.receipt])
+
+        yield self.store.receipts_done([r2.receipt.seq])
+        yield self.reopen()
+        self.assertEqual(self.recovered.receipts, [])
+
+    @inlineCallbacks
+    def test_finish_without_receipt(self):
+        yield self.store.add_messages([message("m1")])
+        stored = yield self.store.finish([Finish("m1", "REJECTD", 127, NOW, None)])
+        self.assertEqual(stored, [])
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "REJECTD", "shop1"))
+
+    # --- purge ---------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_purge_removes_only_old_final_rows(self):
+        yield self.store.add_messages(
+            [
+                message("old-final"),
+                message("new-final"),
+                message("old-queued", submitted_at=NOW - 90 * 86400),
+                message("old-sent", submitted_at=NOW - 90 * 86400),
+            ]
+        )
+        yield self.store.mark_sent([("old-sent", "link-old")])
+        yield self.store.finish(
+            [
+                Finish("old-final", "DELIVRD", 0, NOW - 8 * 86400, None),
+                Finish("new-final", "DELIVRD", 0, NOW - 86400, None),
+            ]
+        )
+        removed = yield self.store.purge(NOW - 7 * 86400)
+        self.assertEqual(removed, 1)
+        states = {}
+        for id_ in ("old-final", "new-final", "old-queued", "old-sent"):
+            states[id_] = yield self.store.message_state(id_)
+        self.assertIsNone(states["old-final"])
+        self.assertEqual(states["new-final"][0], FINAL)
+        self.assertEqual(states["old-queued"][0], QUEUED)
+        self.assertEqual(states["old-sent"][0], SENT)
+        again = yield self.store.purge(NOW - 7 * 86400)
+        self.assertEqual(again, 0)
+
+    # --- group commit --------------------------------------------------------
+
+    @inlineCallbacks
+    def test_group_commit_shares_transactions(self):
+        batches, jobs = self.store.batches, self.store.jobs
+        calls = [self.store.add_messages([message(f"g{i:03}")]) for i in range(200)]
+        results = yield DeferredList(calls, consumeErrors=True)
+        self.assertTrue(all(ok for ok, _ in results))
+        new_batches = self.store.batches - batches
+        new_jobs = self.store.jobs - jobs
+        self.assertEqual(new_jobs, 200)
+        self.assertLess(new_batches, new_jobs)
+        self.assertLessEqual(new_batches, 2)
+        depths = yield self.store.depths()
+        self.assertEqual(depths.queued, 200)
+        self.assertEqual(depths.oldest_queued, NOW - 60)
+
+    @inlineCallbacks
+    def test_failing_job_fails_its_whole_batch(self):
+        yield self.store.add_messages([message("existing")])
+        batches = self.store.batches
+        calls = [
+            self.store.add_messages([message("before")]),
+            self.store.add_messages([message("existing")]),  # duplicate primary key
+            self.store.add_messages([message("after-1"), message("after-2")]),
+            self.store.receipts_done([12345]),
+        ]
+        results = yield DeferredList(calls, consumeErrors=True)
+        self.assertEqual(self.store.batches - batches, 1)  # they did share one transaction
+        self.assertEqual([ok for ok, _ in results], [False] * 4)
+        for _, failure in results:
+            self.assertTrue(failure.check(sqlite3.IntegrityError))
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.IntegrityError)), 1)
+        for id_ in ("before", "after-1", "after-2"):
+            state = yield self.store.message_state(id_)
+            self.assertIsNone(state, id_)
+        # The store carries on: the next batch commits.
+        yield self.store.add_messages([message("before")])
+        state = yield self.store.message_state("before")
+        self.assertEqual(state[0], QUEUED)
+        yield self.reopen()
+        self.assertEqual(sorted(m.id for m in self.recovered.messages), ["before", "existing"])
+
+    @inlineCallbacks
+    def test_finish_does_not_override_a_final_report(self):
+        # A send that timed out (TEMPORARY) may still have reached LINK: its report
+        # (found by refId) makes the message final while the dispatcher still holds
+        # it. If the dispatcher then expires it, the DELIVRD state must stand and
+        # the ESME must not get a second receipt for the same message.
+        yield self.store.add_messages([message("m1")])
+        (result,) = yield self.store.apply_reports([report("link-1", DELIVERED, ref_id="m1")])
+        self.assertEqual(result.outcome, "final")
+        late = Receipt(
+            "shop1", "m1", "4712345678", 1, 1, "SHOP", 5, 0,
+            "EXPIRED", 220, 1, 0, NOW - 60, NOW + 5, "hello",
+        )  # fmt: skip
+        stored = yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW + 5, late)])
+        self.assertEqual(stored, [])
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "DELIVRD", "shop1"))
+        count = yield self.receipt_count()
+        self.assertEqual(count, 1)
