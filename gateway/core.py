@@ -28,7 +28,7 @@ from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_st
 from gateway.metrics import Metrics
 from gateway.ratelimit import TokenBucket
 from gateway.smpp import pdu as p
-from gateway.smpp.text import TextError
+from gateway.smpp.text import TextError, gsm_septets, is_gsm
 from gateway.store.base import Message, Receipt, Recovered, ReportResult, Store
 
 log = Logger()
@@ -43,12 +43,12 @@ def count_parts(fields: Mapping[str, Any]) -> int:
     if fields.get("dcs") != "TEXT" or fields.get("userDataHeader"):
         return 1
     text = str(fields.get("userData", ""))
-    try:
-        units = len(text.encode("gsm03.38"))
-        single, part = GSM_SINGLE, GSM_PART
-    except (UnicodeEncodeError, LookupError):
-        units = len(text)
-        single, part = UCS2_SINGLE, UCS2_PART
+    if len(text) <= UCS2_SINGLE:
+        return 1
+    if is_gsm(text):
+        units, single, part = gsm_septets(text), GSM_SINGLE, GSM_PART
+    else:
+        units, single, part = len(text), UCS2_SINGLE, UCS2_PART
     return 1 if units <= single else -(-units // part)
 
 

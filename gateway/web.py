@@ -57,7 +57,9 @@ def build_site(gateway: Gateway, ready: Callable[[], tuple[bool, str]]) -> Site:
         parent.putChild(segment, child)
         parent = child
     parent.putChild(segments[-1], callback)
-    site = Site(root)
+    # Form bodies are parsed by the callback itself; twisted.web's own parsing builds an
+    # email.message per request, which costs more than handling the report.
+    site = Site(root, parsePOSTFormSubmission=False)
     site.displayTracebacks = False
     # Per-request access logs would cost more than the request at LINK's rates.
     site.log = lambda request: None  # type: ignore[method-assign]
