@@ -13,7 +13,8 @@ Invariants:
   room; while `paused` is true the session holds buffered frames back, which
   is how the transport turns a full window into TCP backpressure.
 - Every request from the peer gets exactly one response, from the session or
-  through `respond`.
+  through `respond`. The peer's unbind is answered last, once both its earlier
+  requests and ours are settled (answered or expired).
 - Our own requests carry sequence numbers from this session's counter and are
   tracked until their response arrives or `expire` gives them up.
 - The session never reads a clock: callers pass `now` where time matters.
@@ -282,6 +283,10 @@ class Session:
             )
             return
         request, sent_at = entry
+        if self._unbind_sequence is not None:
+            self._events.append(Response(pdu, request, sent_at))
+            self._maybe_finish_unbind()
+            return
         if pdu.command_id == C.UNBIND_RESP or request.command_id == C.UNBIND:
             self._events.append(Response(pdu, request, sent_at))
             self._close()
@@ -350,7 +355,10 @@ class Session:
     def expire(self, now: float, timeout: float) -> list[p.Pdu]:
         """Give up on our requests older than `timeout`; returns them for retry."""
         expired = [seq for seq, (_, sent) in self._ours.items() if now - sent >= timeout]
-        return [self._ours.pop(seq)[0] for seq in expired]
+        requests = [self._ours.pop(seq)[0] for seq in expired]
+        if requests:
+            self._maybe_finish_unbind()
+        return requests
 
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
@@ -370,7 +378,10 @@ class Session:
         self._out += encode(pdu)
 
     def _maybe_finish_unbind(self) -> None:
-        if self._unbind_sequence is not None and not self._peer_pending:
+        # Answer unbind once every request is settled both ways: a deliver_sm_resp that
+        # the peer sends right after its unbind must still count, or its receipt would
+        # be sent again on another session.
+        if self._unbind_sequence is not None and not self._peer_pending and not self._ours:
             self._emit_pdu(p.UnbindResp(sequence=self._unbind_sequence))
             self._unbind_sequence = None
             self._close()

@@ -106,6 +106,10 @@ def _fire(jobs: list[_Job]) -> None:
         job.deferred.callback(job.result)
 
 
+# One encoder for the process: json.dumps with arguments builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 class _Job:
     __slots__ = ("deferred", "fn", "result")
 
@@ -321,7 +325,7 @@ class SqliteStore:
                 m.submitted_at,
                 m.expires_at,
                 m.upstream_id,
-                json.dumps({k: getattr(m, k) for k in _DATA_FIELDS}, separators=(",", ":")),
+                _encode({k: getattr(m, k) for k in _DATA_FIELDS}),
             )
             for m in messages
         ]
@@ -448,7 +452,7 @@ def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
     data = [getattr(receipt, name) for name in _RECEIPT_FIELDS]
     cursor = conn.execute(
         "INSERT INTO receipts (account, created_at, data) VALUES (?, ?, ?)",
-        (receipt.account, receipt.done_date, json.dumps(data, separators=(",", ":"))),
+        (receipt.account, receipt.done_date, _encode(data)),
     )
     receipt.seq = cursor.lastrowid or 0
     return receipt

@@ -172,10 +172,14 @@ class SmppProtocol(Protocol):
             )
             self.close()
             return
-        for request in session.expire(now, s.response_timeout):
+        expired = session.expire(now, s.response_timeout)
+        for request in expired:
             d = self._waiting.pop(request.sequence, None)
             if d is not None:
                 d.errback(LinkTimeout())
+        if expired:
+            # An unbind may have been waiting for these: let it be answered.
+            self.pump()
         idle = now - max(self.last_received, self.last_sent)
         if session.state in BOUND and s.enquire_link_interval and idle >= s.enquire_link_interval:
             self.request(p.EnquireLink()).addErrback(lambda _: None)

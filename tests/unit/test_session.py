@@ -321,3 +321,26 @@ def test_random_streams_never_raise_and_leave_a_defined_state(
         assert session.state in set(BindState)
         assert session.peer_outstanding <= 3
         replies(session)  # everything the session produced decodes
+
+
+def test_unbind_waits_for_the_answer_to_our_outstanding_deliver_sm() -> None:
+    session = bound_smsc()
+    session.send_request(p.DeliverSm(short_message=b"receipt"), now=0)
+    replies(session)
+    assert feed(session, p.Unbind(sequence=40)) == []
+    assert replies(session) == []  # not yet: our deliver_sm is still open
+    response, unbound = feed(session, p.DeliverSmResp(sequence=1))
+    assert isinstance(response, Response) and isinstance(response.pdu, p.DeliverSmResp)
+    assert unbound == Unbound()
+    (unbind_resp,) = replies(session)
+    assert isinstance(unbind_resp, p.UnbindResp) and unbind_resp.sequence == 40
+
+
+def test_unbind_answered_when_our_request_expires() -> None:
+    session = bound_smsc()
+    session.send_request(p.DeliverSm(), now=0)
+    replies(session)
+    feed(session, p.Unbind(sequence=41))
+    assert len(session.expire(now=31, timeout=30)) == 1
+    (unbind_resp,) = replies(session)
+    assert isinstance(unbind_resp, p.UnbindResp) and session.must_close
