@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway as a whole (see bench/README.md)."""
