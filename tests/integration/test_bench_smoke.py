@@ -1,0 +1,25 @@
+"""The benchmark keeps working: a quick run loses nothing (its figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.harness import PYTHON, ROOT, _env
+
+
+@pytest.mark.slow
+def test_quick_benchmark_loses_no_message() -> None:
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.e2e", "--quick", "--json"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    phases = json.loads(result.stdout)
+    assert phases, "the benchmark printed no phase"
