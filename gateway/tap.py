@@ -32,7 +32,7 @@ from gateway.core import Gateway
 from gateway.metrics import Metrics
 from gateway.store.sqlite import SqliteStore
 from gateway.transport.server import SmppServer, SmppServerFactory
-from gateway.web import build_site
+from gateway.web import build_http_factory
 
 log = Logger()
 SHUTDOWN_GRACE = 10.0
@@ -98,8 +98,10 @@ class GatewayService(Service):
     def _start(self) -> Any:
         recovered = yield self.store.open()
         self.gateway.start(recovered)
-        site = build_site(self.gateway, self._readiness)
-        self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(site)
+        http_factory = build_http_factory(self.gateway, self._readiness)
+        self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(
+            http_factory
+        )
         self.ports.append(self.http_port)
         factory = SmppServerFactory(self.reactor, self.smpp)
         for description in self.config.smpp.listen:

@@ -1,66 +1,108 @@
-"""The HTTP site: LINK's callbacks, /metrics, /healthz and /readyz.
+"""The HTTP endpoints: LINK's callbacks, /metrics, /healthz and /readyz.
 
-One twisted.web Site on the `[http] listen` endpoint. The callback path comes
-from the config (default `/callbacks/dlr`); it is the URL the Gate is told to
-call (`http.public_url` + path).
+Responsible for: routing requests from the HTTP server
+(:mod:`gateway.transport.http`) on the `[http] listen` endpoint to their
+handlers. The callback path comes from the config (default `/callbacks/dlr`);
+it is the URL the Gate is told to call (`http.public_url` + path).
+
+What always holds: an unknown path gets 404, a known path with a method it
+does not take gets 405 with `Allow`; the callback path also takes any path
+below it (`/callbacks/dlr/...`), as the twisted.web resource it replaced did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from prometheus_client.twisted import MetricsResource
-from twisted.web.resource import Resource
-from twisted.web.server import Site
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from twisted.internet.defer import Deferred
 
-from gateway.common.callbacks import CallbackResource
+from gateway.common.callbacks import CallbackEndpoint
 from gateway.core import Gateway
+from gateway.http11 import HttpRequest, Response
+from gateway.transport.http import HttpServerFactory
+
+Handler = Callable[[HttpRequest], "Response | Deferred[Response]"]
+
+_NOT_FOUND = Response(404, b"not found\n")
+_READ_ONLY = frozenset((b"GET", b"HEAD"))
+_CALLBACK_METHODS = frozenset((b"GET", b"POST", b"PUT"))
 
 
-class _Probe(Resource):
-    isLeaf = True
+class Router:
+    """Path -> (methods, handler); exact paths first, then the callback prefix."""
 
-    def __init__(self, check: Callable[[], tuple[bool, str]]) -> None:
-        super().__init__()
-        self._check = check
+    def __init__(self) -> None:
+        self._routes: dict[bytes, tuple[frozenset[bytes], Handler, Response]] = {}
+        self._prefixes: list[tuple[bytes, bytes]] = []
 
-    def render_GET(self, request: Any) -> bytes:
-        ok, text = self._check()
-        request.setResponseCode(200 if ok else 503)
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        return text.encode() + b"\n"
+    def add(
+        self, path: bytes, methods: frozenset[bytes], handler: Handler, *, subtree: bool = False
+    ) -> None:
+        allow = b", ".join(sorted(methods))
+        not_allowed = Response(405, b"method not allowed\n", headers=((b"Allow", allow),))
+        self._routes[path] = (methods, handler, not_allowed)
+        if subtree:
+            self._prefixes.append((path.rstrip(b"/") + b"/", path))
+
+    def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
+        route = self._routes.get(request.path)
+        if route is None:
+            for prefix, path in self._prefixes:
+                if request.path.startswith(prefix):
+                    route = self._routes[path]
+                    break
+            else:
+                return _NOT_FOUND
+        methods, handler, not_allowed = route
+        if request.method not in methods:
+            return not_allowed
+        return handler(request)
 
 
-def build_site(gateway: Gateway, ready: Callable[[], tuple[bool, str]]) -> Site:
+def build_http_factory(
+    gateway: Gateway, ready: Callable[[], tuple[bool, str]]
+) -> HttpServerFactory:
+    """The HTTP server for the gateway: callbacks, metrics and probes."""
     http = gateway.config.http
     metrics = gateway.metrics
-    root: Any = Resource()
-    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
-    root.putChild(b"healthz", _Probe(lambda: (True, "ok")))
-    root.putChild(b"readyz", _Probe(ready))
+    # One labelled child per outcome, looked up once: a label lookup per callback
+    # would be per-message work (DESIGN.md section 9).
+    outcomes = {
+        word: metrics.child(metrics.callbacks, "dlr", word)
+        for word in ("ok", "bad_request", "unauthorized", "too_large", "error")
+    }
 
     def outcome(word: str) -> None:
-        metrics.child(metrics.callbacks, "dlr", word).inc()
+        outcomes[word].inc()
 
-    callback = CallbackResource(
+    callback = CallbackEndpoint(
         gateway.on_reports,
         username=http.callback_username,
         password=http.callback_password,
-        max_body=http.max_body,
         on_outcome=outcome,
     )
-    segments = [s.encode() for s in http.callback_path.strip("/").split("/")]
-    parent = root
-    for segment in segments[:-1]:
-        child = Resource()
-        parent.putChild(segment, child)
-        parent = child
-    parent.putChild(segments[-1], callback)
-    # Form bodies are parsed by the callback itself; twisted.web's own parsing builds an
-    # email.message per request, which costs more than handling the report.
-    site = Site(root, parsePOSTFormSubmission=False)
-    site.displayTracebacks = False
-    # Per-request access logs would cost more than the request at LINK's rates.
-    site.log = lambda request: None  # type: ignore[method-assign]
-    return site
+
+    def metrics_page(request: HttpRequest) -> Response:
+        return Response(
+            200, generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.encode()
+        )
+
+    def probe(check: Callable[[], tuple[bool, str]]) -> Handler:
+        def answer(request: HttpRequest) -> Response:
+            ok, text = check()
+            return Response(200 if ok else 503, text.encode() + b"\n")
+
+        return answer
+
+    router = Router()
+    router.add(http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True)
+    router.add(b"/metrics", _READ_ONLY, metrics_page)
+    router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")))
+    router.add(b"/readyz", _READ_ONLY, probe(ready))
+    return HttpServerFactory(
+        gateway.reactor, router, max_body=http.max_body, on_error=callback.on_http_error
+    )
+
+
+__all__ = ["Router", "build_http_factory"]

@@ -16,11 +16,11 @@ What always holds:
   carrying a human-readable ``reason``).
 * XML with a DOCTYPE or entity declaration is refused before it reaches the parser,
   so entity expansion attacks never start.
-* :class:`CallbackResource` answers 200 only after the handler's Deferred fired (the
+* :class:`CallbackEndpoint` answers 200 only after the handler's Deferred fired (the
   handler stores the reports durably); a failing handler gets 503 so LINK retries;
   a bad body gets 400 with the reason and the handler is not called.
-* Credentials are compared in constant time; a body over ``max_body`` is refused
-  with 413 without being parsed.
+* Credentials are compared in constant time. A body over the HTTP server's
+  ``max_body`` is refused with 413 by its parser before anything here runs.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from xml.etree import ElementTree
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+
+from gateway.http11 import HttpRequest, Response
 
 log = Logger()
 
@@ -371,17 +371,26 @@ def _short(error: BaseException) -> str:
     return str(error)[:120]
 
 
-# -- the HTTP resource -------------------------------------------------------------
+# -- the HTTP endpoint -------------------------------------------------------------
+
+_ALLOWED = (b"GET", b"POST", b"PUT")
+_UNAUTHORIZED = Response(
+    401, b"unauthorized\n", headers=((b"WWW-Authenticate", b'Basic realm="callbacks"'),)
+)
+_NOT_ALLOWED = Response(405, b"method not allowed\n", headers=((b"Allow", b"GET, POST, PUT"),))
+_STORED = Response(200, b"OK")
+_NOT_STORED = Response(503, b"temporarily unable to store, retry\n")
 
 
-class CallbackResource(Resource):
-    """twisted.web resource for a Gate destination that delivers reports.
+class CallbackEndpoint:
+    """The callback path of the HTTP server, for a Gate destination that delivers
+    reports: call it with a request, get the answer (now, or as a Deferred).
 
     ``on_outcome`` is called once per request with "ok", "bad_request",
-    "unauthorized", "too_large" or "error".
+    "unauthorized", "too_large" or "error". The body limit is the HTTP server's
+    (its parser answers 413); pass :meth:`on_http_error` to the server so those
+    refusals are counted as "too_large" too.
     """
-
-    isLeaf = True
 
     def __init__(
         self,
@@ -389,81 +398,55 @@ class CallbackResource(Resource):
         *,
         username: str | None,
         password: str | None,
-        max_body: int = 65536,
         on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
-        super().__init__()
         self._handler = handler
         if (username is None) != (password is None):
             raise ValueError("set both username and password, or neither")
         self._username = username.encode() if username is not None else None
         self._password = password.encode() if password is not None else None
-        self._max_body = max_body
         self._on_outcome = on_outcome
         self._last_failure_log = float("-inf")
         self._failures_not_logged = 0
 
-    def render_GET(self, request: Request) -> bytes | int:
-        return self._render(request)
-
-    def render_POST(self, request: Request) -> bytes | int:
-        return self._render(request)
-
-    # A Gate destination can be switched to PUT (seed 000, "method").
-    render_PUT = render_POST
-
-    def _render(self, request: Request) -> bytes | int:
+    def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
+        # A Gate destination can be switched to GET or PUT (seed 000, "method").
+        if request.method not in _ALLOWED:
+            return _NOT_ALLOWED
         if self._username is not None and not self._authorized(request):
-            request.setResponseCode(401)
-            request.setHeader(b"WWW-Authenticate", b'Basic realm="callbacks"')
-            return self._answer(request, "unauthorized", b"unauthorized\n")
-        headers = request.requestHeaders
-        declared = headers.getRawHeaders(b"content-length")
-        if declared:
-            try:
-                too_large = int(declared[0]) > self._max_body
-            except ValueError:
-                too_large = False
-            if too_large:
-                request.setResponseCode(413)
-                return self._answer(request, "too_large", b"body too large\n")
-        content = request.content
-        body = content.read(self._max_body + 1) if content is not None else b""
-        if len(body) > self._max_body:
-            request.setResponseCode(413)
-            return self._answer(request, "too_large", b"body too large\n")
-        content_types = headers.getRawHeaders(b"content-type")
-        content_type = content_types[0].decode("latin-1") if content_types else None
+            self._on_outcome("unauthorized")
+            return _UNAUTHORIZED
+        content_type = request.headers.get(b"content-type")
         try:
-            reports = parse_delivery_reports(request.method, content_type, body, request.args or {})
+            reports = parse_delivery_reports(
+                request.method,
+                content_type.decode("latin-1") if content_type is not None else None,
+                request.body,
+                request.query_args(),
+            )
         except BadCallback as e:
-            request.setResponseCode(400)
-            return self._answer(request, "bad_request", e.reason.encode() + b"\n")
-
+            self._on_outcome("bad_request")
+            return Response(400, e.reason.encode() + b"\n")
         try:
             stored = self._handler(reports)
         except Exception:
             stored = Deferred()
             stored.errback(Failure())
-        finished: list[bool] = []
-        request.notifyFinish().addBoth(lambda _: finished.append(True))
-        stored.addCallbacks(
-            self._stored,
-            self._not_stored,
-            callbackArgs=(request, finished),
-            errbackArgs=(request, finished),
-        )
-        return NOT_DONE_YET
+        # If LINK hangs up before this fires it retries: the handler must accept
+        # the same report again. The outcome is counted either way.
+        return stored.addCallbacks(self._stored, self._not_stored)
 
-    def _stored(self, _: None, request: Request, finished: list[bool]) -> None:
-        if finished:
-            # LINK hung up before we answered: it will retry, the handler must
-            # accept the same report again.
-            self._on_outcome("ok")
-            return
-        self._finish(request, "ok", b"OK")
+    def on_http_error(self, status: int) -> None:
+        """The HTTP server refused a request before routing it; 413 is a body over
+        the limit, counted like the resource used to count it."""
+        if status == 413:
+            self._on_outcome("too_large")
 
-    def _not_stored(self, failure: Failure, request: Request, finished: list[bool]) -> None:
+    def _stored(self, _: None) -> Response:
+        self._on_outcome("ok")
+        return _STORED
+
+    def _not_stored(self, failure: Failure) -> Response:
         now = time.monotonic()
         if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL:
             log.failure(
@@ -476,30 +459,14 @@ class CallbackResource(Resource):
             self._failures_not_logged = 0
         else:
             self._failures_not_logged += 1
-        if finished:
-            self._on_outcome("error")
-            return
-        request.setResponseCode(503)
-        self._finish(request, "error", b"temporarily unable to store, retry\n")
+        self._on_outcome("error")
+        return _NOT_STORED
 
-    def _finish(self, request: Request, outcome: str, text: bytes) -> None:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        # An explicit length keeps the connection reusable without chunked encoding.
-        request.setHeader(b"Content-Length", b"%d" % len(text))
-        request.write(text)
-        request.finish()
-        self._on_outcome(outcome)
-
-    def _answer(self, request: Request, outcome: str, text: bytes) -> bytes:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        self._on_outcome(outcome)
-        return text
-
-    def _authorized(self, request: Request) -> bool:
-        header = request.requestHeaders.getRawHeaders(b"authorization")
+    def _authorized(self, request: HttpRequest) -> bool:
+        header = request.headers.get(b"authorization")
         if not header:
             return False
-        scheme, _, encoded = header[0].partition(b" ")
+        scheme, _, encoded = header.partition(b" ")
         if scheme.lower() != b"basic":
             return False
         try:
@@ -516,7 +483,7 @@ class CallbackResource(Resource):
 
 __all__ = [
     "BadCallback",
-    "CallbackResource",
+    "CallbackEndpoint",
     "DeliveryReport",
     "delivery_report_from_object",
     "parse_callback_objects",

@@ -1,5 +1,6 @@
 """FakeCommon posts delivery reports back to a real callback listener (the gateway's
-own CallbackResource), and validates requests the way seed 001 describes."""
+own CallbackEndpoint on its HTTP server), and validates requests the way seed 001
+describes."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from gateway.common.callbacks import CallbackResource, DeliveryReport
+from gateway.common.callbacks import CallbackEndpoint, DeliveryReport
 from gateway.common.client import CommonClient, CommonSettings
-from tests.fakes.fake_common import FakeCommon, QuietSite, count_segments
+from gateway.transport.http import HttpServerFactory
+from tests.fakes.fake_common import FakeCommon, count_segments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,11 +44,11 @@ class ReportTests(TestCase):
     def setUp(self) -> None:
         self.reports: list[DeliveryReport] = []
         self.fail_stores = 0
-        resource = CallbackResource(self.store, username="link", password="cb-secret")
-        site = QuietSite(resource)
-        listening = reactor.listenTCP(0, site, interface="127.0.0.1")
+        endpoint = CallbackEndpoint(self.store, username="link", password="cb-secret")
+        factory = HttpServerFactory(reactor, endpoint, max_body=65536)
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
-        self.addCleanup(site.close_connections)
+        self.addCleanup(factory.close_connections)
         callback = f"http://127.0.0.1:{listening.getHost().port}/dlr"
         self.common = FakeCommon(
             reactor,

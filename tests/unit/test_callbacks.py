@@ -1,12 +1,11 @@
-"""Delivery-report callbacks: every body format a Gate can use, and the resource's
-answers (401, 413, 400, 200 only once stored, 503 when storing failed)."""
+"""Delivery-report callbacks: every body format a Gate can use, and the endpoint's
+answers (401, 413 counted, 400, 200 only once stored, 503 when storing failed)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import json
-from io import BytesIO
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.logger import globalLogPublisher
 
 from gateway.common.callbacks import (
     BadCallback,
-    CallbackResource,
+    CallbackEndpoint,
     DeliveryReport,
     parse_callback_objects,
     parse_delivery_reports,
 )
+from gateway.http11 import HttpError, HttpRequest, RequestParser, Response
 
 # Shaped exactly like seed 001's "Delivery Report Example".
 SEED_REPORT: dict[str, Any] = {
@@ -303,7 +302,7 @@ def test_random_xml_text_only_raises_bad_callback(text: str) -> None:
     _only_bad_callback(f"<r>{text}</r>".encode(), XML)
 
 
-# -- the resource ------------------------------------------------------------------
+# -- the endpoint ------------------------------------------------------------------
 
 
 class Recorder:
@@ -319,10 +318,10 @@ class Recorder:
         return d
 
 
-def make_resource(recorder: Recorder, **kwargs: Any) -> CallbackResource:
+def make_endpoint(recorder: Recorder, **kwargs: Any) -> CallbackEndpoint:
     options: dict[str, Any] = {"username": "link", "password": "s3cret"}
     options.update(kwargs)
-    return CallbackResource(recorder.handler, on_outcome=recorder.outcomes.append, **options)
+    return CallbackEndpoint(recorder.handler, on_outcome=recorder.outcomes.append, **options)
 
 
 def make_request(
@@ -331,26 +330,31 @@ def make_request(
     method: bytes = b"POST",
     content_type: bytes = b"application/json",
     auth: tuple[str, str] | None = ("link", "s3cret"),
-    content_length: bytes | None = None,
-) -> DummyRequest:
-    request = DummyRequest([b""])
-    request.method = method
-    request.content = BytesIO(body)
-    request.requestHeaders.setRawHeaders(b"content-type", [content_type])
-    if content_length is not None:
-        request.requestHeaders.setRawHeaders(b"content-length", [content_length])
+    query: bytes = b"",
+) -> HttpRequest:
+    """A request as the HTTP parser hands it over, built from the bytes LINK sends."""
+    lines = [b"%s /callbacks/dlr%s HTTP/1.1" % (method, b"?" + query if query else b"")]
+    lines.append(b"Host: gw.example")
+    lines.append(b"Content-Type: " + content_type)
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode())
-        request.requestHeaders.setRawHeaders(b"authorization", [b"Basic " + token])
+        lines.append(b"Authorization: Basic " + token)
+    lines.append(b"Content-Length: %d" % len(body))
+    parser = RequestParser()
+    parser.feed(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+    request = parser.next_request()
+    assert request is not None
     return request
 
 
-def render(resource: CallbackResource, request: DummyRequest) -> bytes | None:
-    """What the resource answered synchronously, or None when it answers later."""
-    result = resource.render(request)
-    if result is NOT_DONE_YET:
-        return None
-    assert isinstance(result, bytes)
+def answer_now(endpoint: CallbackEndpoint, request: HttpRequest) -> Response:
+    """The endpoint's answer, which must be there already."""
+    result = endpoint(request)
+    if isinstance(result, Deferred):
+        answers: list[Response] = []
+        result.addCallback(answers.append)
+        assert answers, "no answer yet"
+        return answers[0]
     return result
 
 
@@ -360,119 +364,142 @@ BODY = json.dumps(SEED_REPORT).encode()
 @pytest.mark.parametrize(
     "auth", [None, ("link", "wrong"), ("other", "s3cret"), ("link", ""), ("", "")]
 )
-def test_resource_401_without_right_credentials(auth: tuple[str, str] | None) -> None:
+def test_endpoint_401_without_right_credentials(auth: tuple[str, str] | None) -> None:
     recorder = Recorder()
-    request = make_request(BODY, auth=auth)
-    assert render(make_resource(recorder), request) is not None
-    assert request.responseCode == 401
-    assert request.responseHeaders.getRawHeaders(b"www-authenticate")
+    answer = answer_now(make_endpoint(recorder), make_request(BODY, auth=auth))
+    assert answer.status == 401
+    assert dict(answer.headers)[b"WWW-Authenticate"] == b'Basic realm="callbacks"'
     assert recorder.calls == [] and recorder.outcomes == ["unauthorized"]
 
 
-def test_resource_401_for_garbage_authorization() -> None:
+@pytest.mark.parametrize(
+    "header", [b"Basic !!!not-base64", b"Bearer abc", b"Basic " + base64.b64encode(b"nocolon")]
+)
+def test_endpoint_401_for_garbage_authorization(header: bytes) -> None:
     recorder = Recorder()
     request = make_request(BODY, auth=None)
-    request.requestHeaders.setRawHeaders(b"authorization", [b"Basic !!!not-base64"])
-    render(make_resource(recorder), request)
-    assert request.responseCode == 401
+    request.headers[b"authorization"] = header
+    assert answer_now(make_endpoint(recorder), request).status == 401
 
 
-def test_resource_without_credentials_configured_takes_anyone() -> None:
+def test_endpoint_without_credentials_configured_takes_anyone() -> None:
     recorder = Recorder()
-    request = make_request(BODY, auth=None)
-    resource = make_resource(recorder, username=None, password=None)
-    assert render(resource, request) is None
+    endpoint = make_endpoint(recorder, username=None, password=None)
+    result = endpoint(make_request(BODY, auth=None))
+    assert isinstance(result, Deferred)
     recorder.pending[0].callback(None)
-    assert request.finished and request.responseCode in (None, 200)
+    assert answer_now_from(result).status == 200
 
 
-def test_resource_413_by_content_length() -> None:
+def test_endpoint_needs_both_or_no_credentials() -> None:
+    with pytest.raises(ValueError):
+        CallbackEndpoint(Recorder().handler, username="link", password=None)
+
+
+def answer_now_from(result: Deferred[Response]) -> Response:
+    answers: list[Response] = []
+    result.addCallback(answers.append)
+    assert answers, "no answer yet"
+    return answers[0]
+
+
+def test_endpoint_413_from_the_server_is_counted() -> None:
+    # The HTTP parser refuses the body; the server reports the status to the endpoint.
     recorder = Recorder()
-    request = make_request(BODY, content_length=b"100000")
-    render(make_resource(recorder, max_body=1000), request)
-    assert request.responseCode == 413
-    assert recorder.outcomes == ["too_large"]
+    endpoint = make_endpoint(recorder)
+    parser = RequestParser(max_body=1000)
+    parser.feed(b"POST /callbacks/dlr HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
+    with pytest.raises(HttpError) as caught:
+        parser.next_request()
+    endpoint.on_http_error(caught.value.status)
+    endpoint.on_http_error(400)  # not a callback outcome: the request never got here
+    assert caught.value.status == 413
+    assert recorder.outcomes == ["too_large"] and recorder.calls == []
 
 
-def test_resource_413_by_real_length() -> None:
+def test_endpoint_400_with_reason() -> None:
     recorder = Recorder()
-    request = make_request(b"{" + b" " * 2000 + b"}")
-    render(make_resource(recorder, max_body=1000), request)
-    assert request.responseCode == 413
-
-
-def test_resource_400_with_reason() -> None:
-    recorder = Recorder()
-    request = make_request(b'{"id": "x"}')
-    answer = render(make_resource(recorder), request)
-    assert request.responseCode == 400
-    assert answer is not None and b"resultCode" in answer
-    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"text/plain; charset=utf-8"]
+    answer = answer_now(make_endpoint(recorder), make_request(b'{"id": "x"}'))
+    assert answer.status == 400
+    assert b"resultCode" in answer.body
+    assert answer.content_type == b"text/plain; charset=utf-8"
     assert recorder.calls == [] and recorder.outcomes == ["bad_request"]
 
 
-def test_resource_200_only_after_handler_fires() -> None:
+def test_endpoint_200_only_after_handler_fires() -> None:
     recorder = Recorder()
-    request = make_request(BODY)
-    assert render(make_resource(recorder), request) is None
+    result = make_endpoint(recorder)(make_request(BODY))
+    assert isinstance(result, Deferred)
     assert recorder.calls == [[EXPECTED]]
-    assert not request.finished
+    answers: list[Response] = []
+    result.addCallback(answers.append)
+    assert answers == [] and recorder.outcomes == []
     recorder.pending[0].callback(None)
-    assert request.finished
-    assert request.responseCode in (None, 200)
-    assert b"".join(request.written) == b"OK"
+    assert [(a.status, a.body) for a in answers] == [(200, b"OK")]
     assert recorder.outcomes == ["ok"]
 
 
-def test_resource_get_with_query() -> None:
+@pytest.mark.parametrize("method", [b"GET", b"POST", b"PUT"])
+def test_endpoint_query_string_reports(method: bytes) -> None:
     recorder = Recorder()
-    request = make_request(method=b"GET")
-    request.args = {b"id": [b"abc$0"], b"resultCode": [b"1001"]}
-    assert render(make_resource(recorder), request) is None
+    request = make_request(method=method, query=b"id=abc%240&resultCode=1001")
+    make_endpoint(recorder)(request)
     assert recorder.calls[0][0].id == "abc$0"
 
 
-def test_resource_503_when_handler_fails() -> None:
+def test_endpoint_form_body() -> None:
     recorder = Recorder()
-    request = make_request(BODY)
-    render(make_resource(recorder), request)
+    body = urlencode({"id": "f1", "resultCode": "1001"}).encode()
+    make_endpoint(recorder)(make_request(body, content_type=FORM.encode()))
+    assert recorder.calls[0][0].id == "f1"
+
+
+def test_endpoint_other_methods_405() -> None:
+    recorder = Recorder()
+    answer = answer_now(make_endpoint(recorder), make_request(BODY, method=b"DELETE"))
+    assert answer.status == 405 and recorder.outcomes == []
+
+
+def test_endpoint_503_when_handler_fails() -> None:
+    recorder = Recorder()
+    result = make_endpoint(recorder)(make_request(BODY))
+    assert isinstance(result, Deferred)
     recorder.pending[0].errback(RuntimeError("disk full"))
-    assert request.finished and request.responseCode == 503
+    assert answer_now_from(result).status == 503
     assert recorder.outcomes == ["error"]
 
 
-def test_resource_503_when_handler_raises() -> None:
+def test_endpoint_503_when_handler_raises() -> None:
     outcomes: list[str] = []
 
     def broken(reports: list[DeliveryReport]) -> Deferred[None]:
         raise RuntimeError("bug")
 
-    resource = CallbackResource(broken, username=None, password=None, on_outcome=outcomes.append)
-    request = make_request(BODY, auth=None)
-    render(resource, request)
-    assert request.responseCode == 503 and outcomes == ["error"]
+    endpoint = CallbackEndpoint(broken, username=None, password=None, on_outcome=outcomes.append)
+    answer = answer_now(endpoint, make_request(BODY, auth=None))
+    assert answer.status == 503 and outcomes == ["error"]
 
 
-def test_resource_client_gone_before_stored() -> None:
-    recorder = Recorder()
-    request = make_request(BODY)
-    render(make_resource(recorder), request)
-    request.processingFailed(RuntimeError("connection lost"))  # fires notifyFinish
-    recorder.pending[0].callback(None)  # must not write to a finished request
-    assert recorder.outcomes == ["ok"]
+def test_endpoint_failures_logged_at_most_every_interval() -> None:
+    logged: list[dict[str, Any]] = []
+    observer = logged.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        endpoint = CallbackEndpoint(
+            lambda reports: fail(RuntimeError("x")), username=None, password=None
+        )
+        for _ in range(5):
+            assert answer_now(endpoint, make_request(BODY, auth=None)).status == 503
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    failures = [e for e in logged if "log_failure" in e]
+    assert len(failures) == 1
 
 
-def test_resource_handler_already_fired() -> None:
+def test_endpoint_handler_already_fired() -> None:
     outcomes: list[str] = []
-    resource = CallbackResource(
+    endpoint = CallbackEndpoint(
         lambda reports: succeed(None), username=None, password=None, on_outcome=outcomes.append
     )
-    request = make_request(BODY, auth=None)
-    render(resource, request)
-    assert request.finished and outcomes == ["ok"]
-    failing = CallbackResource(
-        lambda reports: fail(RuntimeError("x")), username=None, password=None
-    )
-    request = make_request(BODY, auth=None)
-    render(failing, request)
-    assert request.responseCode == 503
+    assert answer_now(endpoint, make_request(BODY, auth=None)).status == 200
+    assert outcomes == ["ok"]
