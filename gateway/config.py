@@ -86,7 +86,7 @@ class ConnectorSettings:
     timeout: float = 10.0
     max_connections: int = 8
     max_batch: int = 1000
-    batch_delay: float = 0.005
+    batch_delay: float = 0.02
     ca_file: str | None = None
     retry: RetrySettings = RetrySettings()
     # simulator

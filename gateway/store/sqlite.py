@@ -11,8 +11,9 @@ so under load batches grow by themselves and the cost of the disk is shared.
 Why this split: a durable commit waits for the disk (about a millisecond
 here), which must not stall the reactor; but running SQLite itself in a worker
 thread makes the two threads fight for the GIL on every socket call. The fsync
-thread holds no GIL while it waits. Checkpoints run in that thread too, on a
-connection of their own, so the reactor never pays for them.
+thread holds no GIL while it waits. Checkpoints run in a thread of their own,
+on a connection of their own, so neither the reactor nor the fsyncs wait for
+them.
 
 What always holds: a Deferred fires only after its transaction is committed
 and (with `synchronous = "full"`) on disk; if the transaction fails, every job
@@ -178,6 +179,9 @@ class SqliteStore:
         self.result_codes = result_codes
         self._now = clock or reactor.seconds
         self._worker = _Worker(reactor, "sqlite-fsync")
+        # Checkpoints copy pages and fsync the database file: tens of milliseconds that
+        # must not hold up the fsyncs submits wait for.
+        self._checkpoint_worker = _Worker(reactor, "sqlite-checkpoint")
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoints = LoopingCall(self._checkpoint)
@@ -296,7 +300,7 @@ class SqliteStore:
             assert self._checkpointer is not None
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-        d: Deferred[None] = self._worker.call(run)
+        d: Deferred[None] = self._checkpoint_worker.call(run)
         return d.addErrback(lambda f: log.failure("store checkpoint failed", f))
 
     # --- lifecycle -----------------------------------------------------------
@@ -341,6 +345,7 @@ class SqliteStore:
             self.path, isolation_level=None, check_same_thread=False
         )
         self._worker.start()
+        self._checkpoint_worker.start()
         self._checkpoints.start(self._checkpoint_interval, now=False)
         return succeed(recovered)
 
@@ -358,6 +363,7 @@ class SqliteStore:
                 self._reactor.callLater(0.01, drained)
                 return
             self._worker.stop()
+            self._checkpoint_worker.stop()
             for conn in (self._checkpointer, self._conn):
                 if conn is not None:
                     conn.close()
