@@ -1,12 +1,14 @@
 """The embedded store: one SQLite file in WAL mode, group commit, fsync off the reactor.
 
 Group commit: every call made during one reactor turn becomes a job; at the
-end of the turn all queued jobs run in one transaction on the reactor thread.
-COMMIT there is cheap (SQLite runs with synchronous=NORMAL, so a commit only
+end of the turn all queued jobs run in one transaction on the reactor thread,
+and while an fsync is in flight, jobs gather until it is done and then share
+the next transaction. Under load batches grow by themselves and the cost of
+the disk is shared.
+
+COMMIT is cheap (SQLite runs with synchronous=NORMAL, so a commit only
 appends to the WAL file); durability comes from an `fsync` of the WAL file,
-done by a dedicated thread, after which the jobs' Deferreds fire. While one
-fsync is in flight, the next transactions commit and wait for the next fsync,
-so under load batches grow by themselves and the cost of the disk is shared.
+done by a dedicated thread, after which the jobs' Deferreds fire.
 
 Why this split: a durable commit waits for the disk (about a millisecond
 here), which must not stall the reactor; but running SQLite itself in a worker
@@ -211,6 +213,9 @@ class SqliteStore:
         """
         job = _Job(fn, durable)
         self._pending.append(job)
+        if self._syncing:
+            # The disk is busy: gather until it is done, then one commit for all.
+            return job.deferred
         call = self._flush_call
         if call is None or not call.active():
             self._flush_call = self._reactor.callLater(0 if durable else LAZY_DELAY, self._flush)
@@ -223,6 +228,8 @@ class SqliteStore:
         return self._flush_call is not None and self._flush_call.active()
 
     def _flush(self) -> None:
+        if self._syncing:
+            return  # next_round flushes what gathered meanwhile
         jobs, self._pending = self._pending, []
         if not jobs:
             return
@@ -268,7 +275,8 @@ class SqliteStore:
 
         def next_round(_: object) -> None:
             self._syncing = False
-            self._sync()
+            if self._pending:
+                self._flush()
 
         d: Deferred[None] = self._worker.call(self._fsync_wal)
         d.addCallbacks(synced, failed).addBoth(next_round)
