@@ -68,12 +68,23 @@ _MIGRATIONS = [
         state INTEGER NOT NULL,
         submitted_at REAL NOT NULL,
         expires_at REAL NOT NULL,
+        validity_s INTEGER NOT NULL,
+        priority TEXT,
+        registered_delivery INTEGER NOT NULL,
+        source_addr TEXT NOT NULL,
+        source_ton INTEGER NOT NULL,
+        source_npi INTEGER NOT NULL,
+        dest_addr TEXT NOT NULL,
+        dest_ton INTEGER NOT NULL,
+        dest_npi INTEGER NOT NULL,
+        text_head TEXT NOT NULL,
+        parts INTEGER NOT NULL,
+        fields TEXT NOT NULL,
         upstream_id TEXT,
-        parts TEXT,
+        part_results TEXT,
         stat TEXT,
         err INTEGER,
-        done_at REAL,
-        data TEXT NOT NULL
+        done_at REAL
     );
     CREATE INDEX messages_pending ON messages (state) WHERE state < 2;
     CREATE INDEX messages_upstream ON messages (upstream_id) WHERE upstream_id IS NOT NULL;
@@ -81,15 +92,34 @@ _MIGRATIONS = [
     CREATE TABLE receipts (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         account TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        data TEXT NOT NULL
+        message_id TEXT NOT NULL,
+        source_addr TEXT NOT NULL,
+        source_ton INTEGER NOT NULL,
+        source_npi INTEGER NOT NULL,
+        destination_addr TEXT NOT NULL,
+        dest_ton INTEGER NOT NULL,
+        dest_npi INTEGER NOT NULL,
+        stat TEXT NOT NULL,
+        err INTEGER NOT NULL,
+        sub INTEGER NOT NULL,
+        dlvrd INTEGER NOT NULL,
+        submit_date REAL NOT NULL,
+        done_date REAL NOT NULL,
+        text TEXT NOT NULL,
+        attempts INTEGER NOT NULL
     );
     """,
 ]
 
-# Message attributes kept in the JSON `data` column rather than in columns of their own.
-_DATA_FIELDS = (
-    "fields",
+# Columns, not JSON: a delivery report reads these for every message, and
+# decoding a JSON blob per report cost more than the query.
+_MESSAGE_COLUMNS = (
+    "id",
+    "account",
+    "connector",
+    "state",
+    "submitted_at",
+    "expires_at",
     "validity_s",
     "priority",
     "registered_delivery",
@@ -101,6 +131,25 @@ _DATA_FIELDS = (
     "dest_npi",
     "text_head",
     "parts",
+    "fields",
+    "upstream_id",
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})"
+)
+_SELECT_MESSAGE = f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages"
+_RECEIPT_COLUMNS = tuple(f.name for f in fields(Receipt) if f.name != "seq")
+_INSERT_RECEIPT = (
+    f"INSERT INTO receipts ({', '.join(_RECEIPT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_RECEIPT_COLUMNS))})"
+)
+_SELECT_RECEIPT = f"SELECT seq, {', '.join(_RECEIPT_COLUMNS)} FROM receipts"
+# What a delivery report needs of its message.
+_REPORT_COLUMNS = (
+    "SELECT id, state, part_results, parts, submitted_at, account, registered_delivery,"
+    " source_addr, source_ton, source_npi, dest_addr, dest_ton, dest_npi, text_head"
+    " FROM messages"
 )
 
 
@@ -340,14 +389,11 @@ class SqliteStore:
         self._conn = conn
         recovered = Recovered()
         for row in conn.execute(
-            "SELECT id, account, connector, state, submitted_at, expires_at, upstream_id, data"
-            " FROM messages WHERE state = ? ORDER BY submitted_at",
-            (QUEUED,),
+            f"{_SELECT_MESSAGE} WHERE state = ? ORDER BY submitted_at", (QUEUED,)
         ):
             recovered.messages.append(_message_from_row(row))
-        for seq, data in conn.execute("SELECT seq, data FROM receipts ORDER BY seq"):
-            receipt = Receipt(**dict(zip(_RECEIPT_FIELDS, json.loads(data), strict=True)))
-            receipt.seq = seq
+        for seq, *values in conn.execute(f"{_SELECT_RECEIPT} ORDER BY seq"):
+            receipt = Receipt(**dict(zip(_RECEIPT_COLUMNS, values, strict=True)), seq=seq)
             recovered.receipts.append(receipt)
         self._checkpointer = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False
@@ -395,18 +441,25 @@ class SqliteStore:
                 m.state,
                 m.submitted_at,
                 m.expires_at,
+                m.validity_s,
+                m.priority,
+                m.registered_delivery,
+                m.source_addr,
+                m.source_ton,
+                m.source_npi,
+                m.dest_addr,
+                m.dest_ton,
+                m.dest_npi,
+                m.text_head,
+                m.parts,
+                _encode(m.fields),
                 m.upstream_id,
-                _encode({k: getattr(m, k) for k in _DATA_FIELDS}),
             )
             for m in messages
         ]
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO messages (id, account, connector, state, submitted_at, expires_at,"
-                " upstream_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            conn.executemany(_INSERT_MESSAGE, rows)
 
         return self._submit(run)
 
@@ -480,7 +533,7 @@ class SqliteStore:
                 "SELECT min(submitted_at) FROM messages WHERE state = 0"
             ).fetchone()[0]
             receipts, oldest_receipt = conn.execute(
-                "SELECT count(*), min(created_at) FROM receipts"
+                "SELECT count(*), min(done_date) FROM receipts"
             ).fetchone()
             return Depths(
                 queued=counts.get(QUEUED, 0),
@@ -505,28 +558,32 @@ class SqliteStore:
 
 
 def _message_from_row(row: tuple[Any, ...]) -> Message:
-    id_, account, connector, state, submitted_at, expires_at, upstream_id, data = row
-    return Message(
-        id=id_,
-        account=account,
-        connector=connector,
-        state=state,
-        submitted_at=submitted_at,
-        expires_at=expires_at,
-        upstream_id=upstream_id,
-        **json.loads(data),
-    )
-
-
-_RECEIPT_FIELDS = tuple(f.name for f in fields(Receipt) if f.name != "seq")
+    values = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
+    values["fields"] = json.loads(values["fields"])
+    return Message(**values)
 
 
 def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
-    # A list in field order: dataclasses.asdict deep-copies, which costs more than the insert.
-    data = [getattr(receipt, name) for name in _RECEIPT_FIELDS]
     cursor = conn.execute(
-        "INSERT INTO receipts (account, created_at, data) VALUES (?, ?, ?)",
-        (receipt.account, receipt.done_date, _encode(data)),
+        _INSERT_RECEIPT,
+        (
+            receipt.account,
+            receipt.message_id,
+            receipt.source_addr,
+            receipt.source_ton,
+            receipt.source_npi,
+            receipt.destination_addr,
+            receipt.dest_ton,
+            receipt.dest_npi,
+            receipt.stat,
+            receipt.err,
+            receipt.sub,
+            receipt.dlvrd,
+            receipt.submit_date,
+            receipt.done_date,
+            receipt.text,
+            receipt.attempts,
+        ),
     )
     receipt.seq = cursor.lastrowid or 0
     return receipt
@@ -543,24 +600,31 @@ def _apply_report(
     # refId is our own id, mirrored by Common: it finds the message even when the
     # report overtook the REST answer that told us LINK's id.
     if report.ref_id:
-        row = conn.execute(
-            "SELECT id, state, parts, data, submitted_at, account FROM messages WHERE id = ?",
-            (report.ref_id,),
-        ).fetchone()
+        row = conn.execute(f"{_REPORT_COLUMNS} WHERE id = ?", (report.ref_id,)).fetchone()
     if row is None:
-        row = conn.execute(
-            "SELECT id, state, parts, data, submitted_at, account FROM messages"
-            " WHERE upstream_id = ?",
-            (base,),
-        ).fetchone()
+        row = conn.execute(f"{_REPORT_COLUMNS} WHERE upstream_id = ?", (base,)).fetchone()
     if row is None:
         return ReportResult(report, "unknown")
-    our_id, state, parts_json, data_json, submitted_at, account = row
-    data = json.loads(data_json)
+    (
+        our_id,
+        state,
+        parts_json,
+        expected_parts,
+        submitted_at,
+        account,
+        registered_delivery,
+        source_addr,
+        source_ton,
+        source_npi,
+        dest_addr,
+        dest_ton,
+        dest_npi,
+        text_head,
+    ) = row
     decision = rp.decide(
         already_final=state == FINAL,
         parts=json.loads(parts_json) if parts_json else {},
-        expected_parts=data.get("parts", 1),
+        expected_parts=expected_parts,
         result_code=report.result_code,
         part=part,
         segments=report.segments,
@@ -572,7 +636,7 @@ def _apply_report(
     assert outcome is not None
     if decision.kind == "final":
         conn.execute(
-            "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ?, parts = ?,"
+            "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ?, part_results = ?,"
             " upstream_id = coalesce(upstream_id, ?) WHERE id = ?",
             (
                 FINAL,
@@ -586,9 +650,10 @@ def _apply_report(
         )
     elif decision.parts:
         conn.execute(
-            "UPDATE messages SET parts = ? WHERE id = ?", (json.dumps(decision.parts), our_id)
+            "UPDATE messages SET part_results = ? WHERE id = ?",
+            (json.dumps(decision.parts), our_id),
         )
-    if decision.kind == "partial" or not rp.esme_wants(data["registered_delivery"], outcome):
+    if decision.kind == "partial" or not rp.esme_wants(registered_delivery, outcome):
         return ReportResult(
             report,
             decision.kind if decision.kind == "partial" else "silent",
@@ -600,19 +665,19 @@ def _apply_report(
         account=account,
         message_id=our_id,
         # A receipt travels back: from the original destination to the original source.
-        source_addr=data["dest_addr"],
-        source_ton=data["dest_ton"],
-        source_npi=data["dest_npi"],
-        destination_addr=data["source_addr"],
-        dest_ton=data["source_ton"],
-        dest_npi=data["source_npi"],
+        source_addr=dest_addr,
+        source_ton=dest_ton,
+        source_npi=dest_npi,
+        destination_addr=source_addr,
+        dest_ton=source_ton,
+        dest_npi=source_npi,
         stat=outcome.stat,
         err=outcome.err,
         sub=decision.sub,
         dlvrd=decision.dlvrd,
         submit_date=submitted_at,
         done_date=now,
-        text=data["text_head"],
+        text=text_head,
     )
     return ReportResult(
         report,
