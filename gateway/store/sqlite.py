@@ -145,6 +145,8 @@ _INSERT_RECEIPT = (
     f" VALUES ({', '.join('?' * len(_RECEIPT_COLUMNS))})"
 )
 _SELECT_RECEIPT = f"SELECT seq, {', '.join(_RECEIPT_COLUMNS)} FROM receipts"
+_MARK_SENT = "UPDATE messages SET upstream_id = ?, state = ? WHERE id = ? AND state < 2"
+_DELETE_RECEIPT = "DELETE FROM receipts WHERE seq = ?"
 # What a delivery report needs of its message.
 _REPORT_COLUMNS = (
     "SELECT id, state, part_results, parts, submitted_at, account, registered_delivery,"
@@ -244,6 +246,7 @@ class SqliteStore:
         self._unsynced: list[_Job] = []
         self._syncing = False
         self._flush_call: Any = None
+        self._open_batches: dict[str, tuple[list[tuple[Any, ...]], list[Deferred[None]]]] = {}
         self._closed = False
         self.batches = 0
         self.jobs = 0
@@ -433,6 +436,7 @@ class SqliteStore:
     # --- operations ------------------------------------------------------------
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]:
+        """Store new messages (calls until the next flush share one INSERT)."""
         rows = [
             (
                 m.id,
@@ -457,23 +461,47 @@ class SqliteStore:
             )
             for m in messages
         ]
+        return self._batched(_INSERT_MESSAGE, rows, durable=True)
 
-        def run(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT_MESSAGE, rows)
+    def _batched(
+        self, statement: str, rows: list[tuple[Any, ...]], *, durable: bool
+    ) -> Deferred[None]:
+        """`executemany(statement, rows)`, sharing one job with the same statement's
+        other calls until the next flush.
 
-        return self._submit(run)
+        Per submit_sm or per receipt, a job of its own (closure, Deferred chain,
+        executemany call) costs more than the row it writes.
+        """
+        open_batch = self._open_batches.get(statement)
+        if open_batch is None:
+            batch: list[tuple[Any, ...]] = []
+            waiters: list[Deferred[None]] = []
+            open_batch = self._open_batches[statement] = (batch, waiters)
+
+            def run(conn: sqlite3.Connection) -> None:
+                self._open_batches.pop(statement, None)
+                conn.executemany(statement, batch)
+
+            def fan_out(result: object) -> None:
+                if self._open_batches.get(statement, (None, None))[1] is waiters:
+                    del self._open_batches[statement]  # the transaction failed before `run`
+                for waiter in waiters:
+                    if isinstance(result, Failure):
+                        waiter.errback(result)
+                    else:
+                        waiter.callback(None)
+
+            self._submit(run, durable=durable).addBoth(fan_out)
+        open_batch[0].extend(rows)
+        d: Deferred[None] = Deferred()
+        open_batch[1].append(d)
+        return d
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         rows = [(upstream, SENT, our) for our, upstream in sent]
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE messages SET upstream_id = ?, state = ? WHERE id = ? AND state < 2", rows
-            )
-
         # Lost in a crash, the message is sent again: the same as a crash just before
         # LINK's answer. Not worth an fsync of its own.
-        return self._submit(run, durable=False)
+        return self._batched(_MARK_SENT, rows, durable=False)
 
     def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
         def run(conn: sqlite3.Connection) -> list[Receipt]:
@@ -502,13 +530,8 @@ class SqliteStore:
         return self._submit(run)
 
     def receipts_done(self, seqs: list[int]) -> Deferred[None]:
-        rows = [(seq,) for seq in seqs]
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.executemany("DELETE FROM receipts WHERE seq = ?", rows)
-
         # Lost in a crash, the receipt is delivered again after the restart.
-        return self._submit(run, durable=False)
+        return self._batched(_DELETE_RECEIPT, [(seq,) for seq in seqs], durable=False)
 
     def purge(self, before: float) -> Deferred[int]:
         def run(conn: sqlite3.Connection) -> int:
