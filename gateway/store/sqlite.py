@@ -43,7 +43,7 @@ from twisted.python.failure import Failure
 
 from gateway import reports as rp
 from gateway.common.callbacks import DeliveryReport
-from gateway.mapping import Outcome
+from gateway.mapping import Outcome, outcome_for
 from gateway.store.base import (
     FINAL,
     QUEUED,
@@ -153,6 +153,18 @@ _REPORT_COLUMNS = (
     " source_addr, source_ton, source_npi, dest_addr, dest_ton, dest_npi, text_head"
     " FROM messages"
 )
+_REPORT_BY_ID = f"{_REPORT_COLUMNS} WHERE id = ?"
+_REPORT_BY_UPSTREAM = f"{_REPORT_COLUMNS} WHERE upstream_id = ?"
+# The common case in one statement: a whole-message final report for a message
+# not yet final. Anything else (parts, duplicates, unknown ids) takes the long way.
+_FINISH_RETURNING = (
+    "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ?,"
+    " upstream_id = coalesce(upstream_id, ?) WHERE {key} = ? AND state < 2"
+    " RETURNING id, submitted_at, account, registered_delivery, source_addr, source_ton,"
+    " source_npi, dest_addr, dest_ton, dest_npi, text_head"
+)
+_FINISH_BY_ID = _FINISH_RETURNING.format(key="id")
+_FINISH_BY_UPSTREAM = _FINISH_RETURNING.format(key="upstream_id")
 
 
 def _fire(jobs: list[_Job]) -> None:
@@ -612,6 +624,61 @@ def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
     return receipt
 
 
+def _finish_whole(
+    conn: sqlite3.Connection, report: DeliveryReport, base: str, outcome: Outcome, now: float
+) -> ReportResult | None:
+    """A final report for a whole message, in one UPDATE ... RETURNING; None if it
+    matched no message that was still open."""
+    values = (outcome.stat, outcome.err, now, base)
+    row = None
+    if report.ref_id:
+        row = conn.execute(_FINISH_BY_ID, (*values, report.ref_id)).fetchone()
+    if row is None:
+        row = conn.execute(_FINISH_BY_UPSTREAM, (*values, base)).fetchone()
+    if row is None:
+        return None
+    (
+        our_id,
+        submitted_at,
+        account,
+        registered_delivery,
+        source_addr,
+        source_ton,
+        source_npi,
+        dest_addr,
+        dest_ton,
+        dest_npi,
+        text_head,
+    ) = row
+    if not rp.esme_wants(registered_delivery, outcome):
+        return ReportResult(report, "silent", stat=outcome.stat, message_id=our_id, final=True)
+    receipt = Receipt(
+        account=account,
+        message_id=our_id,
+        source_addr=dest_addr,
+        source_ton=dest_ton,
+        source_npi=dest_npi,
+        destination_addr=source_addr,
+        dest_ton=source_ton,
+        dest_npi=source_npi,
+        stat=outcome.stat,
+        err=outcome.err,
+        sub=1,
+        dlvrd=1 if outcome.stat == "DELIVRD" else 0,
+        submit_date=submitted_at,
+        done_date=now,
+        text=text_head,
+    )
+    return ReportResult(
+        report,
+        "final",
+        _insert_receipt(conn, receipt),
+        outcome.stat,
+        message_id=our_id,
+        final=True,
+    )
+
+
 def _apply_report(
     conn: sqlite3.Connection,
     report: DeliveryReport,
@@ -619,13 +686,19 @@ def _apply_report(
     now: float,
 ) -> ReportResult:
     base, part = rp.split_part(report.id)
+    if part is None:
+        whole = outcome_for(report.result_code, table)
+        if whole.final:
+            fast = _finish_whole(conn, report, base, whole, now)
+            if fast is not None:
+                return fast
     row = None
     # refId is our own id, mirrored by Common: it finds the message even when the
     # report overtook the REST answer that told us LINK's id.
     if report.ref_id:
-        row = conn.execute(f"{_REPORT_COLUMNS} WHERE id = ?", (report.ref_id,)).fetchone()
+        row = conn.execute(_REPORT_BY_ID, (report.ref_id,)).fetchone()
     if row is None:
-        row = conn.execute(f"{_REPORT_COLUMNS} WHERE upstream_id = ?", (base,)).fetchone()
+        row = conn.execute(_REPORT_BY_UPSTREAM, (base,)).fetchone()
     if row is None:
         return ReportResult(report, "unknown")
     (
