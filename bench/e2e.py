@@ -442,6 +442,8 @@ class EsmeClient(Protocol):
         self.sent_at = run.sent_at
 
     def connectionMade(self) -> None:
+        # Like a latency-minded ESME: no Nagle delay on our small PDUs.
+        self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
         bind = p.BindTransceiver(
             sequence=1, system_id=SYSTEM_ID, password=PASSWORD, system_type="bench"
         )

@@ -87,6 +87,10 @@ class HttpServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._factory.connections.add(self)
+        transport: Any = self.transport
+        # Small answers LINK waits for; see gateway.transport.protocol on Nagle.
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
         self._idle_since = self._reactor.seconds()
         self._timer = self._reactor.callLater(self._factory.idle_timeout, self._check_timeout)
 

@@ -70,6 +70,11 @@ class SmppProtocol(Protocol):
         self.connected_at = self.last_received = self.last_sent = now
         transport: Any = self.transport
         peer = transport.getPeer()
+        # Every PDU is a small write that the peer waits for: Nagle's algorithm would
+        # hold it back until the previous one is acknowledged (tens of ms with delayed
+        # ACKs).
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
         self.peer_host = getattr(peer, "host", "")
         self._timer.start(1.0, now=False)
 

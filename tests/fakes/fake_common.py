@@ -143,6 +143,10 @@ class _ReportConnection(Protocol):
         self._chunked = False
         self._close_after = False
 
+    def connectionMade(self) -> None:
+        # LINK's reports are small requests: don't let Nagle hold them back.
+        self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
+
     def send(self, pending: _Pending) -> None:
         pending.attempts += 1
         self.in_flight.append(pending)
