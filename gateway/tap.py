@@ -84,6 +84,7 @@ class GatewayService(Service):
         self.ports: list[Any] = []
         self.smpp_ports: list[Any] = []
         self.http_port: Any = None
+        self.http_factory: Any = None
         self.ready: Deferred[None] = Deferred()
         self._loops: list[LoopingCall] = []
         self._started = False
@@ -98,9 +99,9 @@ class GatewayService(Service):
     def _start(self) -> Any:
         recovered = yield self.store.open()
         self.gateway.start(recovered)
-        http_factory = build_http_factory(self.gateway, self._readiness)
+        self.http_factory = build_http_factory(self.gateway, self._readiness)
         self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(
-            http_factory
+            self.http_factory
         )
         self.ports.append(self.http_port)
         factory = SmppServerFactory(self.reactor, self.smpp)
@@ -168,6 +169,8 @@ class GatewayService(Service):
             yield deferLater(self.reactor, 0.05, lambda: None)
         if self.http_port is not None:
             yield self.http_port.stopListening()
+            # Reports still arriving get no answer, so LINK sends them again later.
+            yield self.http_factory.close_connections()
         yield DeferredList([c.stop() for c in self.connectors.values()], consumeErrors=True)
         yield self.store.close()
         log.info("smpp-gateway stopped")
