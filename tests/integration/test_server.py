@@ -310,3 +310,35 @@ def test_gateway_log_has_no_secrets(gateway: GatewayProcess) -> None:
     text = Path(gateway.log).read_text()
     for secret in ("secret1", CALLBACK_PASSWORD, "password = "):
         assert secret not in text
+
+
+def test_long_payload_split_by_common_gets_one_aggregated_receipt(
+    gateway: GatewayProcess, fake: FakeCommonProcess
+) -> None:
+    # 400 GSM characters in message_payload: Common splits them into 3 parts and
+    # reports `id$0`..`id$2`; the ESME gets one receipt for its one message.
+    text = b"0123456789" * 40
+    pdu = submit("4712398765", b"", tlvs=[(p.Tag.MESSAGE_PAYLOAD, text)])
+    with Esme(gateway.smpp_port) as esme:
+        assert esme.bind("esme1", "secret1").status == S.ESME_ROK
+        response = esme.request(pdu)
+        assert response.status == S.ESME_ROK
+        (receipt,) = esme.receipts(1)
+        with pytest.raises(TimeoutError):
+            esme.receipts(1, timeout=1.5)
+    parsed = parse_receipt_text(receipt.short_message)
+    assert parsed.message_id == response.message_id  # type: ignore[attr-defined]
+    assert (parsed.stat, parsed.sub, parsed.dlvrd) == ("DELIVRD", 3, 3)
+
+
+def test_one_failed_part_makes_the_aggregated_receipt_undeliv(
+    gateway: GatewayProcess, fake: FakeCommonProcess
+) -> None:
+    fake.control({"result_rules": {"+4712398766": 1006}})
+    pdu = submit("4712398766", b"", tlvs=[(p.Tag.MESSAGE_PAYLOAD, b"x" * 200)])
+    with Esme(gateway.smpp_port) as esme:
+        assert esme.bind("esme1", "secret1").status == S.ESME_ROK
+        assert esme.request(pdu).status == S.ESME_ROK
+        (receipt,) = esme.receipts(1)
+    parsed = parse_receipt_text(receipt.short_message)
+    assert (parsed.stat, parsed.err, parsed.sub, parsed.dlvrd) == ("UNDELIV", "222", 2, 0)
