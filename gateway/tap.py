@@ -13,6 +13,7 @@ Whatever was accepted and not yet sent stays queued in the store.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -115,6 +116,9 @@ class GatewayService(Service):
         if interval:
             self._every(interval, lambda: systemd.notify("WATCHDOG=1"))
         self._started = True
+        # Everything built so far (code, config, recovered queues) lives as long as the
+        # process: keep the cyclic collector from walking it again on every full pass.
+        gc.freeze()
         log.info(
             "smpp-gateway ready: SMPP on {smpp}, HTTP on {http}, store {store}",
             smpp=", ".join(self.config.smpp.listen),
