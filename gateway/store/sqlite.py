@@ -1,25 +1,10 @@
-"""The embedded store: one SQLite file in WAL mode, group commit, fsync off the reactor.
+"""The embedded store: one SQLite file in WAL mode.
 
-Group commit: every call made during one reactor turn becomes a job; at the
-end of the turn all queued jobs run in one transaction on the reactor thread,
-and while an fsync is in flight, jobs gather until it is done and then share
-the next transaction. Under load batches grow by themselves and the cost of
-the disk is shared.
-
-COMMIT is cheap (SQLite runs with synchronous=NORMAL, so a commit only
-appends to the WAL file); durability comes from an `fsync` of the WAL file,
-done by a dedicated thread, after which the jobs' Deferreds fire.
-
-Why this split: a durable commit waits for the disk (about a millisecond
-here), which must not stall the reactor; but running SQLite itself in a worker
-thread makes the two threads fight for the GIL on every socket call. The fsync
-thread holds no GIL while it waits. Checkpoints run in a thread of their own,
-on a connection of their own, so neither the reactor nor the fsyncs wait for
-them.
-
-What always holds: a Deferred fires only after its transaction is committed
-and (with `synchronous = "full"`) on disk; if the transaction fails, every job
-in it fails and none of its rows exist.
+Tables are plain columns (a delivery report reads its message's columns on the
+hot path, and decoding a JSON blob per report cost more than the query).
+Writes go through `GroupCommitter` (gateway/store/commit.py): calls of one
+reactor turn share one transaction, and a durable call's Deferred fires only
+once its transaction is on disk.
 
 The schema is versioned in `meta`; `_MIGRATIONS[n]` brings version n to n+1.
 """
@@ -27,19 +12,13 @@ The schema is versioned in `meta`; `_MIGRATIONS[n]` brings version n to n+1.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from gateway import reports as rp
 from gateway.common.callbacks import DeliveryReport
@@ -55,8 +34,8 @@ from gateway.store.base import (
     Recovered,
     ReportResult,
 )
+from gateway.store.commit import GroupCommitter
 
-log = Logger()
 T = TypeVar("T")
 
 _MIGRATIONS = [
@@ -167,64 +146,8 @@ _FINISH_BY_ID = _FINISH_RETURNING.format(key="id")
 _FINISH_BY_UPSTREAM = _FINISH_RETURNING.format(key="upstream_id")
 
 
-def _fire(jobs: list[_Job]) -> None:
-    for job in jobs:
-        job.deferred.callback(job.result)
-
-
-# How long non-durable bookkeeping may wait for a transaction to ride along with.
-LAZY_DELAY = 0.02
-
 # One encoder for the process: json.dumps with arguments builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-class _Worker:
-    """One thread that runs blocking calls (fsync, checkpoints) in order.
-
-    A plain thread fed by a SimpleQueue: Twisted's ThreadPool adds about a
-    millisecond of hand-offs per call, which would be most of a submit's latency.
-    """
-
-    def __init__(self, reactor: Any, name: str) -> None:
-        self._reactor = reactor
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Deferred[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def call(self, fn: Callable[[], T]) -> Deferred[T]:
-        d: Deferred[T] = Deferred()
-        self._queue.put((fn, d))
-        return d
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fn, d = item
-            try:
-                result = fn()
-            except BaseException:
-                self._reactor.callFromThread(d.errback, Failure())
-            else:
-                self._reactor.callFromThread(d.callback, result)
-
-
-class _Job:
-    __slots__ = ("deferred", "durable", "fn", "result")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], durable: bool) -> None:
-        self.fn = fn
-        self.durable = durable
-        self.deferred: Deferred[Any] = Deferred()
-        self.result: Any = None
 
 
 class SqliteStore:
@@ -243,137 +166,31 @@ class SqliteStore:
         self._durable = synchronous.lower() == "full"
         self.result_codes = result_codes
         self._now = clock or reactor.seconds
-        self._worker = _Worker(reactor, "sqlite-fsync")
-        # Checkpoints copy pages and fsync the database file: tens of milliseconds that
-        # must not hold up the fsyncs submits wait for.
-        self._checkpoint_worker = _Worker(reactor, "sqlite-checkpoint")
-        self._conn: sqlite3.Connection | None = None
-        self._checkpointer: sqlite3.Connection | None = None
-        self._checkpoints = LoopingCall(self._checkpoint)
-        self._checkpoints.clock = reactor
         self._checkpoint_interval = checkpoint_interval
-        self._wal_fd: int | None = None
-        self._wal_inode = 0
-        self._pending: list[_Job] = []
-        self._unsynced: list[_Job] = []
-        self._syncing = False
-        self._flush_call: Any = None
-        self._open_batches: dict[str, tuple[list[tuple[Any, ...]], list[Deferred[None]]]] = {}
-        self._closed = False
-        self.batches = 0
-        self.jobs = 0
+        self._commit: GroupCommitter | None = None
 
-    # --- group commit --------------------------------------------------------
+    @property
+    def batches(self) -> int:
+        """Transactions so far (group commit: fewer than the calls)."""
+        return self._commit.batches if self._commit else 0
+
+    @property
+    def jobs(self) -> int:
+        return self._commit.jobs if self._commit else 0
 
     def _submit(
         self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True
     ) -> Deferred[T]:
-        """Queue a job for the next transaction.
+        if self._commit is None:
+            raise RuntimeError("the store is not open")
+        return self._commit.submit(fn, durable=durable)
 
-        Durable jobs fire after the fsync and are flushed at the end of this reactor
-        turn. Bookkeeping that nobody waits for (`durable=False`) rides along with the
-        next durable flush, or goes on its own after LAZY_DELAY, so that it costs no
-        transaction and no fsync of its own.
-        """
-        job = _Job(fn, durable)
-        self._pending.append(job)
-        if self._syncing:
-            # The disk is busy: gather until it is done, then one commit for all.
-            return job.deferred
-        call = self._flush_call
-        if call is None or not call.active():
-            self._flush_call = self._reactor.callLater(0 if durable else LAZY_DELAY, self._flush)
-        elif durable and call.getTime() > self._reactor.seconds():
-            call.reset(0)
-        return job.deferred
-
-    @property
-    def _scheduled(self) -> bool:
-        return self._flush_call is not None and self._flush_call.active()
-
-    def _flush(self) -> None:
-        if self._syncing:
-            return  # next_round flushes what gathered meanwhile
-        jobs, self._pending = self._pending, []
-        if not jobs:
-            return
-        self.batches += 1
-        self.jobs += len(jobs)
-        conn = self._conn
-        try:
-            if conn is None:
-                raise RuntimeError("the store is closed")
-            conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                job.result = job.fn(conn)
-            conn.execute("COMMIT")
-        except Exception:
-            failure = Failure()
-            if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            log.failure("store transaction failed", failure)
-            for job in jobs:
-                job.deferred.errback(failure)
-            return
-        if not self._durable:
-            _fire(jobs)
-            return
-        _fire([job for job in jobs if not job.durable])
-        self._unsynced.extend(job for job in jobs if job.durable)
-        self._sync()
-
-    def _sync(self) -> None:
-        if self._syncing or not self._unsynced:
-            return
-        jobs, self._unsynced = self._unsynced, []
-        self._syncing = True
-
-        def synced(_: None) -> None:
-            _fire(jobs)
-
-        def failed(failure: Failure) -> None:
-            # Committed but not known to be on disk: the callers must not acknowledge.
-            log.failure("fsync of the store failed", failure)
-            for job in jobs:
-                job.deferred.errback(failure)
-
-        def next_round(_: object) -> None:
-            self._syncing = False
-            if self._pending:
-                self._flush()
-
-        d: Deferred[None] = self._worker.call(self._fsync_wal)
-        d.addCallbacks(synced, failed).addBoth(next_round)
-
-    def _fsync_wal(self) -> None:
-        # Runs in the fsync thread. fsync applies to the file, not the descriptor, so
-        # our own descriptor of the WAL makes SQLite's appends durable.
-        wal = self.path + "-wal"
-        inode = os.stat(wal).st_ino
-        if self._wal_fd is None or inode != self._wal_inode:
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-            self._wal_fd = os.open(wal, os.O_RDONLY)
-            self._wal_inode = inode
-            # A new WAL file must also be findable after a crash: sync its directory.
-            directory = os.open(os.path.dirname(os.path.abspath(wal)), os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-        # fdatasync, as SQLite itself uses: the data and the file size, not the mtime.
-        os.fdatasync(self._wal_fd)
-
-    def _checkpoint(self) -> Deferred[None] | None:
-        if self._checkpointer is None:
-            return None
-
-        def run() -> None:
-            assert self._checkpointer is not None
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        d: Deferred[None] = self._checkpoint_worker.call(run)
-        return d.addErrback(lambda f: log.failure("store checkpoint failed", f))
+    def _batched(
+        self, statement: str, rows: list[tuple[Any, ...]], *, durable: bool
+    ) -> Deferred[None]:
+        if self._commit is None:
+            raise RuntimeError("the store is not open")
+        return self._commit.batched(statement, rows, durable=durable)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -381,7 +198,7 @@ class SqliteStore:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        # Commits only append to the WAL; _fsync_wal makes them durable (see above).
+        # Commits only append to the WAL; the GroupCommitter's fsync makes them durable.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -401,7 +218,6 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(number + 1),)
             )
             conn.execute("COMMIT")
-        self._conn = conn
         recovered = Recovered()
         for row in conn.execute(
             f"{_SELECT_MESSAGE} WHERE state = ? ORDER BY submitted_at", (QUEUED,)
@@ -410,40 +226,19 @@ class SqliteStore:
         for seq, *values in conn.execute(f"{_SELECT_RECEIPT} ORDER BY seq"):
             receipt = Receipt(**dict(zip(_RECEIPT_COLUMNS, values, strict=True)), seq=seq)
             recovered.receipts.append(receipt)
-        self._checkpointer = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False
+        self._commit = GroupCommitter(
+            self._reactor,
+            self.path,
+            conn,
+            durable=self._durable,
+            checkpoint_interval=self._checkpoint_interval,
         )
-        self._worker.start()
-        self._checkpoint_worker.start()
-        self._checkpoints.start(self._checkpoint_interval, now=False)
         return succeed(recovered)
 
     def close(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self._closed:
-            d.callback(None)
-            return d
-        self._closed = True
-        if self._checkpoints.running:
-            self._checkpoints.stop()
-
-        def drained() -> None:
-            if self._syncing or self._pending or self._scheduled or self._unsynced:
-                self._reactor.callLater(0.01, drained)
-                return
-            self._worker.stop()
-            self._checkpoint_worker.stop()
-            for conn in (self._checkpointer, self._conn):
-                if conn is not None:
-                    conn.close()
-            self._conn = self._checkpointer = None
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-                self._wal_fd = None
-            d.callback(None)
-
-        drained()
-        return d
+        if self._commit is None:
+            return succeed(None)
+        return self._commit.close()
 
     # --- operations ------------------------------------------------------------
 
@@ -474,40 +269,6 @@ class SqliteStore:
             for m in messages
         ]
         return self._batched(_INSERT_MESSAGE, rows, durable=True)
-
-    def _batched(
-        self, statement: str, rows: list[tuple[Any, ...]], *, durable: bool
-    ) -> Deferred[None]:
-        """`executemany(statement, rows)`, sharing one job with the same statement's
-        other calls until the next flush.
-
-        Per submit_sm or per receipt, a job of its own (closure, Deferred chain,
-        executemany call) costs more than the row it writes.
-        """
-        open_batch = self._open_batches.get(statement)
-        if open_batch is None:
-            batch: list[tuple[Any, ...]] = []
-            waiters: list[Deferred[None]] = []
-            open_batch = self._open_batches[statement] = (batch, waiters)
-
-            def run(conn: sqlite3.Connection) -> None:
-                self._open_batches.pop(statement, None)
-                conn.executemany(statement, batch)
-
-            def fan_out(result: object) -> None:
-                if self._open_batches.get(statement, (None, None))[1] is waiters:
-                    del self._open_batches[statement]  # the transaction failed before `run`
-                for waiter in waiters:
-                    if isinstance(result, Failure):
-                        waiter.errback(result)
-                    else:
-                        waiter.callback(None)
-
-            self._submit(run, durable=durable).addBoth(fan_out)
-        open_batch[0].extend(rows)
-        d: Deferred[None] = Deferred()
-        open_batch[1].append(d)
-        return d
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         rows = [(upstream, SENT, our) for our, upstream in sent]
