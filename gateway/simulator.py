@@ -21,8 +21,8 @@ from typing import Any
 import treq
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from twisted.web.client import HTTPConnectionPool
 
+from gateway.common.client import quiet_pool
 from gateway.config import ConnectorSettings, HttpSettings
 from gateway.connectors import ACCEPTED, SubmitOutcome
 from gateway.metrics import Metrics
@@ -49,7 +49,7 @@ class SimulatorConnector:
         self._ids = itertools.count(1)
         self._due: list[dict[str, Any]] = []
         self._flush_call: Any = None
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool = quiet_pool(reactor)
         self._pool.maxPersistentPerHost = 4
         self._headers: dict[bytes | str, list[bytes | str]] = {
             b"Content-Type": [b"application/json"]

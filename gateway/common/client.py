@@ -49,6 +49,7 @@ from twisted.web.client import (
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
+    _HTTP11ClientFactory,
 )
 from twisted.web.iweb import IAgent
 
@@ -143,6 +144,18 @@ class CommonError(Exception):
         )
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    # Twisted logs "Starting factory" for every new pooled connection at info level.
+    noisy = False
+
+
+def quiet_pool(reactor: Any) -> HTTPConnectionPool:
+    """A persistent connection pool that does not log each new connection."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = _QuietClientFactory
+    return pool
+
+
 class CommonClient:
     """Sends request dicts to Common; see the module docstring for the guarantees."""
 
@@ -159,7 +172,7 @@ class CommonClient:
         self._settings = settings
         self._owns_pool = pool is None
         if pool is None:
-            pool = HTTPConnectionPool(reactor, persistent=True)
+            pool = quiet_pool(reactor)
         pool.maxPersistentPerHost = settings.max_connections
         self._pool = pool
         if settings.ca_file is not None:
