@@ -127,11 +127,12 @@ _SELECT_RECEIPT = f"SELECT seq, {', '.join(_RECEIPT_COLUMNS)} FROM receipts"
 _MARK_SENT = "UPDATE messages SET upstream_id = ?, state = ? WHERE id = ? AND state < 2"
 _DELETE_RECEIPT = "DELETE FROM receipts WHERE seq = ?"
 # What a delivery report needs of its message.
-_REPORT_COLUMNS = (
-    "SELECT id, state, part_results, parts, submitted_at, account, registered_delivery,"
-    " source_addr, source_ton, source_npi, dest_addr, dest_ton, dest_npi, text_head"
-    " FROM messages"
+# What a receipt needs of its message, in the order `_reported` takes it.
+_RECEIPT_CONTEXT = (
+    "id, submitted_at, account, registered_delivery, source_addr, source_ton,"
+    " source_npi, dest_addr, dest_ton, dest_npi, text_head"
 )
+_REPORT_COLUMNS = f"SELECT state, part_results, parts, {_RECEIPT_CONTEXT} FROM messages"
 _REPORT_BY_ID = f"{_REPORT_COLUMNS} WHERE id = ?"
 _REPORT_BY_UPSTREAM = f"{_REPORT_COLUMNS} WHERE upstream_id = ?"
 # The common case in one statement: a whole-message final report for a message
@@ -139,8 +140,7 @@ _REPORT_BY_UPSTREAM = f"{_REPORT_COLUMNS} WHERE upstream_id = ?"
 _FINISH_RETURNING = (
     "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ?,"
     " upstream_id = coalesce(upstream_id, ?) WHERE {key} = ? AND state < 2"
-    " RETURNING id, submitted_at, account, registered_delivery, source_addr, source_ton,"
-    " source_npi, dest_addr, dest_ton, dest_npi, text_head"
+    " RETURNING " + _RECEIPT_CONTEXT
 )
 _FINISH_BY_ID = _FINISH_RETURNING.format(key="id")
 _FINISH_BY_UPSTREAM = _FINISH_RETURNING.format(key="upstream_id")
@@ -398,6 +398,21 @@ def _finish_whole(
         row = conn.execute(_FINISH_BY_UPSTREAM, (*values, base)).fetchone()
     if row is None:
         return None
+    dlvrd = 1 if outcome.stat == "DELIVRD" else 0
+    return _reported(conn, report, row, "final", outcome, 1, dlvrd, now)
+
+
+def _reported(
+    conn: sqlite3.Connection,
+    report: DeliveryReport,
+    context: tuple[Any, ...],
+    kind: str,
+    outcome: Outcome,
+    sub: int,
+    dlvrd: int,
+    now: float,
+) -> ReportResult:
+    """The result of a report that changed its message; stores the receipt if wanted."""
     (
         our_id,
         submitted_at,
@@ -410,12 +425,20 @@ def _finish_whole(
         dest_ton,
         dest_npi,
         text_head,
-    ) = row
-    if not rp.esme_wants(registered_delivery, outcome):
-        return ReportResult(report, "silent", stat=outcome.stat, message_id=our_id, final=True)
+    ) = context
+    final = kind == "final"
+    if kind == "partial" or not rp.esme_wants(registered_delivery, outcome):
+        return ReportResult(
+            report,
+            kind if kind == "partial" else "silent",
+            stat=outcome.stat,
+            message_id=our_id,
+            final=final,
+        )
     receipt = Receipt(
         account=account,
         message_id=our_id,
+        # A receipt travels back: from the original destination to the original source.
         source_addr=dest_addr,
         source_ton=dest_ton,
         source_npi=dest_npi,
@@ -424,19 +447,14 @@ def _finish_whole(
         dest_npi=source_npi,
         stat=outcome.stat,
         err=outcome.err,
-        sub=1,
-        dlvrd=1 if outcome.stat == "DELIVRD" else 0,
+        sub=sub,
+        dlvrd=dlvrd,
         submit_date=submitted_at,
         done_date=now,
         text=text_head,
     )
     return ReportResult(
-        report,
-        "final",
-        _insert_receipt(conn, receipt),
-        outcome.stat,
-        message_id=our_id,
-        final=True,
+        report, kind, _insert_receipt(conn, receipt), outcome.stat, message_id=our_id, final=final
     )
 
 
@@ -462,22 +480,8 @@ def _apply_report(
         row = conn.execute(_REPORT_BY_UPSTREAM, (base,)).fetchone()
     if row is None:
         return ReportResult(report, "unknown")
-    (
-        our_id,
-        state,
-        parts_json,
-        expected_parts,
-        submitted_at,
-        account,
-        registered_delivery,
-        source_addr,
-        source_ton,
-        source_npi,
-        dest_addr,
-        dest_ton,
-        dest_npi,
-        text_head,
-    ) = row
+    state, parts_json, expected_parts, *context = row
+    our_id = context[0]
     decision = rp.decide(
         already_final=state == FINAL,
         parts=json.loads(parts_json) if parts_json else {},
@@ -510,37 +514,6 @@ def _apply_report(
             "UPDATE messages SET part_results = ? WHERE id = ?",
             (json.dumps(decision.parts), our_id),
         )
-    if decision.kind == "partial" or not rp.esme_wants(registered_delivery, outcome):
-        return ReportResult(
-            report,
-            decision.kind if decision.kind == "partial" else "silent",
-            stat=outcome.stat,
-            message_id=our_id,
-            final=decision.kind == "final",
-        )
-    receipt = Receipt(
-        account=account,
-        message_id=our_id,
-        # A receipt travels back: from the original destination to the original source.
-        source_addr=dest_addr,
-        source_ton=dest_ton,
-        source_npi=dest_npi,
-        destination_addr=source_addr,
-        dest_ton=source_ton,
-        dest_npi=source_npi,
-        stat=outcome.stat,
-        err=outcome.err,
-        sub=decision.sub,
-        dlvrd=decision.dlvrd,
-        submit_date=submitted_at,
-        done_date=now,
-        text=text_head,
-    )
-    return ReportResult(
-        report,
-        decision.kind,
-        _insert_receipt(conn, receipt),
-        outcome.stat,
-        message_id=our_id,
-        final=decision.kind == "final",
+    return _reported(
+        conn, report, tuple(context), decision.kind, outcome, decision.sub, decision.dlvrd, now
     )
