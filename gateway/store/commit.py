@@ -1,24 +1,23 @@
 """Group commit for the SQLite store: transactions on the reactor, fsync off it.
 
 Every call made during one reactor turn becomes a job; at the end of the turn
-all queued jobs run in one transaction on the reactor thread, and while an
-fsync is in flight, jobs gather until it is done and then share the next
-transaction. Under load batches grow by themselves and the cost of the disk is
-shared.
-
-COMMIT is cheap (the connection runs with synchronous=NORMAL, so a commit only
-appends to the WAL file); durability comes from an fdatasync of the WAL file,
-done by a dedicated thread, after which the jobs' Deferreds fire.
+all queued jobs run in one transaction on the reactor thread. COMMIT is cheap
+(the connection runs with synchronous=NORMAL, so a commit only appends to the
+WAL file); durability comes from an fdatasync of the WAL file in a thread,
+after which the jobs' Deferreds fire. Up to MAX_SYNCS fsyncs may be in flight,
+so a commit need not wait for an earlier fsync to finish before its own starts;
+beyond that, jobs gather and share the next transaction. Under load batches
+grow by themselves and the cost of the disk is shared.
 
 Why this split: a durable commit waits for the disk (about a millisecond
 here), which must not stall the reactor; but running SQLite itself in a worker
 thread makes the two threads fight for the GIL on every socket call. The fsync
-thread holds no GIL while it waits. Checkpoints run in a thread of their own,
+threads hold no GIL while they wait. Checkpoints run in a thread of their own,
 on a connection of their own, so neither the reactor nor the fsyncs wait for
 them.
 
 What always holds: a durable job's Deferred fires only after its transaction
-is committed and (with `durable=True` for the committer) on disk; if the
+is committed and (for a committer made with `durable=True`) on disk; if the
 transaction fails, every job in it fails and none of its rows exist.
 """
 
@@ -41,6 +40,8 @@ T = TypeVar("T")
 
 # How long non-durable bookkeeping may wait for a transaction to ride along with.
 LAZY_DELAY = 0.02
+# fsyncs in flight at once.
+MAX_SYNCS = 2
 
 
 def _fire(jobs: list[_Job]) -> None:
@@ -112,7 +113,10 @@ class GroupCommitter:
         self.path = path
         self._conn: sqlite3.Connection | None = conn
         self._durable = durable
-        self._worker = _Worker(reactor, "sqlite-fsync")
+        # Two fsyncs may be in flight: a commit made while one waits for the disk
+        # starts its own at once instead of waiting for it to finish first.
+        self._sync_workers = [_Worker(reactor, f"sqlite-fsync-{n}") for n in range(MAX_SYNCS)]
+        self._idle_sync_workers = list(self._sync_workers)
         # Checkpoints copy pages and fsync the database file: tens of milliseconds that
         # must not hold up the fsyncs submits wait for.
         self._checkpoint_worker = _Worker(reactor, "sqlite-checkpoint")
@@ -121,17 +125,27 @@ class GroupCommitter:
         )
         self._checkpoints = LoopingCall(self._checkpoint)
         self._checkpoints.clock = reactor
-        self._wal_fd: int | None = None
-        self._wal_inode = 0
+        # fsync applies to the file, not the descriptor: our own descriptor of the WAL
+        # makes SQLite's appends durable. SQLite keeps the WAL file (rewinding, not
+        # deleting it) while a connection is open, so one descriptor serves for good.
+        wal = path + "-wal"
+        self._wal_fd: int | None = os.open(wal, os.O_RDONLY)
+        # The WAL file is new: its directory entry must survive a crash too.
+        directory = os.open(os.path.dirname(os.path.abspath(wal)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
         self._pending: list[_Job] = []
         self._unsynced: list[_Job] = []
-        self._syncing = False
+        self._syncs = 0
         self._flush_call: Any = None
         self._open_batches: dict[str, tuple[list[tuple[Any, ...]], list[Deferred[None]]]] = {}
         self._closed = False
         self.batches = 0
         self.jobs = 0
-        self._worker.start()
+        for worker in self._sync_workers:
+            worker.start()
         self._checkpoint_worker.start()
         self._checkpoints.start(checkpoint_interval, now=False)
 
@@ -145,8 +159,8 @@ class GroupCommitter:
         """
         job = _Job(fn, durable)
         self._pending.append(job)
-        if self._syncing:
-            # The disk is busy: gather until it is done, then one commit for all.
+        if self._syncs >= MAX_SYNCS:
+            # The disk is busy: gather until an fsync is done, then one commit for all.
             return job.deferred
         call = self._flush_call
         if call is None or not call.active():
@@ -160,7 +174,7 @@ class GroupCommitter:
         return self._flush_call is not None and self._flush_call.active()
 
     def _flush(self) -> None:
-        if self._syncing:
+        if self._syncs >= MAX_SYNCS:
             return  # next_round flushes what gathered meanwhile
         jobs, self._pending = self._pending, []
         if not jobs:
@@ -191,10 +205,11 @@ class GroupCommitter:
         self._sync()
 
     def _sync(self) -> None:
-        if self._syncing or not self._unsynced:
+        if self._syncs >= MAX_SYNCS or not self._unsynced:
             return
         jobs, self._unsynced = self._unsynced, []
-        self._syncing = True
+        self._syncs += 1
+        worker = self._idle_sync_workers.pop()
 
         def synced(_: None) -> None:
             _fire(jobs)
@@ -206,31 +221,16 @@ class GroupCommitter:
                 job.deferred.errback(failure)
 
         def next_round(_: object) -> None:
-            self._syncing = False
+            self._syncs -= 1
+            self._idle_sync_workers.append(worker)
             if self._pending:
                 self._flush()
 
-        d: Deferred[None] = self._worker.call(self._fsync_wal)
-        d.addCallbacks(synced, failed).addBoth(next_round)
-
-    def _fsync_wal(self) -> None:
-        # Runs in the fsync thread. fsync applies to the file, not the descriptor, so
-        # our own descriptor of the WAL makes SQLite's appends durable.
-        wal = self.path + "-wal"
-        inode = os.stat(wal).st_ino
-        if self._wal_fd is None or inode != self._wal_inode:
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-            self._wal_fd = os.open(wal, os.O_RDONLY)
-            self._wal_inode = inode
-            # A new WAL file must also be findable after a crash: sync its directory.
-            directory = os.open(os.path.dirname(os.path.abspath(wal)), os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        wal_fd = self._wal_fd
+        assert wal_fd is not None
         # fdatasync, as SQLite itself uses: the data and the file size, not the mtime.
-        os.fdatasync(self._wal_fd)
+        d: Deferred[None] = worker.call(lambda: os.fdatasync(wal_fd))
+        d.addCallbacks(synced, failed).addBoth(next_round)
 
     def _checkpoint(self) -> Deferred[None] | None:
         if self._checkpointer is None:
@@ -288,10 +288,11 @@ class GroupCommitter:
             self._checkpoints.stop()
 
         def drained() -> None:
-            if self._syncing or self._pending or self._scheduled or self._unsynced:
+            if self._syncs or self._pending or self._scheduled or self._unsynced:
                 self._reactor.callLater(0.01, drained)
                 return
-            self._worker.stop()
+            for worker in self._sync_workers:
+                worker.stop()
             self._checkpoint_worker.stop()
             for conn in (self._checkpointer, self._conn):
                 if conn is not None:
