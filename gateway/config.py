@@ -10,6 +10,7 @@ and the result kept only in the frozen dataclasses.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -179,6 +180,8 @@ class _Reader:
         value = self._get(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(name, f"must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise self.fail(name, "must be a finite number")
         if value < minimum:
             raise self.fail(name, f"must be at least {minimum:g}")
         return float(value)
@@ -201,6 +204,8 @@ class _Reader:
             seconds = float(match.group(1)) * _UNITS[match.group(2)]
         else:
             raise self.fail(name, "must be a duration such as 30, '30s', '5m' or '7d'")
+        if not math.isfinite(seconds):
+            raise self.fail(name, "must be a finite duration")
         if seconds < 0:
             raise self.fail(name, "must not be negative")
         return seconds
@@ -286,6 +291,8 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
         raise top.fail("accounts", "define at least one [[accounts]] entry")
     accounts: dict[str, AccountSettings] = {}
     for index, table in enumerate(raw_accounts):
+        if not isinstance(table, dict):
+            raise top.fail(f"accounts[{index}]", "must be a table ([[accounts]])")
         reader = _Reader(source, f"accounts[{index}]", table)
         account = _account(reader, connectors)
         if account.system_id in accounts:

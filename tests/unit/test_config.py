@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import config
 from gateway.config import ConfigError, load, parse
@@ -356,3 +358,154 @@ def test_example_config_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert cfg.accounts and cfg.connectors
     for account in cfg.accounts.values():
         assert account.connector in cfg.connectors
+
+
+# --- property: whatever the TOML holds, the only failure is a ConfigError --------
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["30s", "5m", "7d", "tcp:2775", "common", "simulator", "basic", "x"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_keys = st.sampled_from(
+    [
+        "smpp",
+        "http",
+        "store",
+        "accounts",
+        "connectors",
+        "result_codes",
+        "log_format",
+        "listen",
+        "window",
+        "rate",
+        "type",
+        "base_url",
+        "password",
+        "system_id",
+        "retention",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(_keys, _values, max_size=5),
+    st.sampled_from(["smpp", "http", "store", "accounts", "connectors", "result_codes"]),
+    _values,
+)
+def test_random_trees_fail_only_with_config_error(
+    noise: dict[str, Any], section: str, value: Any
+) -> None:
+    for tree in (noise, {**minimal(), section: value}, {**minimal(), **noise}):
+        try:
+            parse(tree)
+        except ConfigError as e:
+            assert e.key and e.problem
+
+
+_SECTION_KEYS = {
+    "smpp": [
+        "listen",
+        "system_id",
+        "window",
+        "bind_timeout",
+        "inactivity_timeout",
+        "enquire_link_interval",
+        "response_timeout",
+        "receipt_window",
+        "max_pdu_length",
+        "failed_bind_delay",
+    ],
+    "http": [
+        "listen",
+        "public_url",
+        "callback_path",
+        "callback_username",
+        "callback_password",
+        "callback_password_env",
+        "callback_password_file",
+        "max_body",
+    ],
+    "store": ["path", "retention", "synchronous"],
+    "account": [
+        "system_id",
+        "password",
+        "connector",
+        "allowed_networks",
+        "max_binds",
+        "rate",
+        "burst",
+        "max_queue",
+        "message_id_format",
+        "max_message_id_length",
+        "accept",
+        "default_country_code",
+        "default_alphabet",
+        "premium",
+        "custom_parameters",
+    ],
+    "connector": [
+        "type",
+        "base_url",
+        "send_path",
+        "auth",
+        "username",
+        "password",
+        "password_env",
+        "platform_id",
+        "timeout",
+        "max_connections",
+        "max_batch",
+        "batch_delay",
+        "ca_file",
+        "retry",
+        "delay",
+        "result_code",
+        "gate_id",
+    ],
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(sorted(_SECTION_KEYS)), st.data())
+def test_any_value_for_any_known_key_fails_only_with_config_error(
+    section: str, data: st.DataObject
+) -> None:
+    key = data.draw(st.sampled_from(_SECTION_KEYS[section]))
+    value = data.draw(_values)
+    tree = minimal()
+    if section == "account":
+        tree["accounts"][0][key] = value
+    elif section == "connector":
+        tree["connectors"]["main"][key] = value
+    else:
+        tree[section] = {key: value}
+    try:
+        parse(tree)
+    except ConfigError as e:
+        assert e.key and e.problem
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_numbers_and_durations_must_be_finite(value: float) -> None:
+    for key, tree in (
+        (
+            "accounts[0].rate",
+            {**minimal(), "accounts": [{**minimal()["accounts"][0], "rate": value}]},
+        ),
+        ("smpp.bind_timeout", {**minimal(), "smpp": {"bind_timeout": value}}),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse(tree)
+        assert info.value.key == key
