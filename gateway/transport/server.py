@@ -66,6 +66,7 @@ _NOT_SUPPORTED = {
     C.DATA_SM: S.ESME_RSUBMITFAIL,
 }
 _MAX_BIND_DELAY = 10.0
+_MAX_REMEMBERED_HOSTS = 10_000
 
 
 class SmppServer:
@@ -85,8 +86,12 @@ class SmppServer:
         return min(delay, _MAX_BIND_DELAY)
 
     def bind_failed(self, host: str, reason: str) -> None:
+        now = self.reactor.seconds()
         count, _ = self._failures.get(host, (0, 0.0))
-        self._failures[host] = (count + 1, self.reactor.seconds())
+        self._failures[host] = (count + 1, now)
+        if len(self._failures) > _MAX_REMEMBERED_HOSTS:
+            # Many addresses failing (a scan): forget those quiet for five minutes.
+            self._failures = {h: v for h, v in self._failures.items() if now - v[1] <= 300}
         self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
 
     def bind_succeeded(self, host: str) -> None:
