@@ -8,20 +8,67 @@ address ever becomes a label.
 
 A `Metrics` object owns its registry so that tests (and several gateways in
 one process) do not collide; the daemon uses the default registry. Hot paths
-call the cached children (`pdu_in(command)`), not `.labels()`, which costs a
-dict lookup plus a lock per call.
+call the cached children (`child(metric, *labels)`), not `.labels()`.
+
+Counters touched per message are `Tally` objects: prometheus_client's Counter
+takes a lock on every increment (about 1.3 µs, ten times per message), while
+every increment here happens on the reactor thread, and so does the scrape
+(the HTTP server runs there too): a plain float add is enough.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _TallyChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class Tally:
+    """A labelled counter for the reactor thread only; read at scrape time."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry
+    ) -> None:
+        # CounterMetricFamily adds the `_total` suffix itself.
+        self._name = name.removesuffix("_total")
+        self._documentation = documentation
+        self._labelnames = labelnames
+        self._children: dict[tuple[str, ...], _TallyChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _TallyChild:
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self._labelnames):
+                raise ValueError(f"{self._name}: expected labels {self._labelnames}")
+            child = self._children[values] = _TallyChild()
+        return child
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for values, child in self._children.items():
+            family.add_metric(list(values), child.value)
+        yield family
 
 
 class Metrics:
@@ -34,16 +81,16 @@ class Metrics:
         self.connections = Gauge(
             "smppgw_connections", "Open SMPP connections (bound or not)", registry=r
         )
-        self.pdus_in = Counter(
+        self.pdus_in = Tally(
             "smppgw_pdus_in_total", "PDUs received from ESMEs", ["command"], registry=r
         )
-        self.pdus_out = Counter(
+        self.pdus_out = Tally(
             "smppgw_pdus_out_total",
             "Responses sent to ESMEs, by command and status",
             ["command", "status"],
             registry=r,
         )
-        self.protocol_errors = Counter(
+        self.protocol_errors = Tally(
             "smppgw_protocol_errors_total",
             "Malformed, unknown or out-of-state PDUs, by the status answered",
             ["status"],
@@ -52,7 +99,7 @@ class Metrics:
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds", ["reason"], registry=r
         )
-        self.submits = Counter(
+        self.submits = Tally(
             "smppgw_submits_total",
             "submit_sm by account and outcome (accepted, throttled, refused, queue_full, error)",
             ["account", "outcome"],
@@ -77,7 +124,7 @@ class Metrics:
             buckets=UPSTREAM_BUCKETS,
             registry=r,
         )
-        self.upstream_messages = Counter(
+        self.upstream_messages = Tally(
             "smppgw_upstream_messages_total",
             "Messages handed to LINK by connector and outcome (accepted, retry, rejected)",
             ["connector", "outcome"],
@@ -107,35 +154,29 @@ class Metrics:
             ["queue"],
             registry=r,
         )
-        self.callbacks = Counter(
+        self.callbacks = Tally(
             "smppgw_callbacks_total",
             "HTTP callbacks from LINK by kind and outcome",
             ["kind", "outcome"],
             registry=r,
         )
-        self.reports = Counter(
+        self.reports = Tally(
             "smppgw_reports_total",
             "Delivery reports by what they did (final, intermediate, partial, duplicate,"
             " unknown, silent)",
             ["outcome"],
             registry=r,
         )
-        self.receipts = Counter(
+        self.receipts = Tally(
             "smppgw_receipts_total", "Receipts generated for ESMEs, by stat", ["stat"], registry=r
         )
-        self.receipt_deliveries = Counter(
+        self.receipt_deliveries = Tally(
             "smppgw_receipt_deliveries_total",
             "deliver_sm receipts sent to ESMEs by outcome (ok, retry, rejected, timeout)",
             ["outcome"],
             registry=r,
         )
-        self.store_batch = Histogram(
-            "smppgw_store_batch_jobs",
-            "Jobs per store transaction (group commit)",
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
-            registry=r,
-        )
 
     @cache  # noqa: B019 - one Metrics per process lifetime; the cache is the point
-    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+    def child(self, metric: MetricWrapperBase | Tally, *labels: str) -> Any:
         return metric.labels(*labels)
