@@ -1,4 +1,4 @@
-"""The metrics module: tallies expose like counters, and README documents every metric."""
+"""The metrics module: children, registries, and README documents every metric."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     }
 
 
-def test_tally_increments_appear_as_counter_samples() -> None:
+def test_cached_children_count() -> None:
     metrics = Metrics()
     metrics.child(metrics.pdus_in, "submit_sm").inc()
     metrics.child(metrics.pdus_in, "submit_sm").inc(2)
@@ -33,7 +33,7 @@ def test_tally_increments_appear_as_counter_samples() -> None:
     assert got[("smppgw_submits_total", (("account", "shop"), ("outcome", "throttled")))] == 1
 
 
-def test_tally_refuses_the_wrong_number_of_labels() -> None:
+def test_wrong_number_of_labels_is_refused() -> None:
     metrics = Metrics()
     with pytest.raises(ValueError):
         metrics.pdus_out.labels("submit_sm_resp")
