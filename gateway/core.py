@@ -80,6 +80,7 @@ class Gateway:
             batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
         )
         self._buckets: dict[str, TokenBucket] = {}
+        self._report_batch: tuple[list[DeliveryReport], list[Deferred[None]]] | None = None
         self.binds: dict[str, int] = {}
         self._configure_buckets()
 
@@ -201,8 +202,36 @@ class Gateway:
     # --- delivery reports ----------------------------------------------------
 
     def on_reports(self, reports: list[DeliveryReport]) -> Deferred[None]:
-        """Store reports; fires once they are durable (then the callback answers 200)."""
-        return self.store.apply_reports(reports).addCallback(self._reports_applied)
+        """Store reports; fires once they are durable (then the callback answers 200).
+
+        LINK sends one report per request, and pipelined requests arrive together:
+        the reports of one reactor turn go to the store, and their receipts to the
+        ESMEs, as one batch.
+        """
+        d: Deferred[None] = Deferred()
+        if self._report_batch is None:
+            self._report_batch = ([], [])
+            self.reactor.callLater(0, self._apply_report_batch)
+        batch_reports, waiters = self._report_batch
+        batch_reports.extend(reports)
+        waiters.append(d)
+        return d
+
+    def _apply_report_batch(self) -> None:
+        assert self._report_batch is not None
+        reports, waiters = self._report_batch
+        self._report_batch = None
+
+        def stored(results: list[ReportResult]) -> None:
+            self._reports_applied(results)
+            for waiter in waiters:
+                waiter.callback(None)
+
+        def failed(failure: Any) -> None:
+            for waiter in waiters:
+                waiter.errback(failure)
+
+        self.store.apply_reports(reports).addCallbacks(stored, failed)
 
     def _reports_applied(self, results: list[ReportResult]) -> None:
         m = self.metrics
