@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import mapping
+from gateway.common.settings import CommonSettings
 from gateway.passwords import is_password_hash
 
 
@@ -73,22 +74,13 @@ class RetrySettings:
 class ConnectorSettings:
     name: str
     type: str
-    # common
-    base_url: str = ""
-    send_path: str = "/sms/send"
-    batch_path: str = "/sms/sendbatch"
-    token_path: str = "/auth/token"
-    auth: str = "basic"
-    username: str = ""
-    password: str = ""
+    # common: how to reach the account (None for other types), and what to send
+    common: CommonSettings | None = None
     platform_id: str = ""
     platform_partner_id: str = ""
     gate_id: str = ""
-    timeout: float = 10.0
-    max_connections: int = 8
     max_batch: int = 1000
     batch_delay: float = 0.02
-    ca_file: str | None = None
     retry: RetrySettings = RetrySettings()
     # simulator
     delay: float = 0.5
@@ -380,25 +372,28 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
         base_url = r.text("base_url", required=True).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             raise r.fail("base_url", "must be an http:// or https:// URL")
-        auth = r.choice("auth", "basic", ("basic", "oauth2"))
+        dc = CommonSettings(base_url=base_url)
+        common = CommonSettings(
+            base_url=base_url,
+            send_path=r.text("send_path", dc.send_path),
+            batch_path=r.text("batch_path", dc.batch_path),
+            token_path=r.text("token_path", dc.token_path),
+            auth=r.choice("auth", dc.auth, ("basic", "oauth2")),
+            username=r.text("username", required=True),
+            password=r.secret("password", required=True),
+            timeout=r.duration("timeout", dc.timeout),
+            max_connections=r.integer("max_connections", dc.max_connections, minimum=1),
+            ca_file=r.text("ca_file") or None,
+        )
         settings = ConnectorSettings(
             name=name,
             type=kind,
-            base_url=base_url,
-            send_path=r.text("send_path", d.send_path),
-            batch_path=r.text("batch_path", d.batch_path),
-            token_path=r.text("token_path", d.token_path),
-            auth=auth,
-            username=r.text("username", required=True),
-            password=r.secret("password", required=True),
+            common=common,
             platform_id=r.text("platform_id", required=True),
             platform_partner_id=r.text("platform_partner_id", required=True),
             gate_id=r.text("gate_id", d.gate_id),
-            timeout=r.duration("timeout", d.timeout),
-            max_connections=r.integer("max_connections", d.max_connections, minimum=1),
             max_batch=r.integer("max_batch", d.max_batch, minimum=1),
             batch_delay=r.duration("batch_delay", d.batch_delay),
-            ca_file=r.text("ca_file") or None,
             retry=retry_settings,
         )
         if settings.max_batch > 1000:

@@ -53,6 +53,8 @@ from twisted.web.client import (
 )
 from twisted.web.iweb import IAgent
 
+from gateway.common.settings import CommonSettings
+
 log = Logger()
 
 # What a failed HTTP exchange raises when the network, not our code, is at fault.
@@ -80,30 +82,6 @@ _FORM_HEADERS = {
     b"Content-Type": [b"application/x-www-form-urlencoded"],
     b"Accept": [b"application/json"],
 }
-
-
-@dataclass(frozen=True)
-class CommonSettings:
-    """How to reach one Common account. Paths are configurable (DESIGN 8)."""
-
-    base_url: str
-    send_path: str = "/sms/send"
-    batch_path: str = "/sms/sendbatch"
-    token_path: str = "/auth/token"
-    auth: str = "basic"
-    username: str = ""
-    password: str = ""
-    timeout: float = 10.0
-    max_connections: int = 8
-    ca_file: str | None = None
-
-    def __repr__(self) -> str:
-        # The dataclass default repr would print the password into any log line
-        # or traceback that shows the settings.
-        return (
-            f"CommonSettings(base_url={self.base_url!r}, auth={self.auth!r}, "
-            f"username={self.username!r}, password=<hidden>)"
-        )
 
 
 @dataclass(frozen=True)

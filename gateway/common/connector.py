@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from gateway.common.client import CommonClient, CommonError, CommonSettings, SendResult
+from gateway.common.client import CommonClient, CommonError, SendResult
 from gateway.config import ConnectorSettings
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
 from gateway.mapping import outcome_for, rejection_outcome
@@ -44,21 +44,9 @@ class CommonConnector:
         self._reactor = reactor
         self._settings = settings
         self._metrics = metrics
-        self._client = CommonClient(
-            reactor,
-            CommonSettings(
-                base_url=settings.base_url,
-                send_path=settings.send_path,
-                batch_path=settings.batch_path,
-                token_path=settings.token_path,
-                auth=settings.auth,
-                username=settings.username,
-                password=settings.password,
-                timeout=settings.timeout,
-                max_connections=settings.max_connections,
-                ca_file=settings.ca_file,
-            ),
-        )
+        assert settings.common is not None, "a common connector has its Common settings"
+        self._common = settings.common
+        self._client = CommonClient(reactor, settings.common)
         self._inflight = 0
         self._envelope: dict[str, Any] = {
             "platformId": settings.platform_id,
@@ -75,7 +63,7 @@ class CommonConnector:
 
     @property
     def capacity(self) -> int:
-        free = self._settings.max_connections - self._inflight
+        free = self._common.max_connections - self._inflight
         return max(free, 0) * self._settings.max_batch
 
     def start(self) -> None:

@@ -52,9 +52,13 @@ def test_minimal_config_parses_with_defaults() -> None:
     assert (account.rate, account.accept, account.allowed_networks) == (0.0, "stored", ())
     assert account.policy.platform_id == "PID"
     connector = cfg.connectors["main"]
-    assert connector.base_url == "https://n-eu.linkmobility.io"  # trailing slash dropped
-    assert (connector.send_path, connector.batch_path) == ("/sms/send", "/sms/sendbatch")
-    assert (connector.username, connector.password) == ("user", "pw")
+    assert connector.common is not None
+    assert connector.common.base_url == "https://n-eu.linkmobility.io"  # trailing slash dropped
+    assert (connector.common.send_path, connector.common.batch_path) == (
+        "/sms/send",
+        "/sms/sendbatch",
+    )
+    assert (connector.common.username, connector.common.password) == ("user", "pw")
     assert connector.max_batch == 1000
     assert cfg.result_codes[1001].stat == "DELIVRD"
 
@@ -305,7 +309,7 @@ def test_password_env_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
     del tree["connectors"]["main"]["password"]
     tree["connectors"]["main"]["password_env"] = "SMPPGW_TEST_LINK_PASSWORD"
     cfg = parse(tree)
-    assert cfg.connectors["main"].password == "from-env"
+    assert cfg.connectors["main"].common.password == "from-env"  # type: ignore[union-attr]
 
 
 def test_password_file_resolves(tmp_path: Path) -> None:
@@ -318,7 +322,7 @@ def test_password_file_resolves(tmp_path: Path) -> None:
     tree["connectors"]["main"]["password_file"] = str(secret)
     tree["http"] = {"callback_username": "link", "callback_password_file": str(callback)}
     cfg = parse(tree)
-    assert cfg.connectors["main"].password == "from-file"
+    assert cfg.connectors["main"].common.password == "from-file"  # type: ignore[union-attr]
     assert (cfg.http.callback_username, cfg.http.callback_password) == ("link", "cb-secret")
 
 
