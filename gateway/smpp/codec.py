@@ -14,13 +14,18 @@ What always holds:
 - `decode(encode(pdu)) == pdu` for every PDU whose fields are within their
   limits, except that error responses lose their body (below).
 - `encode` raises `ValueError` for values that cannot go on the wire (a string
-  over its maximum, an integer wider than its field): that is a programming
-  error, never a peer's.
+  over its maximum, an integer wider than its field, a time that is neither
+  empty nor 16 characters, a short_message over 254 octets, a submit_multi
+  with no destination or more than 254): that is a programming error, never a
+  peer's. What `encode` accepts, `decode` accepts.
 - Error responses (status != 0) are encoded header-only (SMPP 3.4 section
   4.4.2: "the PDU body is not returned if command_status is non-zero");
   decoding accepts them with or without a body, whole or partial.
+- C-octet strings are searched for their NUL only up to the field's maximum;
+  the status for a field that cannot be read comes from `pdu.FIELD_ERRORS`.
 - TLVs are kept in wire order, unknown tags included; a known tag with a
-  length outside `pdu.TLV_SPECS` is refused.
+  length outside `pdu.TLV_SPECS` is refused (ESME_RINVPARLEN), and so is a TLV
+  that runs past the end of the PDU (ESME_RINVOPTPARSTREAM).
 - The layout tables are compiled into one decoder and one encoder function per
   class, once, at import; `pdu.FIELDS` stays the only description.
 """
@@ -50,6 +55,7 @@ from gateway.smpp.pdu import (
     Pdu,
     TlvKind,
     UnsuccessSme,
+    field_error,
 )
 
 __all__ = [
@@ -98,8 +104,9 @@ _RINVCMDLEN: Final = CommandStatus.ESME_RINVCMDLEN
 _RINVMSGLEN: Final = CommandStatus.ESME_RINVMSGLEN
 _RINVOPTPARSTREAM: Final = CommandStatus.ESME_RINVOPTPARSTREAM
 _RINVPARLEN: Final = CommandStatus.ESME_RINVPARLEN
-_RINVDSTADR: Final = CommandStatus.ESME_RINVDSTADR
-_RINVDLNAME: Final = CommandStatus.ESME_RINVDLNAME
+_RINVDSTADR: Final = field_error("destination_addr")
+_RINVDLNAME: Final = field_error("dl_name")
+_RINVNUMDESTS: Final = field_error("dest_addresses")
 
 _OCTET: Final = tuple(bytes((i,)) for i in range(256))
 _INT_FORMATS: Final = {1: "B", 2: "H", 4: "I"}
@@ -131,8 +138,10 @@ def _bad_time(name: str, status: int) -> PduError:
     return PduError(status, f"{name} is neither empty nor 16 characters")
 
 
-def _bad_sm_length(sm_length: int) -> PduError:
-    return PduError(_RINVMSGLEN, f"sm_length {sm_length} exceeds the body")
+def _bad_sm_length(sm_length: int, room: int, size: int) -> PduError:
+    if sm_length > size:
+        return PduError(_RINVMSGLEN, f"sm_length {sm_length} is over {size}")
+    return PduError(_RINVMSGLEN, f"sm_length {sm_length} but {room} octets left in the PDU")
 
 
 def _unfit(name: str, value: object, size: int) -> ValueError:
@@ -190,12 +199,12 @@ def _decoder_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) ->
             add("        raise _short('sm_length')")
             add("    sm_length = data[pos]")
             add("    pos += 1")
-            add("    if pos + sm_length > end:")
-            add("        raise _bad_sm_length(sm_length)")
+            add(f"    if sm_length > {spec.size} or pos + sm_length > end:")
+            add(f"        raise _bad_sm_length(sm_length, end - pos, {spec.size})")
             add(f"    {var} = data[pos : pos + sm_length]")
             add("    pos += sm_length")
         elif spec.kind is Kind.DEST_ADDRESSES:
-            add(f"    {var}, pos = _decode_dest_addresses(data, pos, end)")
+            add(f"    {var}, pos = _decode_dest_addresses(data, pos, end, {spec.size})")
         else:
             add(f"    {var}, pos = _decode_unsuccess_smes(data, pos, end)")
     # Filling the slots directly skips dataclass __init__ keyword handling, a
@@ -237,9 +246,9 @@ def _encoder_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) ->
             add(f"        raise _unfit({spec.name!r}, {var}, {spec.size})")
             parts += [f"_OCTET[len({var})]", var]
         elif spec.kind is Kind.DEST_ADDRESSES:
-            parts.append(f"*_encode_dest_addresses(pdu.{spec.name})")
+            parts.append(f"*_encode_dest_addresses(pdu.{spec.name}, {spec.size})")
         else:
-            parts.append(f"*_encode_unsuccess_smes(pdu.{spec.name})")
+            parts.append(f"*_encode_unsuccess_smes(pdu.{spec.name}, {spec.size})")
     add(f"    return [{', '.join(parts)}]")
     return "\n".join(lines) + "\n"
 
@@ -335,11 +344,15 @@ def _read_octet(data: bytes, pos: int, end: int) -> int:
     return data[pos]
 
 
-def _decode_dest_addresses(data: bytes, pos: int, end: int) -> tuple[list[DestAddress], int]:
+def _decode_dest_addresses(
+    data: bytes, pos: int, end: int, maximum: int
+) -> tuple[list[DestAddress], int]:
     # SMPP 3.4 section 4.5.1.1: number_of_dests, then per entry a dest_flag
     # selecting an SME address or a distribution list name.
     count = _read_octet(data, pos, end)
     pos += 1
+    if not 1 <= count <= maximum:
+        raise PduError(_RINVNUMDESTS, f"number_of_dests {count} outside 1..{maximum}")
     dests: list[DestAddress] = []
     for _ in range(count):
         flag = _read_octet(data, pos, end)
@@ -437,14 +450,14 @@ def _encode_cstring(value: str, size: int, name: str) -> bytes:
     return raw + _NUL
 
 
-def _count(items: list[Any], name: str) -> bytes:
-    if len(items) > 255:
-        raise ValueError(f"{len(items)} {name} do not fit the one-octet count")
+def _count(items: list[Any], name: str, minimum: int, maximum: int) -> bytes:
+    if not minimum <= len(items) <= maximum:
+        raise ValueError(f"{len(items)} {name}: {minimum}..{maximum} allowed")
     return _OCTET[len(items)]
 
 
-def _encode_dest_addresses(dests: list[DestAddress]) -> list[bytes]:
-    parts = [_count(dests, "dest_addresses")]
+def _encode_dest_addresses(dests: list[DestAddress], maximum: int) -> list[bytes]:
+    parts = [_count(dests, "dest_addresses", 1, maximum)]
     for dest in dests:
         if dest.dest_flag == DEST_FLAG_SME:
             parts.append(bytes((DEST_FLAG_SME, dest.dest_addr_ton, dest.dest_addr_npi)))
@@ -457,8 +470,8 @@ def _encode_dest_addresses(dests: list[DestAddress]) -> list[bytes]:
     return parts
 
 
-def _encode_unsuccess_smes(smes: list[UnsuccessSme]) -> list[bytes]:
-    parts = [_count(smes, "unsuccess_smes")]
+def _encode_unsuccess_smes(smes: list[UnsuccessSme], maximum: int) -> list[bytes]:
+    parts = [_count(smes, "unsuccess_smes", 0, maximum)]
     for sme in smes:
         parts.append(bytes((sme.dest_addr_ton, sme.dest_addr_npi)))
         parts.append(_encode_cstring(sme.destination_addr, DEST_ADDR_MAX, "destination_addr"))

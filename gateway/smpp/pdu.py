@@ -526,9 +526,11 @@ class Kind(IntEnum):
     SHORT_MESSAGE = 4
     """sm_length (I1) followed by that many octets; `size` is the maximum."""
     DEST_ADDRESSES = 5
-    """number_of_dests (I1) then submit_multi dest_address entries (section 4.5.1.1)."""
+    """number_of_dests (I1) then submit_multi dest_address entries (section 4.5.1.1);
+    `size` is the most entries allowed, and there must be at least one."""
     UNSUCCESS_SMES = 6
-    """no_unsuccess (I1) then unsuccess_sme entries (section 4.5.2)."""
+    """no_unsuccess (I1) then unsuccess_sme entries (section 4.5.2); `size` is the
+    most entries allowed."""
     ANY_CSTRING = 7
     """A C-octet string read whatever it holds, NUL or not (deliver_sm_resp);
     `size` only limits what is sent."""
@@ -543,39 +545,86 @@ class FieldSpec(NamedTuple):
 
 
 _S = CommandStatus
-_I1_RINVCMDLEN = _S.ESME_RINVCMDLEN
+
+# The status that answers a request whose field of this name cannot be read
+# (SMPP-NOTES sections 3 and 8): a C-octet string without its NUL within the
+# field's maximum, a time neither empty nor 16 characters, an sm_length over 254
+# or past the end of the PDU, a number_of_dests outside 1..254. submit_multi
+# dest_address entries use the same names. A field not listed has no status of
+# its own in SMPP 3.4 and gets FIELD_ERROR_DEFAULT.
+FIELD_ERRORS: Final[dict[str, CommandStatus]] = {
+    "system_id": _S.ESME_RINVSYSID,
+    "password": _S.ESME_RINVPASWD,
+    "system_type": _S.ESME_RINVSYSTYP,
+    "service_type": _S.ESME_RINVSERTYP,
+    "source_addr": _S.ESME_RINVSRCADR,
+    "destination_addr": _S.ESME_RINVDSTADR,
+    "dl_name": _S.ESME_RINVDLNAME,
+    "message_id": _S.ESME_RINVMSGID,
+    "schedule_delivery_time": _S.ESME_RINVSCHED,
+    "validity_period": _S.ESME_RINVEXPIRY,
+    # alert_notification's destination is the ESME's own address.
+    "esme_addr": _S.ESME_RINVDSTADR,
+    "short_message": _S.ESME_RINVMSGLEN,
+    "dest_addresses": _S.ESME_RINVNUMDESTS,
+}
+
+# A body that does not parse, with no field-specific status: the PDU is not as
+# long as its fields say. Not ESME_RSYSERR: Kannel retries after 0x08
+# (SMPP-NOTES section 3), and a malformed PDU fails the same way every time.
+FIELD_ERROR_DEFAULT: Final = _S.ESME_RINVCMDLEN
+
+
+def field_error(name: str) -> CommandStatus:
+    """The status for a field that cannot be read (`FIELD_ERRORS`, else the default)."""
+    return FIELD_ERRORS.get(name, FIELD_ERROR_DEFAULT)
+
+
+def _field(name: str, kind: Kind, size: int) -> FieldSpec:
+    return FieldSpec(name, kind, size, field_error(name))
 
 
 def _ints(*names: str) -> tuple[FieldSpec, ...]:
-    return tuple(FieldSpec(name, Kind.INT, 1, _I1_RINVCMDLEN) for name in names)
+    # A truncated integer means the body is short: nothing field-specific.
+    return tuple(FieldSpec(name, Kind.INT, 1, FIELD_ERROR_DEFAULT) for name in names)
 
+
+def _cstring(name: str, size: int) -> FieldSpec:
+    return _field(name, Kind.CSTRING, size)
+
+
+# sm_length is one octet, but SMPP 3.4 section 4.4.1 caps short_message at 254.
+SM_LENGTH_MAX: Final = 254
+# number_of_dests: 1..254 (SMPP 3.4 section 4.5.1).
+NUMBER_OF_DESTS_MAX: Final = 254
+# C1|C17 (SMPP 3.4 section 7.1): NULL, or 16 characters and the NUL.
+TIME_SIZE: Final = 17
 
 _BIND_FIELDS: Final = (
-    FieldSpec("system_id", Kind.CSTRING, 16, _S.ESME_RINVSYSID),
+    _cstring("system_id", 16),
     # C9 in SMPP 3.4 section 4.1.1, but passwords of up to 16 characters are
     # common in the wild (SMPP-NOTES section 8): read leniently, validate later.
-    FieldSpec("password", Kind.CSTRING, 17, _S.ESME_RINVPASWD),
-    FieldSpec("system_type", Kind.CSTRING, 13, _S.ESME_RINVSYSTYP),
+    _cstring("password", 17),
+    _cstring("system_type", 13),
     *_ints("interface_version", "addr_ton", "addr_npi"),
-    FieldSpec("address_range", Kind.CSTRING, 41, _S.ESME_RINVCMDLEN),
+    _cstring("address_range", 41),
 )
 
 _SHORT_MESSAGE_FIELDS: Final = (
-    FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+    _cstring("service_type", 6),
     *_ints("source_addr_ton", "source_addr_npi"),
-    FieldSpec("source_addr", Kind.CSTRING, 21, _S.ESME_RINVSRCADR),
+    _cstring("source_addr", 21),
     *_ints("dest_addr_ton", "dest_addr_npi"),
-    FieldSpec("destination_addr", Kind.CSTRING, 21, _S.ESME_RINVDSTADR),
+    _cstring("destination_addr", 21),
     *_ints("esm_class", "protocol_id", "priority_flag"),
-    FieldSpec("schedule_delivery_time", Kind.TIME, 17, _S.ESME_RINVSCHED),
-    FieldSpec("validity_period", Kind.TIME, 17, _S.ESME_RINVEXPIRY),
+    _field("schedule_delivery_time", Kind.TIME, TIME_SIZE),
+    _field("validity_period", Kind.TIME, TIME_SIZE),
     *_ints("registered_delivery", "replace_if_present_flag", "data_coding", "sm_default_msg_id"),
-    # sm_length is one octet; the spec caps short_message at 254 but 255 fits.
-    FieldSpec("short_message", Kind.SHORT_MESSAGE, 255, _S.ESME_RINVMSGLEN),
+    _field("short_message", Kind.SHORT_MESSAGE, SM_LENGTH_MAX),
 )
 
-_BIND_RESP_FIELDS: Final = (FieldSpec("system_id", Kind.CSTRING, 16, _S.ESME_RINVSYSID),)
-_MESSAGE_ID: Final = FieldSpec("message_id", Kind.CSTRING, 65, _S.ESME_RINVMSGID)
+_BIND_RESP_FIELDS: Final = (_cstring("system_id", 16),)
+_MESSAGE_ID: Final = _cstring("message_id", 65)
 
 FIELDS: Final[dict[type[Pdu], tuple[FieldSpec, ...]]] = {
     GenericNack: (),
@@ -597,38 +646,39 @@ FIELDS: Final[dict[type[Pdu], tuple[FieldSpec, ...]]] = {
     SubmitSmResp: (_MESSAGE_ID,),
     # SMPP 3.4 section 4.6.2 says NULL, but SMSCs and ESMEs put ids, text or
     # nothing at all there; the value is never used (SMPP-NOTES section 2).
-    DeliverSmResp: (FieldSpec("message_id", Kind.ANY_CSTRING, 65, _S.ESME_RINVMSGID),),
+    DeliverSmResp: (_field("message_id", Kind.ANY_CSTRING, 65),),
     SubmitMulti: (
         *_SHORT_MESSAGE_FIELDS[:4],
-        FieldSpec("dest_addresses", Kind.DEST_ADDRESSES, 255, _S.ESME_RINVNUMDESTS),
+        _field("dest_addresses", Kind.DEST_ADDRESSES, NUMBER_OF_DESTS_MAX),
         *_SHORT_MESSAGE_FIELDS[7:],
     ),
     SubmitMultiResp: (
         _MESSAGE_ID,
-        FieldSpec("unsuccess_smes", Kind.UNSUCCESS_SMES, 255, _S.ESME_RINVCMDLEN),
+        # no_unsuccess is one octet; SMPP 3.4 sets no lower maximum.
+        _field("unsuccess_smes", Kind.UNSUCCESS_SMES, 255),
     ),
     DataSm: (
-        FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+        _cstring("service_type", 6),
         *_ints("source_addr_ton", "source_addr_npi"),
-        FieldSpec("source_addr", Kind.CSTRING, 65, _S.ESME_RINVSRCADR),
+        _cstring("source_addr", 65),
         *_ints("dest_addr_ton", "dest_addr_npi"),
-        FieldSpec("destination_addr", Kind.CSTRING, 65, _S.ESME_RINVDSTADR),
+        _cstring("destination_addr", 65),
         *_ints("esm_class", "registered_delivery", "data_coding"),
     ),
     DataSmResp: (_MESSAGE_ID,),
     QuerySm: (
         _MESSAGE_ID,
         *_ints("source_addr_ton", "source_addr_npi"),
-        FieldSpec("source_addr", Kind.CSTRING, 21, _S.ESME_RINVSRCADR),
+        _cstring("source_addr", 21),
     ),
     QuerySmResp: (
         _MESSAGE_ID,
-        # No final_date status exists; a malformed one is a malformed body.
-        FieldSpec("final_date", Kind.CSTRING, 17, _S.ESME_RINVCMDLEN),
+        # A response: the status only labels the ProtocolError, nobody is answered.
+        _field("final_date", Kind.TIME, TIME_SIZE),
         *_ints("message_state", "error_code"),
     ),
     CancelSm: (
-        FieldSpec("service_type", Kind.CSTRING, 6, _S.ESME_RINVSERTYP),
+        _cstring("service_type", 6),
         _MESSAGE_ID,
         *_SHORT_MESSAGE_FIELDS[1:7],
     ),
@@ -641,9 +691,9 @@ FIELDS: Final[dict[type[Pdu], tuple[FieldSpec, ...]]] = {
     ),
     AlertNotification: (
         *_ints("source_addr_ton", "source_addr_npi"),
-        FieldSpec("source_addr", Kind.CSTRING, 65, _S.ESME_RINVSRCADR),
+        _cstring("source_addr", 65),
         *_ints("esme_addr_ton", "esme_addr_npi"),
-        FieldSpec("esme_addr", Kind.CSTRING, 65, _S.ESME_RINVDSTADR),
+        _cstring("esme_addr", 65),
     ),
 }
 
@@ -729,3 +779,17 @@ TLV_SPECS: Final[dict[int, TlvSpec]] = {
 }
 
 KNOWN_TAGS: Final[frozenset[int]] = frozenset(TLV_SPECS)
+
+
+def unknown_tlv_tags(pdu: Pdu) -> list[int]:
+    """The tags of `pdu`'s TLVs that are not in KNOWN_TAGS, in wire order.
+
+    Unknown TLVs are kept and ignored, never refused (SMPP 3.4 section 5.3);
+    this is for counting them. Most PDUs carry no TLVs, so that case costs a
+    single truth test.
+    """
+    tlvs = pdu.tlvs
+    if not tlvs:
+        return []
+    known = KNOWN_TAGS
+    return [tag for tag, _ in tlvs if tag not in known]

@@ -1,22 +1,40 @@
 """One SMPP connection as a plain object: bytes in, events out; PDUs in, bytes out.
 
 The session owns the bind state, the sequence numbers and both windows, and it
-answers by itself whatever needs no application decision: enquire_link, PDUs
-not allowed in the current state (ESME_RINVBNDSTS), undecodable PDUs (the
-matching `*_resp` or generic_nack with the status the codec found), responses
-to requests it never sent (dropped), and unbind (answered once every earlier
-request from the peer has been answered, so that no response is lost).
+answers by itself whatever needs no application decision:
+- enquire_link, in every state;
+- requests the peer's role never sends (ESME_RINVCMDID) or may not send in the
+  current state (ESME_RINVBNDSTS; a second bind ESME_RALYBND), with the
+  request's own `*_resp`, or generic_nack where it has none (outbind,
+  alert_notification);
+- undecodable PDUs: the request's own `*_resp` with the status the codec found
+  (so peers that match responses by command and sequence see it), generic_nack
+  for an unknown command_id, generic_nack and close for broken framing;
+- responses to requests it never sent, or late ones: reported as a
+  ProtocolError, never answered (a generic_nack answers nothing the peer waits
+  for, could pass for our answer to one of its requests, and makes smpplib's
+  default handler raise);
+- in "throttle" mode, requests over the peer's window: ESME_RTHROTTLED;
+- unbind, answered once every earlier request both ways is settled, so that no
+  response is lost.
 
 Invariants:
 - A request event is produced only when the bind state allows that command
   from the peer (the tables `PEER_MAY_SEND` below) and the peer's window has
-  room; while `paused` is true the session holds buffered frames back, which
-  is how the transport turns a full window into TCP backpressure.
+  room. When it has none, `window_overrun` decides: "wait" (the default) makes
+  `paused` true and holds buffered frames back, which the transport turns into
+  TCP backpressure; "throttle" keeps reading and refuses each request over the
+  window with ESME_RTHROTTLED (enquire_link and unbind are never refused so).
 - Every request from the peer gets exactly one response, from the session or
-  through `respond`. The peer's unbind is answered last, once both its earlier
-  requests and ours are settled (answered or expired).
+  through `respond`; outbind and alert_notification have none (unless refused:
+  generic_nack) and never occupy the window. The peer's unbind is answered
+  last, once both its earlier requests and ours are settled (answered or
+  expired).
 - Our own requests carry sequence numbers from this session's counter and are
-  tracked until their response arrives or `expire` gives them up.
+  tracked until their response arrives or `expire` gives them up; a response
+  that comes after that is reported, not answered.
+- Every answer the session makes by itself is also reported as a
+  `ProtocolError` event carrying the status it sent, for logs and metrics.
 - The session never reads a clock: callers pass `now` where time matters.
 """
 
@@ -105,6 +123,25 @@ WE_MAY_SEND: Final[dict[Role, dict[BindState, frozenset[p.CommandId]]]] = {
 # enquire_link is answered in every state but CLOSED (SMPP-NOTES section 7).
 _ALWAYS_ANSWERED: Final = frozenset({C.ENQUIRE_LINK})
 
+# Requests the peer sends in some state, by our role. A request outside this is
+# one the peer's role never sends (an ESME's deliver_sm, outbind or
+# alert_notification; an SMSC's bind or submit_sm): ESME_RINVCMDID. Inside it,
+# only the bind state is wrong: ESME_RINVBNDSTS.
+PEER_MAY_EVER_SEND: Final[dict[Role, frozenset[p.CommandId]]] = {
+    role: frozenset[p.CommandId]().union(*states.values()) | _ALWAYS_ANSWERED
+    for role, states in PEER_MAY_SEND.items()
+}
+
+# Requests that have no response (SMPP 3.4 sections 4.1.7, 4.12.1): they are
+# passed on, never answered, and never occupy the window.
+_UNANSWERED: Final = frozenset({C.OUTBIND, C.ALERT_NOTIFICATION})
+
+WINDOW_OVERRUN_MODES: Final = ("wait", "throttle")
+
+# How many of our expired sequences to remember, so that their late responses
+# are recognised as late rather than answered as strays.
+_EXPIRED_MEMORY: Final = 1024
+
 
 @dataclass(slots=True)
 class Request:
@@ -155,18 +192,35 @@ class Session:
         window: int = 100,
         send_window: int = 10,
         max_pdu_length: int = 16384,
+        window_overrun: str = "wait",
     ) -> None:
+        """`window` bounds the peer's requests awaiting our answer, `send_window` ours.
+
+        `window_overrun` says what a request over a full `window` meets: "wait"
+        (stop decoding, `paused`, TCP backpressure) or "throttle" (an immediate
+        ESME_RTHROTTLED response).
+        """
+        if window_overrun not in WINDOW_OVERRUN_MODES:
+            raise ValueError(
+                f"window_overrun {window_overrun!r}: one of {', '.join(WINDOW_OVERRUN_MODES)}"
+            )
         self.role = role
         self.state = BindState.OPEN
         self.window = window
         self.send_window = send_window
+        self.window_overrun = window_overrun
+        self._throttle = window_overrun == "throttle"
         self.interface_version = p.SMPP_34
         self.bind_command: p.CommandId | None = None
         self._framer = Framer(max_pdu_length)
         self._out = bytearray()
         self._events: deque[Event] = deque()
-        self._peer_pending: set[int] = set()  # sequences of peer requests not yet answered
+        # Peer requests not yet answered, by sequence, with how many share it: a
+        # peer may reuse a sequence before we answer, and each use gets its answer.
+        self._peer_pending: dict[int, int] = {}
+        self._peer_count = 0
         self._ours: dict[int, tuple[p.Pdu, float]] = {}
+        self._expired: dict[int, None] = {}  # insertion-ordered, oldest first
         self._next_sequence = 1
         self._unbind_sequence: int | None = None
         self.must_close = False
@@ -179,8 +233,8 @@ class Session:
 
     @property
     def paused(self) -> bool:
-        """True while the peer's window is full: stop reading from the socket."""
-        return len(self._peer_pending) >= self.window
+        """True while the peer's window is full in "wait" mode: stop reading from the socket."""
+        return not self._throttle and self._peer_count >= self.window
 
     @property
     def buffered(self) -> int:
@@ -219,18 +273,33 @@ class Session:
 
     def _reject_undecodable(self, error: PduError) -> None:
         command_id = error.command_id
-        answer: p.Pdu
-        response = p.response_class(command_id) if command_id is not None else None
-        if response is not None and command_id in p.PDU_CLASSES:
-            answer = response(status=error.status, sequence=error.sequence or 0)
-        elif command_id is not None and command_id & p.RESPONSE_BIT:
-            # A malformed response: nobody waits for an answer to it.
-            self._events.append(ProtocolError(error.status, str(error), fatal=False))
+        sequence = error.sequence or 0
+        reason = str(error)
+        if command_id is None or command_id not in p.PDU_CLASSES:
+            # Unknown command_id: generic_nack echoing the sequence (SMPP-NOTES
+            # section 3). One with the response bit expects no answer, so it gets
+            # the nack only where that cannot pass for our answer to a request.
+            if command_id is not None and command_id & p.RESPONSE_BIT:
+                self._events.append(ProtocolError(error.status, reason, fatal=False))
+            else:
+                self._emit_pdu(p.GenericNack(status=error.status, sequence=sequence))
+                self._events.append(ProtocolError(error.status, reason, fatal=False))
             return
-        else:
-            answer = p.GenericNack(status=error.status, sequence=error.sequence or 0)
-        self._emit_pdu(answer)
-        self._events.append(ProtocolError(error.status, str(error), fatal=False))
+        command = p.CommandId(command_id)
+        if command_id & p.RESPONSE_BIT:
+            # A malformed response: nobody waits for an answer to it, and the
+            # request it answers, if any, stays ours until it expires.
+            self._events.append(ProtocolError(error.status, reason, fatal=False))
+            return
+        if command not in _ALWAYS_ANSWERED and command not in PEER_MAY_SEND[self.role][self.state]:
+            # The bind state decides before the body: a PDU refused for its state
+            # is refused the same way whatever it holds.
+            self._refuse(command, sequence)
+            return
+        if command in _BINDS:
+            # A failed bind: bind_resp, then close (SMPP-NOTES section 8).
+            self.must_close = True
+        self._answer_at_once(command, sequence, error.status, reason)
 
     def _handle_request(self, pdu: p.Pdu) -> None:
         command = pdu.command_id
@@ -238,49 +307,73 @@ class Session:
             self._emit_pdu(p.EnquireLinkResp(sequence=pdu.sequence))
             return
         if command not in PEER_MAY_SEND[self.role][self.state]:
-            self._refuse(pdu)
+            self._refuse(command, pdu.sequence)
+            return
+        if command == C.UNBIND:
+            self._unbind_sequence = pdu.sequence
+            self.state = BindState.UNBINDING
+            self._maybe_finish_unbind()
+            return
+        if command in _UNANSWERED:
+            self._events.append(Request(pdu))
+            return
+        if self._throttle and self._peer_count >= self.window:
+            self._answer_at_once(
+                command,
+                pdu.sequence,
+                p.CommandStatus.ESME_RTHROTTLED,
+                f"{command.name} seq={pdu.sequence} over the window of {self.window}",
+            )
             return
         if command in _BINDS:
             self.state = BindState.BINDING
             self.bind_command = command
             assert isinstance(pdu, p.BindTransmitter | p.BindReceiver | p.BindTransceiver)
             self.interface_version = pdu.interface_version
-        elif command == C.UNBIND:
-            self._unbind_sequence = pdu.sequence
-            self.state = BindState.UNBINDING
-            self._maybe_finish_unbind()
-            return
-        elif command == C.OUTBIND:
-            self._events.append(Request(pdu))
-            return
-        self._peer_pending.add(pdu.sequence)
+        pending = self._peer_pending
+        pending[pdu.sequence] = pending.get(pdu.sequence, 0) + 1
+        self._peer_count += 1
         self._events.append(Request(pdu))
 
-    def _refuse(self, pdu: p.Pdu) -> None:
-        command = pdu.command_id
-        if command in _BINDS and self.state in BOUND:
-            status = p.CommandStatus.ESME_RALYBND
+    def _refuse(self, command: p.CommandId, sequence: int) -> None:
+        if command not in PEER_MAY_EVER_SEND[self.role]:
+            status = p.CommandStatus.ESME_RINVCMDID
+            reason = f"{command.name} is never sent to an {self.role.name}"
         else:
-            status = p.CommandStatus.ESME_RINVBNDSTS
+            if command in _BINDS and self.state in BOUND:
+                status = p.CommandStatus.ESME_RALYBND
+            else:
+                status = p.CommandStatus.ESME_RINVBNDSTS
+            reason = f"{command.name} not allowed in {self.state.value}"
+        self._answer_at_once(command, sequence, status, reason)
+
+    def _answer_at_once(
+        self, command: p.CommandId, sequence: int, status: int, reason: str
+    ) -> None:
+        """Answer a peer request ourselves: its own response, else generic_nack."""
         response = p.response_class(command)
         if response is None:
-            self._emit_pdu(p.GenericNack(status=status, sequence=pdu.sequence))
+            self._emit_pdu(p.GenericNack(status=status, sequence=sequence))
         else:
-            self._emit_pdu(response(status=status, sequence=pdu.sequence))
-        self._events.append(
-            ProtocolError(status, f"{command.name} not allowed in {self.state.value}", False)
-        )
+            self._emit_pdu(response(status=status, sequence=sequence))
+        self._events.append(ProtocolError(status, reason, fatal=False))
 
     def _handle_response(self, pdu: p.Pdu) -> None:
-        entry = self._ours.pop(pdu.sequence, None)
+        sequence = pdu.sequence
+        entry = self._ours.pop(sequence, None)
+        if entry is not None and not _answers(pdu, entry[0]):
+            # Right sequence, wrong command: not the answer to our request.
+            self._ours[sequence] = entry
+            entry = None
         if entry is None:
-            self._events.append(
-                ProtocolError(
-                    p.CommandStatus.ESME_RINVCMDID,
-                    f"unexpected {pdu.command_id.name} seq={pdu.sequence}",
-                    fatal=False,
-                )
-            )
+            status = p.CommandStatus.ESME_RINVCMDID
+            reason = f"unexpected {pdu.command_id.name} seq={sequence}"
+            if sequence in self._expired:
+                # Late, not stray: the request was ours, we gave up on it.
+                reason += " after it expired"
+            # Reported, never nacked: a nack answers nothing the peer waits for,
+            # and some clients (smpplib's default handler) raise on any nack.
+            self._events.append(ProtocolError(status, reason, fatal=False))
             return
         request, sent_at = entry
         if self._unbind_sequence is not None:
@@ -303,10 +396,17 @@ class Session:
 
     def respond(self, request: p.Pdu, response: p.Pdu) -> None:
         """Answer a request event; the response takes the request's sequence."""
-        if request.sequence not in self._peer_pending:
-            raise NotAllowed(f"no pending request with sequence {request.sequence}")
-        self._peer_pending.discard(request.sequence)
-        response.sequence = request.sequence
+        sequence = request.sequence
+        pending = self._peer_pending
+        uses = pending.get(sequence)
+        if uses is None:
+            raise NotAllowed(f"no pending request with sequence {sequence}")
+        if uses == 1:
+            del pending[sequence]
+        else:
+            pending[sequence] = uses - 1
+        self._peer_count -= 1
+        response.sequence = sequence
         if request.command_id in _BINDS:
             if response.status == p.CommandStatus.ESME_ROK:
                 self.state = _BIND_STATE[request.command_id]
@@ -347,7 +447,8 @@ class Session:
 
     @property
     def peer_outstanding(self) -> int:
-        return len(self._peer_pending)
+        """The peer's requests waiting for our answer (what `window` bounds)."""
+        return self._peer_count
 
     def outstanding_requests(self) -> Iterable[p.Pdu]:
         return [request for request, _ in self._ours.values()]
@@ -357,6 +458,12 @@ class Session:
         expired = [seq for seq, (_, sent) in self._ours.items() if now - sent >= timeout]
         requests = [self._ours.pop(seq)[0] for seq in expired]
         if requests:
+            remembered = self._expired
+            for seq in expired:
+                remembered.pop(seq, None)
+                remembered[seq] = None
+            while len(remembered) > _EXPIRED_MEMORY:
+                del remembered[next(iter(remembered))]
             self._maybe_finish_unbind()
         return requests
 
@@ -381,7 +488,7 @@ class Session:
         # Answer unbind once every request is settled both ways: a deliver_sm_resp that
         # the peer sends right after its unbind must still count, or its receipt would
         # be sent again on another session.
-        if self._unbind_sequence is not None and not self._peer_pending and not self._ours:
+        if self._unbind_sequence is not None and not self._peer_count and not self._ours:
             self._emit_pdu(p.UnbindResp(sequence=self._unbind_sequence))
             self._unbind_sequence = None
             self._close()
@@ -390,3 +497,9 @@ class Session:
     def _close(self) -> None:
         self.state = BindState.CLOSED
         self.must_close = True
+
+
+def _answers(response: p.Pdu, request: p.Pdu) -> bool:
+    """Whether `response` is of a kind that answers `request` (its _resp or generic_nack)."""
+    command = response.command_id
+    return command == C.GENERIC_NACK or command == request.command_id | p.RESPONSE_BIT

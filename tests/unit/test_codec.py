@@ -15,7 +15,7 @@ from gateway.smpp.codec import (
     encode_tlv_cstring,
     encode_tlv_int,
 )
-from gateway.smpp.pdu import CommandId, CommandStatus, Tag
+from gateway.smpp.pdu import CommandId, CommandStatus, Kind, Tag
 
 
 def frame(command_id: int, body: bytes = b"", *, status: int = 0, sequence: int = 1) -> bytes:
@@ -323,6 +323,9 @@ def sm_body(index: int, value: bytes) -> bytes:
         (CommandId.QUERY_SM, b"m" * 65 + b"\0\0\0\0", "ESME_RINVMSGID"),
         (CommandId.SUBMIT_SM_RESP, b"m" * 65 + b"\0", "ESME_RINVMSGID"),
         (CommandId.QUERY_SM_RESP, b"1\0" + b"2" * 17 + b"\0\0\0", "ESME_RINVCMDLEN"),
+        (CommandId.QUERY_SM_RESP, b"1\0" + b"2" * 15 + b"\0\0\0", "ESME_RINVCMDLEN"),
+        (CommandId.SUBMIT_SM, sm_body(9, b"\xff" + b"x" * 255), "ESME_RINVMSGLEN"),
+        (CommandId.DELIVER_SM, sm_body(9, b"\xff" + b"x" * 300), "ESME_RINVMSGLEN"),
         (CommandId.SUBMIT_SM_RESP, b"", "ESME_RINVCMDLEN"),
         (CommandId.ALERT_NOTIFICATION, b"\0\0s\0\0\0" + b"e" * 65 + b"\0", "ESME_RINVDSTADR"),
         (CommandId.DATA_SM, b"\0\0\0" + b"s" * 65 + b"\0", "ESME_RINVSRCADR"),
@@ -385,6 +388,220 @@ def test_submit_multi_resp_vector() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("dests", "status"),
+    [
+        (b"\x00", "ESME_RINVNUMDESTS"),
+        (b"\xff" + b"\x02list\0" * 255, "ESME_RINVNUMDESTS"),
+        (b"\x01\x00\x01\x01\x31\0", "ESME_RINVDESTFLAG"),
+        (b"\x01\xff\x01\x01\x31\0", "ESME_RINVDESTFLAG"),
+        (b"\x02\x02ok\0\x02" + b"d" * 30, "ESME_RINVDLNAME"),
+    ],
+)
+def test_submit_multi_limits(dests: bytes, status: str) -> None:
+    body = SUBMIT_MULTI_HEAD + dests + SUBMIT_MULTI_TAIL
+    error = decode_error(frame(CommandId.SUBMIT_MULTI, body, sequence=6))
+    assert error.status == CommandStatus[status]
+
+
+def test_submit_multi_takes_254_destinations() -> None:
+    dests = [p.DestAddress(dest_flag=2, dl_name=f"l{i}") for i in range(p.NUMBER_OF_DESTS_MAX)]
+    multi = p.SubmitMulti(sequence=1, dest_addresses=dests)
+    assert decode(encode(multi)) == multi
+
+
+# --- limits, as tables -------------------------------------------------------------
+
+# SMPP-NOTES section 3, written out again here rather than read from pdu.py: the
+# status a request gets when this field cannot be read.
+EXPECTED_FIELD_STATUS: dict[str, int] = {
+    "source_addr": 0x0A,
+    "destination_addr": 0x0B,
+    "esme_addr": 0x0B,
+    "service_type": 0x15,
+    "system_id": 0x0F,
+    "password": 0x0E,
+    "system_type": 0x53,
+    "schedule_delivery_time": 0x61,
+    "validity_period": 0x62,
+    "message_id": 0x0C,
+    "dl_name": 0x34,
+}
+DEFAULT_FIELD_STATUS = CommandStatus.ESME_RINVCMDLEN
+
+
+def test_field_error_table_matches_the_notes() -> None:
+    for name, status in EXPECTED_FIELD_STATUS.items():
+        assert p.field_error(name) == status, name
+    assert p.field_error("address_range") == DEFAULT_FIELD_STATUS
+    assert p.field_error("final_date") == DEFAULT_FIELD_STATUS
+    for cls, fields in p.FIELDS.items():
+        for spec in fields:
+            if spec.kind in (Kind.CSTRING, Kind.TIME):
+                assert spec.error == p.field_error(spec.name), (cls.__name__, spec.name)
+
+
+def minimal_body(cls: type[p.Pdu], name: str = "", value: bytes = b"") -> bytes:
+    """The smallest valid body of `cls`, with the field `name` replaced by `value`."""
+    parts = []
+    for spec in p.FIELDS[cls]:
+        if spec.name == name:
+            parts.append(value)
+        elif spec.kind is Kind.INT:
+            parts.append(bytes(spec.size))
+        elif spec.kind is Kind.DEST_ADDRESSES:
+            parts.append(b"\x01\x01\x00\x00\x00")  # one SME address, empty
+        else:
+            parts.append(b"\0")  # empty string or time, sm_length 0, no_unsuccess 0
+    return b"".join(parts)
+
+
+STRING_FIELDS = [
+    (cls, spec)
+    for cls, fields in p.FIELDS.items()
+    for spec in fields
+    if spec.kind in (Kind.CSTRING, Kind.TIME)
+]
+
+
+def string_field_id(case: tuple[type[p.Pdu], p.FieldSpec]) -> str:
+    return f"{case[0].__name__}.{case[1].name}"
+
+
+@pytest.mark.parametrize("case", STRING_FIELDS, ids=string_field_id)
+def test_every_string_field_is_read_only_up_to_its_maximum(
+    case: tuple[type[p.Pdu], p.FieldSpec],
+) -> None:
+    cls, spec = case
+    assert isinstance(decode(frame(cls.command_id, minimal_body(cls))), cls)
+    longest = b"x" * (spec.size - 1 if spec.kind is Kind.CSTRING else 16)
+    decoded = decode(frame(cls.command_id, minimal_body(cls, spec.name, longest + b"\0")))
+    assert getattr(decoded, spec.name) == longest.decode()
+    # The NUL right after the maximum is not looked for; the rest of the PDU
+    # would hold one, and must not be swallowed into the field.
+    too_long = minimal_body(cls, spec.name, b"x" * spec.size + b"\0")
+    error = decode_error(frame(cls.command_id, too_long + b"\0" * 80, sequence=31))
+    assert error.status == EXPECTED_FIELD_STATUS.get(spec.name, DEFAULT_FIELD_STATUS)
+    assert (error.command_id, error.sequence, error.fatal) == (cls.command_id, 31, False)
+
+
+TIME_FIELDS = [case for case in STRING_FIELDS if case[1].kind is Kind.TIME]
+
+
+@pytest.mark.parametrize("case", TIME_FIELDS, ids=string_field_id)
+@pytest.mark.parametrize("length", [1, 12, 15])
+def test_times_are_empty_or_exactly_16_characters(
+    case: tuple[type[p.Pdu], p.FieldSpec], length: int
+) -> None:
+    cls, spec = case
+    body = minimal_body(cls, spec.name, b"0" * length + b"\0")
+    error = decode_error(frame(cls.command_id, body))
+    assert error.status == EXPECTED_FIELD_STATUS.get(spec.name, DEFAULT_FIELD_STATUS)
+
+
+def test_time_fields_are_the_spec_ones() -> None:
+    assert {(cls.__name__, spec.name) for cls, spec in TIME_FIELDS} == {
+        (name, field)
+        for name in ("SubmitSm", "DeliverSm", "SubmitMulti", "ReplaceSm")
+        for field in ("schedule_delivery_time", "validity_period")
+    } | {("QuerySmResp", "final_date")}
+
+
+SHORT_MESSAGE_CLASSES = [
+    cls for cls, fields in p.FIELDS.items() if any(f.kind is Kind.SHORT_MESSAGE for f in fields)
+]
+
+
+@pytest.mark.parametrize("cls", SHORT_MESSAGE_CLASSES, ids=lambda cls: cls.__name__)
+def test_sm_length_limits(cls: type[p.Pdu]) -> None:
+    ok = decode(frame(cls.command_id, minimal_body(cls, "short_message", b"\xfe" + b"m" * 254)))
+    assert ok.short_message == b"m" * 254  # type: ignore[attr-defined]
+    for value in (b"\xff" + b"m" * 255, b"\x05abcd", b"\xff"):
+        error = decode_error(frame(cls.command_id, minimal_body(cls, "short_message", value)))
+        assert error.status == CommandStatus.ESME_RINVMSGLEN
+
+
+def test_sm_length_counts_only_what_is_left_in_the_pdu() -> None:
+    # Five octets promised, four present before the PDU ends: the TLV-looking
+    # bytes after the body do not belong to it.
+    body = minimal_body(p.SubmitSm, "short_message", b"\x05abcd")
+    assert decode_error(frame(CommandId.SUBMIT_SM, body)).status == CommandStatus.ESME_RINVMSGLEN
+
+
+def bad_tlv_lengths() -> list[tuple[int, int]]:
+    cases = []
+    for tag, spec in sorted(p.TLV_SPECS.items()):
+        if spec.min_length > 0:
+            cases.append((tag, spec.min_length - 1))
+        if spec.max_length < 0xFFFF:
+            cases.append((tag, spec.max_length + 1))
+    return cases
+
+
+@pytest.mark.parametrize(("tag", "length"), bad_tlv_lengths(), ids=lambda v: f"{v:#06x}")
+def test_known_tlv_with_a_length_outside_its_spec(tag: int, length: int) -> None:
+    tlv = struct.pack(">HH", tag, length) + b"\x01" * length
+    error = decode_error(frame(CommandId.SUBMIT_SM, minimal_body(p.SubmitSm) + tlv, sequence=8))
+    assert error.status == CommandStatus.ESME_RINVPARLEN
+    assert (error.command_id, error.sequence) == (CommandId.SUBMIT_SM, 8)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [
+        (Tag.SAR_MSG_REF_NUM, b"\x01"),
+        (Tag.SAR_MSG_REF_NUM, b"\x00\x01\x02"),
+        (Tag.SAR_TOTAL_SEGMENTS, b"\x00\x02"),
+        (Tag.NETWORK_ERROR_CODE, b"\x03\x00"),
+        (Tag.RECEIPTED_MESSAGE_ID, b""),
+        (Tag.RECEIPTED_MESSAGE_ID, b"9" * 65 + b"\0"),
+        (Tag.ALERT_ON_MESSAGE_DELIVERY, b"\x00\x00"),
+    ],
+)
+def test_known_tlv_length_spot_checks(tag: int, value: bytes) -> None:
+    tlv = struct.pack(">HH", tag, len(value)) + value
+    error = decode_error(frame(CommandId.DATA_SM, minimal_body(p.DataSm) + tlv))
+    assert error.status == CommandStatus.ESME_RINVPARLEN
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"\x04",  # one octet of a TLV header
+        b"\x04\x24\x00",  # three octets of a TLV header
+        b"\x04\x24\x00\x05abcd",  # value one octet short
+        b"\x14\x00\xff\xff",  # unknown tag, length past the end
+        b"\x00\x1e\x00\x0342\0" + b"\x04\x27\x00\x01",  # the second TLV lacks its value
+    ],
+)
+def test_tlv_running_past_the_pdu(tail: bytes) -> None:
+    error = decode_error(frame(CommandId.DELIVER_SM, minimal_body(p.DeliverSm) + tail))
+    assert error.status == CommandStatus.ESME_RINVOPTPARSTREAM
+
+
+def test_unknown_tlvs_are_kept_in_wire_order_among_known_ones() -> None:
+    tlvs = [
+        (0x1500, b""),
+        (Tag.SAR_MSG_REF_NUM, b"\x00\x09"),
+        (0x0099, b"x" * 300),
+        (Tag.SAR_TOTAL_SEGMENTS, b"\x02"),
+        (0xFFFF, b"\x00"),
+        (0x1500, b"again"),
+    ]
+    wire = minimal_body(p.SubmitSm) + b"".join(
+        struct.pack(">HH", tag, len(value)) + value for tag, value in tlvs
+    )
+    sm = decode(frame(CommandId.SUBMIT_SM, wire))
+    assert sm.tlvs == tlvs
+    assert p.unknown_tlv_tags(sm) == [0x1500, 0x0099, 0xFFFF, 0x1500]
+    assert encode(sm) == frame(CommandId.SUBMIT_SM, wire)
+
+
+def test_unknown_tlv_tags_of_a_pdu_without_tlvs() -> None:
+    assert p.unknown_tlv_tags(p.SubmitSm()) == []
+    assert p.unknown_tlv_tags(p.DeliverSm(tlvs=[(Tag.MESSAGE_STATE, b"\x02")])) == []
+
+
 def test_unknown_command_id() -> None:
     error = decode_error(frame(0x00000099, b"junk", sequence=0xDEADBEEF))
     assert error.status == CommandStatus.ESME_RINVCMDID
@@ -413,7 +630,8 @@ def test_pdu_error_str_names_the_status() -> None:
         p.SubmitSm(source_addr="1" * 21),
         p.SubmitSm(destination_addr="a\0b"),
         p.SubmitSm(validity_period="2401"),
-        p.SubmitSm(short_message=b"x" * 256),
+        p.SubmitSm(short_message=b"x" * 255),
+        p.ReplaceSm(short_message=b"x" * 255),
         p.SubmitSm(esm_class=256),
         p.SubmitSm(data_coding=-1),
         p.SubmitSm(source_addr="\u20ac"),
@@ -421,7 +639,10 @@ def test_pdu_error_str_names_the_status() -> None:
         p.EnquireLink(tlvs=[(0x10000, b"")]),
         p.DataSm(tlvs=[(Tag.MESSAGE_PAYLOAD, b"x" * 0x10000)]),
         p.SubmitMulti(dest_addresses=[p.DestAddress(dest_flag=3)]),
-        p.SubmitMulti(dest_addresses=[p.DestAddress()] * 256),
+        p.SubmitMulti(dest_addresses=[]),
+        p.SubmitMulti(dest_addresses=[p.DestAddress()] * 255),
+        p.SubmitMulti(dest_addresses=[p.DestAddress(dl_name="d" * 21, dest_flag=2)]),
+        p.QuerySmResp(final_date="2401"),
         p.SubmitMultiResp(unsuccess_smes=[p.UnsuccessSme(error_status_code=1 << 32)]),
     ],
     ids=repr,
