@@ -44,6 +44,10 @@ class SmppSettings:
     receipt_window: int = 10
     max_pdu_length: int = 16384
     failed_bind_delay: float = 1.0
+    # "wait": stop reading a session at its window (TCP backpressure);
+    # "throttle": answer requests beyond it with ESME_RTHROTTLED.
+    window_overrun: str = "wait"
+    max_destinations: int = 254
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class AccountSettings:
     message_id_format: str = "decimal"
     max_message_id_length: int = 18
     accept: str = "stored"
+    # "none", "decimal" or "hex": ids of at most 8 characters for ESMEs bound as 3.3.
+    short_message_id: str = "none"
     policy: mapping.AccountPolicy = field(default_factory=mapping.AccountPolicy)
 
     def allows(self, host: str) -> bool:
@@ -131,6 +137,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 CONNECTOR_TYPES = ("common", "simulator")
 ID_FORMATS = {"decimal": 18, "hex": 16, "uuid": 36}
+SHORT_ID_FORMATS = ("none", "decimal", "hex")
+WINDOW_OVERRUN = ("wait", "throttle")
+# SMPP 3.4 section 4.5.1: number_of_dests is at most 254.
+MAX_DESTINATIONS = 254
+# A TLV tag as a TOML key: "0x1401" or "5121".
+_TAG_KEY = re.compile(r"^(?:0[xX][0-9A-Fa-f]{1,4}|[0-9]{1,5})$")
 
 
 class _Reader:
@@ -278,6 +290,7 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
     if not connectors:
         raise top.fail("connectors", "define at least one connector")
 
+    vendor_tlvs = _vendor_tlvs(_Reader(source, "vendor_tlvs", top.table_("vendor_tlvs")))
     raw_accounts = top._get("accounts", [])
     if not isinstance(raw_accounts, list) or not raw_accounts:
         raise top.fail("accounts", "define at least one [[accounts]] entry")
@@ -286,7 +299,7 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
         if not isinstance(table, dict):
             raise top.fail(f"accounts[{index}]", "must be a table ([[accounts]])")
         reader = _Reader(source, f"accounts[{index}]", table)
-        account = _account(reader, connectors)
+        account = _account(reader, connectors, vendor_tlvs)
         if account.system_id in accounts:
             raise reader.fail("system_id", f"{account.system_id!r} is defined twice")
         accounts[account.system_id] = account
@@ -318,7 +331,11 @@ def _smpp(r: _Reader) -> SmppSettings:
         receipt_window=r.integer("receipt_window", d.receipt_window, minimum=1),
         max_pdu_length=r.integer("max_pdu_length", d.max_pdu_length, minimum=512),
         failed_bind_delay=r.duration("failed_bind_delay", d.failed_bind_delay),
+        window_overrun=r.choice("window_overrun", d.window_overrun, WINDOW_OVERRUN),
+        max_destinations=r.integer("max_destinations", d.max_destinations, minimum=1),
     )
+    if settings.max_destinations > MAX_DESTINATIONS:
+        raise r.fail("max_destinations", "at most 254 (SMPP 3.4 number_of_dests)")
     if len(settings.system_id) > 15:
         raise r.fail("system_id", "at most 15 characters (SMPP C-Octet String of 16)")
     if not settings.listen:
@@ -414,7 +431,11 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
     return settings
 
 
-def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> AccountSettings:
+def _account(
+    r: _Reader,
+    connectors: Mapping[str, ConnectorSettings],
+    default_vendor_tlvs: Mapping[int, mapping.VendorTlv],
+) -> AccountSettings:
     system_id = r.text("system_id", required=True)
     if not 1 <= len(system_id) <= 15:
         raise r.fail("system_id", "must be 1 to 15 characters (SMPP C-Octet String of 16)")
@@ -440,6 +461,10 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
     if id_format == "uuid" and max_id < 36:
         raise r.fail("max_message_id_length", "a uuid needs 36 characters")
     premium = dict(r.table_("premium"))
+    for name, value in premium.items():
+        problem = mapping.premium_problem(name, value)
+        if problem is not None:
+            raise r.fail(f"premium.{name}", problem)
     custom = r.table_("custom_parameters")
     if not all(isinstance(v, str) for v in custom.values()):
         raise r.fail("custom_parameters", "values must be strings")
@@ -448,6 +473,12 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
         raise r.fail("default_country_code", "digits only, without '+' or '00'")
     target = connectors[connector]
     alphabet = r.choice("default_alphabet", "gsm", ("gsm", "latin1"))
+    # An account's own table replaces the top-level one whole, so what applies
+    # is always one table; `vendor_tlvs = {}` opts an account out.
+    if "vendor_tlvs" in r.table:
+        vendor_tlvs = _vendor_tlvs(_Reader(r.source, r.key("vendor_tlvs"), r.table_("vendor_tlvs")))
+    else:
+        vendor_tlvs = default_vendor_tlvs
     try:
         policy = mapping.AccountPolicy(
             default_country_code=country,
@@ -457,6 +488,7 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
             gate_ids=(target.gate_id,) if target.gate_id else (),
             premium=premium,
             custom_parameters=dict(custom),
+            vendor_tlvs=vendor_tlvs,
         )
     except ValueError as e:
         raise r.fail("default_country_code" if "country" in str(e) else "premium", str(e)) from e
@@ -472,10 +504,43 @@ def _account(r: _Reader, connectors: Mapping[str, ConnectorSettings]) -> Account
         message_id_format=id_format,
         max_message_id_length=max_id,
         accept=r.choice("accept", "stored", ("stored", "upstream")),
+        short_message_id=r.choice("short_message_id", "none", SHORT_ID_FORMATS),
         policy=policy,
     )
     r.check_unknown()
     return settings
+
+
+def _vendor_tlvs(r: _Reader) -> Mapping[int, mapping.VendorTlv]:
+    """`TAG = { field = "tariff", type = "int" }` rows; keys as written name errors."""
+    tlvs: dict[int, mapping.VendorTlv] = {}
+    filled: dict[str, str] = {}  # Common field -> the key that fills it
+    for key, row in r.table.items():
+        r.used.add(key)
+        if not _TAG_KEY.match(key):
+            raise r.fail(key, 'a TLV tag such as "0x1401" or "5121"')
+        tag = int(key, 0) if key[1:2] in ("x", "X") else int(key)
+        if tag not in mapping.VENDOR_TAGS:
+            raise r.fail(key, f"tag 0x{tag:04X} is outside the vendor range 0x1400-0x3FFF")
+        if tag in tlvs:
+            raise r.fail(key, f"tag 0x{tag:04X} is given twice")
+        if not isinstance(row, dict):
+            raise r.fail(key, 'use `0x1401 = { field = "tariff", type = "int" }`')
+        row_reader = _Reader(r.source, r.key(key), row)
+        target = row_reader.text("field", required=True)
+        problem = mapping.vendor_field_problem(target)
+        if problem is not None:
+            raise row_reader.fail("field", problem)
+        if target in filled:
+            raise row_reader.fail("field", f"{target} is already filled by {filled[target]}")
+        kind = row_reader.text("type", mapping.default_vendor_type(target))
+        problem = mapping.vendor_type_problem(target, kind)
+        if problem is not None:
+            raise row_reader.fail("type", problem)
+        row_reader.check_unknown()
+        filled[target] = key
+        tlvs[tag] = mapping.VendorTlv(target, kind)
+    return tlvs
 
 
 def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:

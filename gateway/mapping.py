@@ -12,7 +12,11 @@ What always holds:
   make a new mapping (`merge_result_codes`), they never mutate these.
 - `map_submit` returns a `MappedSubmit` or raises `SubmitRefused` carrying an
   SMPP 3.4 command_status (never RINVDCS: the caller upgrades RSUBMITFAIL for
-  data_coding trouble to RINVDCS only for ESMEs bound as 5.0).
+  data_coding trouble to RINVDCS only for ESMEs bound as 5.0, so RSUBMITFAIL
+  is used for nothing but content the data_coding cannot carry).
+- Premium fields come from the account (`premium`), then from the vendor TLVs
+  the account maps (`vendor_tlvs`), a TLV present in the PDU winning; tariff
+  goes on the first segment of an ESME-segmented message only.
 - Destinations leave here as `+<digits>` (E.164, at most 15 digits).
 - Envelope fields (platformId, platformPartnerId, useDeliveryReport,
   deliveryReportGates, refId, relativeValidityTime, priority) belong to the
@@ -33,22 +37,32 @@ from gateway.smpp.times import add_months, parse_smpp_time, rfc3339
 
 __all__ = [
     "COMMON_ERRORS",
+    "CUSTOM_PREFIX",
     "EXPIRED_IN_QUEUE",
+    "PREMIUM_FIELDS",
+    "PREMIUM_TYPES",
     "RESULT_CODES",
     "UNKNOWN_OUTCOME",
     "UPSTREAM_CODE_STATUS",
     "UPSTREAM_HTTP_STATUS",
+    "VENDOR_TAGS",
+    "VENDOR_TYPES",
     "AccountPolicy",
     "MappedSubmit",
     "Outcome",
     "SubmitRefused",
+    "VendorTlv",
+    "default_vendor_type",
     "map_submit",
     "merge_result_codes",
     "outcome_for",
+    "premium_problem",
     "rejection_outcome",
     "resolve_destination",
     "resolve_source",
     "upstream_status",
+    "vendor_field_problem",
+    "vendor_type_problem",
 ]
 
 _S = CommandStatus
@@ -63,14 +77,123 @@ class SubmitRefused(Exception):
         self.reason = reason
 
 
-PREMIUM_FIELDS: Final = frozenset(
-    {"tariff", "currency", "productCategory", "productDescription", "age"}
+# Common sendRequestMessage premium fields (seed 001) and their JSON types.
+PREMIUM_TYPES: Final[Mapping[str, type]] = MappingProxyType(
+    {
+        "tariff": int,
+        "currency": str,
+        "productCategory": int,
+        "productDescription": str,
+        "age": int,
+        "moReferenceId": str,
+    }
 )
+PREMIUM_FIELDS: Final = frozenset(PREMIUM_TYPES)
+_COMMON_INT_MAX: Final = 2**31 - 1  # Common's Integer is a signed 32-bit number
+
+# SMPP 3.4 section 5.3.2: tags 0x1400-0x3FFF are for SMSC vendors to define.
+VENDOR_TAGS: Final = range(0x1400, 0x3FFF + 1)
+VENDOR_TYPES: Final = ("int", "string", "hex")
+CUSTOM_PREFIX: Final = "customParameters."
+# customParameters the gateway sets itself from the submit_sm's own fields.
+_RESERVED_CUSTOM: Final = frozenset({"scheduledTime"})
+
+
+def premium_problem(name: str, value: object) -> str | None:
+    """Why `value` cannot be Common's premium field `name`, or None if it can."""
+    kind = PREMIUM_TYPES.get(name)
+    if kind is None:
+        return f"unknown premium field {name!r}; known: {', '.join(sorted(PREMIUM_FIELDS))}"
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+        if not 0 <= value <= _COMMON_INT_MAX:
+            return f"must be 0 to {_COMMON_INT_MAX}"
+    elif not isinstance(value, str):
+        return "must be a string"
+    return None
+
+
+def vendor_field_problem(target: str) -> str | None:
+    """Why a vendor TLV cannot fill `target`, or None if it can."""
+    if target.startswith(CUSTOM_PREFIX):
+        name = target[len(CUSTOM_PREFIX) :]
+        if not name or not name.isascii() or not name.isprintable() or " " in name:
+            return "customParameters.<name> needs a name of printable ASCII, no spaces"
+        if name in _RESERVED_CUSTOM:
+            return f"customParameters.{name} is set by the gateway itself"
+        return None
+    if target not in PREMIUM_FIELDS:
+        known = ", ".join(sorted(PREMIUM_FIELDS))
+        return f"must be one of {known} or customParameters.<name>, not {target!r}"
+    return None
+
+
+def vendor_type_problem(target: str, kind: str) -> str | None:
+    """Why a TLV of type `kind` cannot fill `target`, or None if it can."""
+    if kind not in VENDOR_TYPES:
+        return f"must be one of {', '.join(VENDOR_TYPES)}, not {kind!r}"
+    if PREMIUM_TYPES.get(target) is int and kind != "int":
+        return f'{target} is an integer in Common: use type = "int"'
+    return None
+
+
+def default_vendor_type(target: str) -> str:
+    """The type a vendor TLV has when the config does not say: the field's own."""
+    return "int" if PREMIUM_TYPES.get(target) is int else "string"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTlv:
+    """How one vendor TLV fills a Common field (`field`: a premium field or
+    `customParameters.<name>`); `type` says how its octets read:
+
+    - "int": a big-endian unsigned integer of 1, 2 or 4 octets (SMPP 3.4
+      section 3.1 Integer); the decimal digits when the field is a string;
+    - "string": a C-Octet String (one trailing NUL dropped), UTF-8, no NUL inside;
+    - "hex": any octets, as upper-case hex digits.
+
+    An empty string or hex value means "not given" (SMPP's NULL string), so
+    the account's own value stays.
+    """
+
+    field: str
+    type: str
+
+    def __post_init__(self) -> None:
+        problem = vendor_field_problem(self.field) or vendor_type_problem(self.field, self.type)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def decode(self, raw: bytes) -> object | None:
+        """The value for Common, None for "not given"; ValueError if the octets are bad."""
+        if self.type == "int":
+            if len(raw) not in (1, 2, 4):
+                raise ValueError(f"an integer of {len(raw)} octets (need 1, 2 or 4)")
+            number = int.from_bytes(raw, "big")
+            if PREMIUM_TYPES.get(self.field) is not int:
+                return str(number)
+            if number > _COMMON_INT_MAX:
+                raise ValueError(f"{number} is too large for Common's {self.field}")
+            return number
+        if self.type == "hex":
+            return raw.hex().upper() or None
+        text = raw[:-1] if raw.endswith(b"\0") else raw
+        if b"\0" in text:
+            raise ValueError("a NUL inside the string")
+        try:
+            return text.decode("utf-8") or None
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8") from None
 
 
 @dataclass(frozen=True)
 class AccountPolicy:
-    """What an account's config says about mapping its messages."""
+    """What an account's config says about mapping its messages.
+
+    `vendor_tags` is derived: the tags of `vendor_tlvs`, which a server should
+    not count as unknown TLVs.
+    """
 
     default_country_code: str = ""
     default_alphabet: str = "gsm"
@@ -81,6 +204,8 @@ class AccountPolicy:
     max_validity_s: int = 172800
     premium: Mapping[str, object] = field(default_factory=dict)
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    vendor_tlvs: Mapping[int, VendorTlv] = field(default_factory=dict)
+    vendor_tags: frozenset[int] = field(init=False, default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
         cc = self.default_country_code
@@ -92,9 +217,20 @@ class AccountPolicy:
             )
         if not 0 < self.min_validity_s <= self.max_validity_s:
             raise ValueError("need 0 < min_validity_s <= max_validity_s")
-        unknown = set(self.premium) - PREMIUM_FIELDS
-        if unknown:
-            raise ValueError(f"unknown premium fields: {sorted(unknown)}")
+        for name, value in self.premium.items():
+            problem = premium_problem(name, value)
+            if problem is not None:
+                raise ValueError(f"premium {name}: {problem}")
+        targets: set[str] = set()
+        for tag, spec in self.vendor_tlvs.items():
+            if tag not in VENDOR_TAGS:
+                raise ValueError(f"vendor TLV 0x{tag:04X} is outside 0x1400-0x3FFF")
+            if spec.field in targets:
+                raise ValueError(f"two vendor TLVs fill {spec.field}")
+            targets.add(spec.field)
+        # Frozen, but read on every PDU: computed once here.
+        object.__setattr__(self, "vendor_tlvs", MappingProxyType(dict(self.vendor_tlvs)))
+        object.__setattr__(self, "vendor_tags", frozenset(self.vendor_tlvs))
 
 
 # --- addresses (DESIGN section 4, first two rows) ----------------------------
@@ -317,12 +453,14 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Mapped
     if content.udh is not None:
         fields["userDataHeader"] = content.udh.hex().upper()
     premium = dict(policy.premium)
+    custom = dict(policy.custom_parameters)
+    if policy.vendor_tlvs and submit.tlvs:
+        _apply_vendor_tlvs(submit, policy.vendor_tlvs, premium, custom)
     # Common: "If you are splitting a long message into multiple segments
     # yourself, set price only on the first segment."
     if content.udh is not None and "tariff" in premium and _later_segment(content.udh):
         del premium["tariff"]
     fields.update(premium)
-    custom = dict(policy.custom_parameters)
     if content.flash:
         custom["flash.sms"] = "true"
     if scheduled_at is not None:
@@ -338,6 +476,35 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Mapped
         text_head=(content.text or "")[:20],
         wants_receipt=submit.registered_delivery & _RECEIPT_BITS,
     )
+
+
+def _apply_vendor_tlvs(
+    submit: SubmitSm,
+    specs: Mapping[int, VendorTlv],
+    premium: dict[str, object],
+    custom: dict[str, str],
+) -> None:
+    """Lay the configured vendor TLVs the PDU carries over the account's values.
+
+    A value that does not read as its configured type is the ESME's error:
+    ESME_RINVOPTPARAMVAL (SMPP 3.4 section 5.1.3), never silently dropped.
+    """
+    for tag, spec in specs.items():
+        raw = submit.tlv(tag)
+        if raw is None:
+            continue
+        try:
+            value = spec.decode(raw)
+        except ValueError as exc:
+            raise SubmitRefused(
+                _S.ESME_RINVOPTPARAMVAL, f"vendor TLV 0x{tag:04X} ({spec.field}): {exc}"
+            ) from None
+        if value is None:
+            continue
+        if spec.field.startswith(CUSTOM_PREFIX):
+            custom[spec.field[len(CUSTOM_PREFIX) :]] = str(value)
+        else:
+            premium[spec.field] = value
 
 
 def _later_segment(udh: bytes) -> bool:

@@ -14,6 +14,21 @@ What always holds:
   (Common takes no 4-byte characters), so UCS-2 with surrogate pairs is refused.
 - `data_coding` 0 is GSM 03.38 *unpacked* (one septet per octet), with the
   default extension table; an account may declare that 0 means Latin-1.
+- A GSM 0x1B escape that ends the octets, or is followed by a code the
+  extension table does not define (0x1B 0x1B included), is refused. GSM 03.38
+  section 6.2.1.1 lets a handset show the basic-table character (or a space
+  for 0x1B 0x1B) instead, but that is a guess an SMSC should not make for the
+  ESME: a split escape pair usually means the ESME cut a segment in the middle.
+- Refusals: ESME_RSUBMITFAIL for a data_coding the gateway cannot carry or
+  octets that are not valid in it (the caller makes that ESME_RINVDCS for 5.0
+  binds); ESME_RINVMSGLEN for a length the coding cannot have (odd UCS-2) or a
+  segment longer than one SMS; ESME_RINVESMCLASS for a UDH that does not parse
+  although esm_class says there is one (UDHL beyond the octets, an element
+  overrunning the header, concatenation or port elements of the wrong length
+  or numbers, two concatenation elements).
+- data_coding 6 (ISO-8859-5, Cyrillic) and 7 (ISO-8859-8, Latin/Hebrew), as
+  SMPP 3.4 section 5.2.19 names them, are decoded and sent as text; 5 (JIS)
+  and the other national or reserved codings are refused.
 - The GSM tables come from the `gsm0338` package and are built once at import;
   decoding and encoding use the C charmap codecs, not a per-character loop.
 """
@@ -152,7 +167,7 @@ def gsm_septets(text: str) -> int:
 
 def _decode_ucs2(octets: bytes) -> str:
     if len(octets) % 2:
-        raise TextError("UCS-2 with an odd number of octets")
+        raise TextError("UCS-2 with an odd number of octets", CommandStatus.ESME_RINVMSGLEN)
     try:
         text = octets.decode("utf-16-be")
     except UnicodeDecodeError:
@@ -208,6 +223,15 @@ def _build_dcs_table() -> tuple[tuple[str, bool] | None, ...]:
 _DCS_TABLE: Final = _build_dcs_table()
 
 
+def is_gsm_coding(data_coding: int, default_alphabet: str = "gsm") -> bool:
+    """Whether octets under this data_coding are GSM 03.38 septets, one per octet."""
+    entry = _DCS_TABLE[data_coding] if 0 <= data_coding <= 0xFF else None
+    if entry is None:
+        return False
+    kind = entry[0]
+    return kind == _GSM or (kind == _DEFAULT and default_alphabet != "latin1")
+
+
 def parse_udh(udh: bytes) -> Udh:
     """Parse a whole UDH (UDHL octet first); TextError(ESME_RINVESMCLASS) if malformed."""
     if not udh or udh[0] + 1 != len(udh):
@@ -228,12 +252,15 @@ def parse_udh(udh: bytes) -> Udh:
             want = 3 if iei == 0x00 else 4
             if length != want:
                 raise TextError("bad concatenation element", CommandStatus.ESME_RINVESMCLASS)
+            # GSM 03.40 9.2.3.24 lets the last of contradictory elements win;
+            # Common and the handset might not agree on which, so refuse.
+            if concat is not None:
+                raise TextError("two concatenation elements", CommandStatus.ESME_RINVESMCLASS)
             ref = data[0] if iei == 0x00 else (data[0] << 8) | data[1]
             total, seq = data[-2], data[-1]
             if total == 0 or not 1 <= seq <= total:
                 raise TextError("bad concatenation numbers", CommandStatus.ESME_RINVESMCLASS)
-            if concat is None:
-                concat = Concat(ref, total, seq, 8 if iei == 0x00 else 16)
+            concat = Concat(ref, total, seq, 8 if iei == 0x00 else 16)
         elif iei == 0x04 or iei == 0x05:
             if length != (2 if iei == 0x04 else 4):
                 raise TextError("bad port element", CommandStatus.ESME_RINVESMCLASS)
@@ -269,12 +296,19 @@ def decode_content(
         body = payload[len(udh) :]
 
     if kind == _BINARY:
+        if udh is not None:
+            _fits_one_sms(len(udh) + len(body))
         return Content("BINARY", None, body.hex().upper(), udh, flash)
     if kind == _GSM:
         text = _decode_gsm(body)
+        if udh is not None:
+            # Unpacked: one octet per septet, an escape pair being two.
+            _fits_one_sms(((_septets_of(udh) + len(body)) * 7 + 7) // 8)
         return Content("TEXT" if udh is None else "GSM", text, None, udh, flash)
     if kind == _UCS2:
         text = _decode_ucs2(body)
+        if udh is not None:
+            _fits_one_sms(len(udh) + len(body))
         return Content("TEXT" if udh is None else "UCS2", text, None, udh, flash)
     try:
         text = body.decode(kind)
@@ -285,14 +319,27 @@ def decode_content(
     return Content(_segment_dcs(text, udh), text, None, udh, flash)
 
 
+_SMS_OCTETS: Final = 140  # GSM 03.40 TP-User-Data
+
+
+def _septets_of(udh: bytes) -> int:
+    # The UDH is padded to a septet boundary before GSM text (GSM 03.40 9.2.3.24).
+    return (len(udh) * 8 + 6) // 7
+
+
+def _fits_one_sms(octets: int) -> None:
+    """An ESME-made segment goes as it is, so it must fit one SMS (GSM 03.40 9.2.3.16)."""
+    if octets > _SMS_OCTETS:
+        raise TextError("segment longer than one SMS", CommandStatus.ESME_RINVMSGLEN)
+
+
 def _segment_dcs(text: str, udh: bytes) -> str:
     """GSM or UCS2 for a single-byte-charset segment that must go as it is.
 
     Common has no Latin-1 DCS, so a segment is re-encoded; it must still fit
     one SMS with its UDH (140 octets), or Common would have to split it.
     """
-    udh_septets = (len(udh) * 8 + 6) // 7
-    if is_gsm(text) and udh_septets + gsm_septets(text) <= 160:
+    if is_gsm(text) and _septets_of(udh) + gsm_septets(text) <= 160:
         return "GSM"
     if len(udh) + 2 * len(text) <= 140:
         return "UCS2"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gateway import config
 from gateway.config import ConfigError, load, parse
+from gateway.mapping import PREMIUM_FIELDS, VendorTlv
 from gateway.passwords import hash_password
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
@@ -51,6 +52,9 @@ def test_minimal_config_parses_with_defaults() -> None:
     assert (account.message_id_format, account.max_message_id_length) == ("decimal", 18)
     assert (account.rate, account.accept, account.allowed_networks) == (0.0, "stored", ())
     assert account.policy.platform_id == "PID"
+    assert account.short_message_id == "none"
+    assert (dict(account.policy.vendor_tlvs), account.policy.vendor_tags) == ({}, frozenset())
+    assert (cfg.smpp.window_overrun, cfg.smpp.max_destinations) == ("wait", 254)
     connector = cfg.connectors["main"]
     assert connector.common is not None
     assert connector.common.base_url == "https://n-eu.linkmobility.io"  # trailing slash dropped
@@ -81,6 +85,12 @@ window = 50
 bind_timeout = "5s"
 inactivity_timeout = "5m"
 enquire_link_interval = 30
+window_overrun = "throttle"
+max_destinations = 10
+
+[vendor_tlvs]
+0x1401 = {{ field = "tariff", type = "int" }}
+"0x1402" = {{ field = "currency" }}
 
 [store]
 path = "{tmp_path}/gw.sqlite"
@@ -96,12 +106,24 @@ burst = 150
 message_id_format = "hex"
 accept = "upstream"
 connector = "main"
+short_message_id = "decimal"
+
+[accounts.premium]
+tariff = 100
+currency = "NOK"
+moReferenceId = "mo-1"
 
 [[accounts]]
 system_id = "shop2"
 password = "{HASH}"
 connector = "sim"
 message_id_format = "uuid"
+short_message_id = "hex"
+
+[accounts.vendor_tlvs]
+5121 = {{ field = "age", type = "int" }}
+0x1500 = {{ field = "customParameters.campaign", type = "string" }}
+0X3fff = {{ field = "moReferenceId", type = "hex" }}
 
 [connectors.main]
 type = "common"
@@ -139,6 +161,20 @@ delay = 0.25
     assert (shop1.message_id_format, shop1.max_message_id_length) == ("hex", 16)
     assert shop1.accept == "upstream"
     assert (shop2.message_id_format, shop2.max_message_id_length) == ("uuid", 36)
+    assert (cfg.smpp.window_overrun, cfg.smpp.max_destinations) == ("throttle", 10)
+    assert (shop1.short_message_id, shop2.short_message_id) == ("decimal", "hex")
+    assert dict(shop1.policy.premium) == {"tariff": 100, "currency": "NOK", "moReferenceId": "mo-1"}
+    # shop1 inherits the top-level table; shop2's own table replaces it whole.
+    assert dict(shop1.policy.vendor_tlvs) == {
+        0x1401: VendorTlv("tariff", "int"),
+        0x1402: VendorTlv("currency", "string"),
+    }
+    assert dict(shop2.policy.vendor_tlvs) == {
+        5121: VendorTlv("age", "int"),
+        0x1500: VendorTlv("customParameters.campaign", "string"),
+        0x3FFF: VendorTlv("moReferenceId", "hex"),
+    }
+    assert shop2.policy.vendor_tags == frozenset({0x1401, 0x1500, 0x3FFF})
     main = cfg.connectors["main"]
     assert main.max_batch == 500
     assert main.retry == config.RetrySettings(initial=0.5, maximum=120.0, factor=3.0)
@@ -243,6 +279,114 @@ ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "accounts[0].allowed_networks",
     ),
     ("accept invalid", _set("accounts.0.accept", "later"), "accounts[0].accept"),
+    # short ids for SMPP 3.3 binds
+    (
+        "short_message_id invalid",
+        _set("accounts.0.short_message_id", "uuid"),
+        "accounts[0].short_message_id",
+    ),
+    (
+        "short_message_id not a string",
+        _set("accounts.0.short_message_id", 8),
+        "accounts[0].short_message_id",
+    ),
+    # [smpp] window_overrun, max_destinations
+    ("window_overrun invalid", _set("smpp.window_overrun", "drop"), "smpp.window_overrun"),
+    ("window_overrun boolean", _set("smpp.window_overrun", True), "smpp.window_overrun"),
+    ("max_destinations zero", _set("smpp.max_destinations", 0), "smpp.max_destinations"),
+    ("max_destinations 255", _set("smpp.max_destinations", 255), "smpp.max_destinations"),
+    ("max_destinations text", _set("smpp.max_destinations", "many"), "smpp.max_destinations"),
+    # premium values
+    ("premium unknown field", _set("accounts.0.premium.price", 5), "accounts[0].premium.price"),
+    ("premium tariff text", _set("accounts.0.premium.tariff", "5"), "accounts[0].premium.tariff"),
+    ("premium age negative", _set("accounts.0.premium.age", -1), "accounts[0].premium.age"),
+    (
+        "premium currency number",
+        _set("accounts.0.premium.currency", 578),
+        "accounts[0].premium.currency",
+    ),
+    # vendor TLVs, per account and top level
+    ("vendor_tlvs not a table", _set("accounts.0.vendor_tlvs", 5), "accounts[0].vendor_tlvs"),
+    ("top-level vendor_tlvs not a table", _set("vendor_tlvs", []), "vendor_tlvs"),
+    (
+        "vendor tag below the vendor range",
+        _set("accounts.0.vendor_tlvs.0x0424", {"field": "tariff"}),
+        "accounts[0].vendor_tlvs.0x0424",
+    ),
+    (
+        "vendor tag above the vendor range",
+        _set("vendor_tlvs.0x4000", {"field": "tariff"}),
+        "vendor_tlvs.0x4000",
+    ),
+    (
+        "decimal vendor tag below the range",
+        lambda t: t.setdefault("vendor_tlvs", {}).update({"5119": {"field": "tariff"}}),
+        "vendor_tlvs.5119",
+    ),
+    (
+        "vendor tag not a number",
+        _set("accounts.0.vendor_tlvs.tariff", {"field": "tariff"}),
+        "accounts[0].vendor_tlvs.tariff",
+    ),
+    (
+        "vendor tag with underscores",
+        _set("accounts.0.vendor_tlvs.0x14_01", {"field": "tariff"}),
+        "accounts[0].vendor_tlvs.0x14_01",
+    ),
+    (
+        "vendor tag given twice",
+        lambda t: t["accounts"][0].update(
+            vendor_tlvs={"0x1401": {"field": "tariff"}, "5121": {"field": "age"}}
+        ),
+        "accounts[0].vendor_tlvs.5121",
+    ),
+    (
+        "vendor row not a table",
+        _set("accounts.0.vendor_tlvs.0x1401", "tariff"),
+        "accounts[0].vendor_tlvs.0x1401",
+    ),
+    (
+        "vendor row without field",
+        _set("accounts.0.vendor_tlvs.0x1401", {"type": "int"}),
+        "accounts[0].vendor_tlvs.0x1401.field",
+    ),
+    (
+        "vendor field unknown",
+        _set("accounts.0.vendor_tlvs.0x1401", {"field": "price"}),
+        "accounts[0].vendor_tlvs.0x1401.field",
+    ),
+    (
+        "vendor customParameters without a name",
+        _set("vendor_tlvs.0x1401", {"field": "customParameters."}),
+        "vendor_tlvs.0x1401.field",
+    ),
+    (
+        "vendor customParameters the gateway sets",
+        _set("vendor_tlvs.0x1401", {"field": "customParameters.scheduledTime"}),
+        "vendor_tlvs.0x1401.field",
+    ),
+    (
+        "vendor type unknown",
+        _set("accounts.0.vendor_tlvs.0x1401", {"field": "currency", "type": "float"}),
+        "accounts[0].vendor_tlvs.0x1401.type",
+    ),
+    (
+        "vendor integer field with a string type",
+        _set("accounts.0.vendor_tlvs.0x1401", {"field": "tariff", "type": "string"}),
+        "accounts[0].vendor_tlvs.0x1401.type",
+    ),
+    (
+        "two vendor tags fill one field",
+        lambda t: t["accounts"][0].update(
+            vendor_tlvs={"0x1401": {"field": "tariff"}, "0x1402": {"field": "tariff"}}
+        ),
+        "accounts[0].vendor_tlvs.0x1402.field",
+    ),
+    (
+        "unknown key in a vendor row",
+        _set("vendor_tlvs.0x1401", {"field": "tariff", "width": 4}),
+        "vendor_tlvs.0x1401.width",
+    ),
 ]
 
 
@@ -260,6 +404,75 @@ def test_errors_name_the_key(
     assert error.source == "bad.toml"
     assert error.problem
     assert str(error) == f"bad.toml: {key}: {error.problem}"
+
+
+def test_vendor_tlv_errors_read_file_key_problem(tmp_path: Path) -> None:
+    path = tmp_path / "vendor.toml"
+    path.write_text(
+        f"""
+[connectors.sim]
+type = "simulator"
+
+[[accounts]]
+system_id = "shop1"
+password = "{HASH}"
+connector = "sim"
+
+[accounts.vendor_tlvs]
+0x1401 = {{ field = "tariff", type = "string" }}
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    key = "accounts[0].vendor_tlvs.0x1401.type"
+    problem = 'tariff is an integer in Common: use type = "int"'
+    assert str(info.value) == f"{path}: {key}: {problem}"
+
+
+def test_vendor_tlv_type_defaults_to_the_fields_own() -> None:
+    tree = minimal()
+    tree["vendor_tlvs"] = {
+        "0x1401": {"field": "tariff"},
+        "0x1402": {"field": "productDescription"},
+        "0x1403": {"field": "customParameters.x"},
+    }
+    policy = parse(tree).accounts["shop1"].policy
+    assert dict(policy.vendor_tlvs) == {
+        0x1401: VendorTlv("tariff", "int"),
+        0x1402: VendorTlv("productDescription", "string"),
+        0x1403: VendorTlv("customParameters.x", "string"),
+    }
+
+
+def test_an_empty_account_table_opts_out_of_the_default() -> None:
+    tree = minimal()
+    tree["vendor_tlvs"] = {"0x1401": {"field": "tariff"}}
+    tree["accounts"].append(
+        {"system_id": "shop2", "password": HASH, "connector": "main", "vendor_tlvs": {}}
+    )
+    cfg = parse(tree)
+    assert cfg.accounts["shop1"].policy.vendor_tags == frozenset({0x1401})
+    assert cfg.accounts["shop2"].policy.vendor_tags == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("key", "tag"),
+    [("0x1400", 0x1400), ("0X3FFF", 0x3FFF), ("0x1aBc", 0x1ABC), ("5120", 5120), ("16383", 16383)],
+)
+def test_vendor_tag_keys(key: str, tag: int) -> None:
+    tree = minimal()
+    tree["accounts"][0]["vendor_tlvs"] = {key: {"field": "age"}}
+    assert parse(tree).accounts["shop1"].policy.vendor_tags == frozenset({tag})
+
+
+@pytest.mark.parametrize("key", ["0x13FF", "0x4000", "5119", "16384", "0x", "-5121", "0o12001"])
+def test_vendor_tag_keys_refused(key: str) -> None:
+    tree = minimal()
+    tree["accounts"][0]["vendor_tlvs"] = {key: {"field": "age"}}
+    with pytest.raises(ConfigError) as info:
+        parse(tree, source="t.toml")
+    assert info.value.key == f"accounts[0].vendor_tlvs.{key}"
+    assert str(info.value).startswith(f"t.toml: accounts[0].vendor_tlvs.{key}: ")
 
 
 def test_result_code_row_errors() -> None:
@@ -364,6 +577,24 @@ def test_example_config_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         assert account.connector in cfg.connectors
 
 
+def test_example_vendor_tlvs_block_parses() -> None:
+    # The production example keeps its [vendor_tlvs] commented out (a tariff TLV
+    # makes messages premium); uncommented, it must still be valid.
+    lines = (ETC / "gateway.example.toml").read_text().splitlines()
+    start = lines.index("# [vendor_tlvs]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    table = tomllib.loads("\n".join(block))["vendor_tlvs"]
+    tree = minimal()
+    tree["vendor_tlvs"] = table
+    policy = parse(tree).accounts["shop1"].policy
+    assert len(policy.vendor_tags) == len(table) >= 5
+    assert policy.vendor_tlvs[0x1401] == VendorTlv("tariff", "int")
+
+
 # --- property: whatever the TOML holds, the only failure is a ConfigError --------
 
 _scalars = st.one_of(
@@ -398,6 +629,10 @@ _keys = st.sampled_from(
         "password",
         "system_id",
         "retention",
+        "vendor_tlvs",
+        "window_overrun",
+        "max_destinations",
+        "short_message_id",
     ]
 )
 
@@ -405,7 +640,9 @@ _keys = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(_keys, _values, max_size=5),
-    st.sampled_from(["smpp", "http", "store", "accounts", "connectors", "result_codes"]),
+    st.sampled_from(
+        ["smpp", "http", "store", "accounts", "connectors", "result_codes", "vendor_tlvs"]
+    ),
     _values,
 )
 def test_random_trees_fail_only_with_config_error(
@@ -430,6 +667,8 @@ _SECTION_KEYS = {
         "receipt_window",
         "max_pdu_length",
         "failed_bind_delay",
+        "window_overrun",
+        "max_destinations",
     ],
     "http": [
         "listen",
@@ -458,6 +697,8 @@ _SECTION_KEYS = {
         "default_alphabet",
         "premium",
         "custom_parameters",
+        "short_message_id",
+        "vendor_tlvs",
     ],
     "connector": [
         "type",
@@ -513,3 +754,50 @@ def test_numbers_and_durations_must_be_finite(value: float) -> None:
         with pytest.raises(ConfigError) as info:
             parse(tree)
         assert info.value.key == key
+
+
+_tag_keys = st.one_of(
+    st.sampled_from(["0x1401", "0X3FFF", "5121", "0x0424", "0x4000", "0x", "", "tariff", "1e4"]),
+    st.integers(0, 0x10000).map(hex),
+    st.integers(0, 70000).map(str),
+    st.text(max_size=6),
+)
+_vendor_rows = st.one_of(
+    _values,
+    st.fixed_dictionaries(
+        {"field": st.one_of(_scalars, st.sampled_from(sorted(PREMIUM_FIELDS)))},
+        optional={
+            "type": st.one_of(_scalars, st.sampled_from(["int", "string", "hex"])),
+            "width": _scalars,
+        },
+    ),
+    st.fixed_dictionaries(
+        {
+            "field": st.text(max_size=10).map(lambda n: "customParameters." + n),
+            "type": st.sampled_from(["int", "string", "hex", "float"]),
+        }
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_tag_keys, _vendor_rows, max_size=4), st.booleans())
+def test_any_vendor_tlv_table_fails_only_with_config_error(
+    table: dict[str, Any], per_account: bool
+) -> None:
+    tree = minimal()
+    if per_account:
+        tree["accounts"][0]["vendor_tlvs"] = table
+    else:
+        tree["vendor_tlvs"] = table
+    try:
+        cfg = parse(tree, source="v.toml")
+    except ConfigError as e:
+        assert e.key and e.problem
+        assert str(e) == f"v.toml: {e.key}: {e.problem}"
+        assert e.key.startswith("accounts[0].vendor_tlvs" if per_account else "vendor_tlvs")
+        return
+    policy = cfg.accounts["shop1"].policy
+    assert policy.vendor_tags == frozenset(policy.vendor_tlvs)
+    assert all(0x1400 <= tag <= 0x3FFF for tag in policy.vendor_tags)
+    assert len({spec.field for spec in policy.vendor_tlvs.values()}) == len(policy.vendor_tlvs)

@@ -17,6 +17,7 @@ from gateway.mapping import (
     MappedSubmit,
     Outcome,
     SubmitRefused,
+    VendorTlv,
     map_submit,
     merge_result_codes,
     outcome_for,
@@ -235,6 +236,11 @@ def test_submit_bad_addresses() -> None:
             {"dcs": "GSM", "userData": "Hi", "userDataHeader": "0500032A0201"},
         ),
         (
+            "esm_class 0x40: UDHI with a 16-bit concat reference",
+            {"esm_class": 0x40, "short_message": bytes.fromhex("060804BEEF0302") + b"Hi"},
+            {"dcs": "GSM", "userData": "Hi", "userDataHeader": "060804BEEF0302"},
+        ),
+        (
             "esm_class 0x43 (Kannel): UDHI, UCS-2",
             {
                 "esm_class": 0x43,
@@ -287,9 +293,17 @@ def test_latin1_account() -> None:
     [
         ({"short_message": b"Hi", "tlvs": [(0x0424, b"Hi")]}, S.ESME_RINVMSGLEN),
         ({"data_coding": 5}, S.ESME_RSUBMITFAIL),
+        ({"data_coding": 5, "short_message": b"\x82\xa0"}, S.ESME_RSUBMITFAIL),
         ({"data_coding": 8, "short_message": b"\xd8\x3d\xde\x00"}, S.ESME_RSUBMITFAIL),
+        ({"data_coding": 8, "short_message": b"\x00H\x00"}, S.ESME_RINVMSGLEN),
+        ({"data_coding": 1, "short_message": b"caf\xe9"}, S.ESME_RSUBMITFAIL),
+        ({"short_message": b"abc\x1b"}, S.ESME_RSUBMITFAIL),
         ({"short_message": b"caf\xe9"}, S.ESME_RSUBMITFAIL),
         ({"esm_class": 0x40, "short_message": b"\x05\x00\x03"}, S.ESME_RINVESMCLASS),
+        (
+            {"esm_class": 0x40, "short_message": bytes.fromhex("0500032A0201") + b"a" * 154},
+            S.ESME_RINVMSGLEN,
+        ),
         (
             {"tlvs": [(0x020C, b"\x00\x07"), (0x020E, b"\x02"), (0x020F, b"\x03")]},
             S.ESME_RINVOPTPARAMVAL,
@@ -403,6 +417,158 @@ def test_tariff_only_on_the_first_segment() -> None:
     assert second.fields["currency"] == "NOK"
 
 
+def test_mo_reference_id_is_a_premium_field() -> None:
+    policy = AccountPolicy(premium={"moReferenceId": "mo-17", "age": 18})
+    fields = mapped(policy).fields
+    assert (fields["moReferenceId"], fields["age"]) == ("mo-17", 18)
+
+
+# --- section 4, last row: premium fields from vendor TLVs ---------------------------
+
+VENDOR = AccountPolicy(
+    premium={"tariff": 100, "currency": "NOK", "productDescription": "static"},
+    custom_parameters={"campaign": "static", "other": "kept"},
+    vendor_tlvs={
+        0x1401: VendorTlv("tariff", "int"),
+        0x1402: VendorTlv("currency", "string"),
+        0x1403: VendorTlv("productCategory", "int"),
+        0x1404: VendorTlv("productDescription", "string"),
+        0x1405: VendorTlv("age", "int"),
+        0x1406: VendorTlv("moReferenceId", "hex"),
+        0x1500: VendorTlv("customParameters.campaign", "string"),
+        0x1501: VendorTlv("customParameters.flash.sms", "string"),
+        0x1502: VendorTlv("customParameters.code", "int"),
+        0x3FFF: VendorTlv("customParameters.blob", "hex"),
+    },
+)
+
+
+def test_vendor_tags_are_exposed() -> None:
+    assert VENDOR.vendor_tags == frozenset(
+        {0x1401, 0x1402, 0x1403, 0x1404, 0x1405, 0x1406, 0x1500, 0x1501, 0x1502, 0x3FFF}
+    )
+    assert AccountPolicy().vendor_tags == frozenset()
+
+
+def test_without_vendor_tlvs_the_account_values_stay() -> None:
+    fields = mapped(VENDOR).fields
+    assert (fields["tariff"], fields["currency"], fields["productDescription"]) == (
+        100,
+        "NOK",
+        "static",
+    )
+    assert "productCategory" not in fields
+    assert fields["customParameters"] == {"campaign": "static", "other": "kept"}
+
+
+def test_vendor_tlvs_override_the_account_values() -> None:
+    tlvs = [
+        (0x1401, b"\x01\xf4"),  # 500, two octets
+        (0x1402, b"SEK\x00"),  # C-Octet String: the NUL is dropped
+        (0x1403, b"\x0f"),  # one octet
+        (0x1404, "Räkna".encode()),  # no NUL: taken as it is
+        (0x1405, b"\x00\x00\x00\x12"),  # four octets
+        (0x1406, b"\xbe\xef"),
+        (0x1500, b"spring\x00"),
+        (0x1501, b"true\x00"),
+        (0x1502, b"\xff\xff\xff\xff"),
+        (0x3FFF, b"\x00\x01"),
+        (0x1600, b"\x01"),  # not configured: ignored
+    ]
+    fields = mapped(VENDOR, tlvs=tlvs).fields
+    assert fields["tariff"] == 500
+    assert fields["currency"] == "SEK"
+    assert fields["productCategory"] == 15
+    assert fields["productDescription"] == "Räkna"
+    assert fields["age"] == 18
+    assert fields["moReferenceId"] == "BEEF"
+    assert fields["customParameters"] == {
+        "campaign": "spring",
+        "other": "kept",
+        "flash.sms": "true",
+        "code": "4294967295",
+        "blob": "0001",
+    }
+    assert dict(VENDOR.custom_parameters) == {"campaign": "static", "other": "kept"}
+    assert VENDOR.premium["tariff"] == 100
+
+
+@pytest.mark.parametrize(
+    ("tlv", "field", "kept"),
+    [
+        ((0x1402, b"\x00"), "currency", "NOK"),  # NULL string: not given
+        ((0x1402, b""), "currency", "NOK"),
+        ((0x1406, b""), "moReferenceId", None),
+    ],
+)
+def test_empty_vendor_values_mean_not_given(
+    tlv: tuple[int, bytes], field: str, kept: object
+) -> None:
+    assert mapped(VENDOR, tlvs=[tlv]).fields.get(field) == kept
+
+
+def test_first_of_repeated_vendor_tlvs_wins() -> None:
+    fields = mapped(VENDOR, tlvs=[(0x1401, b"\x07"), (0x1401, b"\x08")]).fields
+    assert fields["tariff"] == 7
+
+
+@pytest.mark.parametrize(
+    "tlv",
+    [
+        (0x1401, b""),  # integer of no octets
+        (0x1401, b"\x00\x00\x01"),  # 3 octets
+        (0x1401, b"\x00" * 8),  # 8 octets
+        (0x1405, b"\x80\x00\x00\x00"),  # over Common's Integer
+        (0x1402, b"N\x00K\x00"),  # NUL inside
+        (0x1404, b"\xff\xfe"),  # not UTF-8
+        (0x1500, b"caf\xe9\x00"),  # Latin-1, not UTF-8
+    ],
+)
+def test_undecodable_vendor_tlv_is_refused(tlv: tuple[int, bytes]) -> None:
+    assert refused(VENDOR, tlvs=[tlv]) == S.ESME_RINVOPTPARAMVAL
+
+
+def test_vendor_tariff_only_on_the_first_segment() -> None:
+    udh = bytes.fromhex("050003010201"), bytes.fromhex("050003010202")
+    tlvs = [(0x1401, b"\x01\xf4")]
+    first = mapped(VENDOR, esm_class=0x40, short_message=udh[0] + b"a", tlvs=tlvs)
+    second = mapped(VENDOR, esm_class=0x40, short_message=udh[1] + b"b", tlvs=tlvs)
+    assert first.fields["tariff"] == 500
+    assert "tariff" not in second.fields
+    assert second.fields["currency"] == "NOK"
+
+
+def test_vendor_tariff_on_sar_segments() -> None:
+    sar = [(0x020C, b"\x00\x07"), (0x020E, b"\x02")]
+    tlvs = [(0x1401, b"\x01\xf4")]
+    first = mapped(VENDOR, tlvs=[*sar, (0x020F, b"\x01"), *tlvs])
+    second = mapped(VENDOR, tlvs=[*sar, (0x020F, b"\x02"), *tlvs])
+    assert first.fields["tariff"] == 500
+    assert "tariff" not in second.fields
+
+
+def test_gateway_flash_wins_over_the_account() -> None:
+    policy = AccountPolicy(custom_parameters={"flash.sms": "false"})
+    assert mapped(policy, data_coding=0xF0).fields["customParameters"] == {"flash.sms": "true"}
+
+
+@pytest.mark.parametrize(
+    ("field", "type_"),
+    [
+        ("price", "int"),
+        ("customParameters.", "string"),
+        ("customParameters.two words", "string"),
+        ("customParameters.scheduledTime", "string"),
+        ("tariff", "string"),
+        ("age", "hex"),
+        ("currency", "float"),
+    ],
+)
+def test_vendor_tlv_validation(field: str, type_: str) -> None:
+    with pytest.raises(ValueError):
+        VendorTlv(field, type_)
+
+
 def test_envelope_fields_are_not_set_here() -> None:
     fields = mapped(registered_delivery=1, priority_flag=1).fields
     for key in ("platformId", "platformPartnerId", "useDeliveryReport", "refId", "priority"):
@@ -424,6 +590,15 @@ def test_text_head() -> None:
         {"min_validity_s": 0},
         {"min_validity_s": 7200, "max_validity_s": 3600},
         {"premium": {"price": 5}},
+        {"premium": {"tariff": "500"}},
+        {"premium": {"tariff": True}},
+        {"premium": {"tariff": -1}},
+        {"premium": {"age": 2**31}},
+        {"premium": {"currency": 578}},
+        {"premium": {"moReferenceId": 17}},
+        {"vendor_tlvs": {0x0424: VendorTlv("tariff", "int")}},
+        {"vendor_tlvs": {0x4000: VendorTlv("tariff", "int")}},
+        {"vendor_tlvs": {0x1400: VendorTlv("age", "int"), 0x1401: VendorTlv("age", "int")}},
     ],
 )
 def test_policy_validation(kwargs: dict[str, object]) -> None:
