@@ -28,7 +28,8 @@ from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_st
 from gateway.metrics import Metrics
 from gateway.ratelimit import TokenBucket
 from gateway.smpp import pdu as p
-from gateway.smpp.text import TextError, gsm_septets, is_gsm
+from gateway.smpp.escapes import EscapeCarry
+from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding
 from gateway.store.base import Message, Receipt, Recovered, ReportResult, Store
 
 log = Logger()
@@ -76,9 +77,10 @@ class Gateway:
             connectors,
             {name: c.retry for name, c in config.connectors.items()},
             metrics,
-            self._receipts_stored,
+            self.receipts_stored,
             batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
         )
+        self.escapes = EscapeCarry(reactor.seconds)
         self._buckets: dict[str, TokenBucket] = {}
         self._report_batch: tuple[list[DeliveryReport], list[Deferred[None]]] | None = None
         self.binds: dict[str, int] = {}
@@ -117,38 +119,77 @@ class Gateway:
     def submit(
         self, account: AccountSettings, pdu: p.SubmitSm, interface_version: int
     ) -> Deferred[p.SubmitSmResp]:
-        m = self.metrics
-        name = account.system_id
-        if not self._buckets[name].take():
-            m.child(m.submits, name, "throttled").inc()
-            return succeed(p.SubmitSmResp(status=S.ESME_RTHROTTLED))
-        if self.dispatcher.queued_by_account.get(name, 0) >= account.max_queue:
-            m.child(m.submits, name, "queue_full").inc()
-            return succeed(p.SubmitSmResp(status=S.ESME_RMSGQFUL))
+        refused = self.admit(account, 1)
+        if refused is not None:
+            return succeed(p.SubmitSmResp(status=refused))
         now = self.reactor.seconds()
-        try:
-            mapped = map_submit(pdu, account.policy, now=now)
-        except SubmitRefused as e:
-            m.child(m.submits, name, "refused").inc()
-            log.debug("refused submit_sm from {account}: {reason}", account=name, reason=e.reason)
-            return succeed(p.SubmitSmResp(status=e.status))
-        except TextError as e:
-            m.child(m.submits, name, "refused").inc()
-            status = e.status
-            if status == S.ESME_RSUBMITFAIL and interface_version >= 0x50:
-                status = S.ESME_RINVDCS
-            return succeed(p.SubmitSmResp(status=status))
-        message = self._message(account, pdu, mapped, now)
-        stored = self.store.add_messages([message])
+        mapped = self.map(account, pdu, interface_version, now)
+        if not isinstance(mapped, MappedSubmit):
+            return succeed(p.SubmitSmResp(status=mapped))
+        message = self.new_message(account, pdu, mapped, now, interface_version)
         if account.accept == "upstream":
+            stored = self.store.add_messages([message])
             return stored.addCallback(lambda _: self._submit_upstream(account, message))
 
-        def accepted(_: None) -> p.SubmitSmResp:
-            self.dispatcher.enqueue([message])
-            m.child(m.submits, name, "accepted").inc()
+        def answer(status: int) -> p.SubmitSmResp:
+            if status:
+                return p.SubmitSmResp(status=status)
             return p.SubmitSmResp(message_id=message.id)
 
-        return stored.addCallbacks(accepted, self._store_failed, errbackArgs=(name,))
+        return self.accept_stored(account, [message]).addCallback(answer)
+
+    def admit(self, account: AccountSettings, count: int) -> int | None:
+        """The status refusing `count` new messages at once, or None to go on."""
+        m = self.metrics
+        name = account.system_id
+        if not self._buckets[name].take(count):
+            m.child(m.submits, name, "throttled").inc(count)
+            return S.ESME_RTHROTTLED
+        if self.dispatcher.queued_by_account.get(name, 0) + count > account.max_queue:
+            m.child(m.submits, name, "queue_full").inc(count)
+            return S.ESME_RMSGQFUL
+        return None
+
+    def map(
+        self, account: AccountSettings, pdu: p.SubmitSm, interface_version: int, now: float
+    ) -> MappedSubmit | int:
+        """DESIGN section 4 for one message, or the status refusing it (counted)."""
+        name = account.system_id
+        # Segments only (a cheap test first: most messages have neither).
+        if (pdu.esm_class & p.ESM_CLASS_UDHI or pdu.tlvs) and is_gsm_coding(
+            pdu.data_coding, account.policy.default_alphabet
+        ):
+            pdu = self.escapes.repair(name, pdu)
+        try:
+            return map_submit(pdu, account.policy, now=now)
+        except SubmitRefused as e:
+            log.debug("refused submit_sm from {account}: {reason}", account=name, reason=e.reason)
+            status = e.status
+        except TextError as e:
+            status = e.status
+        self.metrics.child(self.metrics.submits, name, "refused").inc()
+        if status == S.ESME_RSUBMITFAIL and interface_version >= 0x50:
+            # No 3.4 status says "bad data_coding"; 5.0 binds get the one that does.
+            status = S.ESME_RINVDCS
+        return status
+
+    def accept_stored(self, account: AccountSettings, messages: list[Message]) -> Deferred[int]:
+        """Store messages and queue them; fires with ESME_ROK once they are durable."""
+        m = self.metrics
+        name = account.system_id
+
+        def accepted(_: None) -> int:
+            self.dispatcher.enqueue(messages)
+            m.child(m.submits, name, "accepted").inc(len(messages))
+            return S.ESME_ROK
+
+        def failed(failure: Any) -> int:
+            log.failure("could not store a message of {account}", failure, account=name)
+            m.child(m.submits, name, "error").inc(len(messages))
+            # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
+            return S.ESME_RSYSERR
+
+        return self.store.add_messages(messages).addCallbacks(accepted, failed)
 
     def _submit_upstream(
         self, account: AccountSettings, message: Message
@@ -169,18 +210,22 @@ class Gateway:
 
         return self.dispatcher.submit_now(message).addCallback(answered)
 
-    def _store_failed(self, failure: Any, account: str) -> p.SubmitSmResp:
-        log.failure("could not store a message of {account}", failure, account=account)
-        self.metrics.child(self.metrics.submits, account, "error").inc()
-        # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
-        return p.SubmitSmResp(status=S.ESME_RSYSERR)
-
-    def _message(
-        self, account: AccountSettings, pdu: p.SubmitSm, mapped: MappedSubmit, now: float
+    def new_message(
+        self,
+        account: AccountSettings,
+        pdu: p.SubmitSm,
+        mapped: MappedSubmit,
+        now: float,
+        interface_version: int,
+        reply_id: str | None = None,
     ) -> Message:
         start = mapped.scheduled_at if mapped.scheduled_at and mapped.scheduled_at > now else now
+        if interface_version <= p.SMPP_33 and account.short_message_id != "none":
+            message_id = self.store.short_id(account.short_message_id)
+        else:
+            message_id = self.ids.next(account.message_id_format)
         return Message(
-            id=self.ids.next(account.message_id_format),
+            id=message_id,
             account=account.system_id,
             connector=account.connector,
             fields=dict(mapped.fields),
@@ -197,6 +242,10 @@ class Gateway:
             dest_npi=pdu.dest_addr_npi,
             text_head=mapped.text_head,
             parts=count_parts(mapped.fields),
+            service_type=pdu.service_type,
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            reply_id=reply_id,
         )
 
     # --- delivery reports ----------------------------------------------------
@@ -251,9 +300,9 @@ class Gateway:
                 receipts.append(result.receipt)
         if finals:
             self.dispatcher.discard(finals)
-        self._receipts_stored(receipts)
+        self.receipts_stored(receipts)
 
-    def _receipts_stored(self, receipts: list[Receipt]) -> None:
+    def receipts_stored(self, receipts: list[Receipt]) -> None:
         m = self.metrics
         for receipt in receipts:
             m.child(m.receipts, receipt.stat).inc()

@@ -40,7 +40,7 @@ def receipt_for(message: Message, outcome: Outcome, done_at: float) -> Receipt |
         return None
     return Receipt(
         account=message.account,
-        message_id=message.id,
+        message_id=message.reply_id or message.id,
         source_addr=message.dest_addr,
         source_ton=message.dest_ton,
         source_npi=message.dest_npi,
@@ -89,6 +89,9 @@ class Dispatcher:
         self._last_sweep = 0.0
         # Messages waiting to be retried, by id: a report may still make them final.
         self._retrying: dict[str, Message] = {}
+        # Every message queued here and not in a request right now, by id: what
+        # cancel_sm and replace_sm may still change.
+        self._waiting: dict[str, Message] = {}
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class Dispatcher:
             self.queued_by_account[message.account] = (
                 self.queued_by_account.get(message.account, 0) + 1
             )
+            self._waiting[message.id] = message
             if message.next_attempt_at > now:
                 heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
             else:
@@ -150,11 +154,39 @@ class Dispatcher:
             message = self._retrying.pop(message_id, None)
             if message is not None and message.state == QUEUED:
                 message.state = FINAL
+                self._waiting.pop(message_id, None)
                 self._done(message)
+
+    def waiting(self, message_id: str) -> Message | None:
+        """The message if it is still queued here and not in a request right now."""
+        return self._waiting.get(message_id)
+
+    def waiting_of(self, account: str) -> list[Message]:
+        return [m for m in self._waiting.values() if m.account == account]
+
+    def withdraw(self, messages: list[Message]) -> None:
+        """Take waiting messages out of the queue for good (cancel_sm).
+
+        The caller records their final state; from here on nothing sends them.
+        """
+        for message in messages:
+            if self._waiting.pop(message.id, None) is None:
+                continue
+            self._retrying.pop(message.id, None)
+            message.state = FINAL
+            self._done(message)
+            queue = self._ready[message.connector]
+            # Rare enough for a linear scan; by identity, as dataclass equality
+            # would compare every field.
+            for index, queued in enumerate(queue):
+                if queued is message:
+                    del queue[index]
+                    break
+            # One in the delayed heap stays there, skipped when it comes due.
 
     def depth(self) -> tuple[int, float | None]:
         """(messages waiting, submission time of the oldest)."""
-        waiting = sum(len(q) for q in self._ready.values()) + len(self._delayed)
+        waiting = len(self._waiting)
         oldest = [q[0].submitted_at for q in self._ready.values() if q]
         oldest += [m.submitted_at for _, _, m in self._delayed[:1]]
         return waiting, min(oldest) if oldest else None
@@ -169,7 +201,8 @@ class Dispatcher:
         now = self._reactor.seconds()
         while self._delayed and self._delayed[0][0] <= now:
             _, _, message = heapq.heappop(self._delayed)
-            self._ready[message.connector].append(message)
+            if message.state != FINAL:
+                self._ready[message.connector].append(message)
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now
             self._sweep_stalled(now)
@@ -186,6 +219,7 @@ class Dispatcher:
                 self._ready[name] = deque(m for m in queue if m.expires_at > now)
                 for message in expired:
                     self._retrying.pop(message.id, None)
+                    self._waiting.pop(message.id, None)
                 self._expire(expired, now)
 
     def _pump(self) -> None:
@@ -198,10 +232,11 @@ class Dispatcher:
                 expired: list[Message] = []
                 for _ in range(size):
                     message = queue.popleft()
+                    self._waiting.pop(message.id, None)
                     if message.attempts:
                         self._retrying.pop(message.id, None)
-                        if message.state == FINAL:
-                            continue
+                    if message.state == FINAL:
+                        continue
                     (expired if message.expires_at <= now else batch).append(message)
                 if expired:
                     self._expire(expired, now)
@@ -259,6 +294,7 @@ class Dispatcher:
             # Waiting would outlive the validity: wait only until then, then expire.
             message.next_attempt_at = message.expires_at
         self._retrying[message.id] = message
+        self._waiting[message.id] = message
         heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
 
     def _expire(self, messages: list[Message], now: float) -> None:

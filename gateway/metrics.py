@@ -49,6 +49,18 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.unknown_tlvs = Counter(
+            "smppgw_unknown_tlvs_total",
+            "TLVs with a tag the gateway does not know (kept and ignored), by command",
+            ["command"],
+            registry=r,
+        )
+        self.operations = Counter(
+            "smppgw_operations_total",
+            "query_sm, cancel_sm and replace_sm by account, command and outcome (ok, failed)",
+            ["account", "command", "outcome"],
+            registry=r,
+        )
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds", ["reason"], registry=r
         )

@@ -46,6 +46,13 @@ class Message:
     dest_npi: int = 0
     text_head: str = ""
     parts: int = 1
+    # What replace_sm and cancel_sm need of the original submit_sm.
+    service_type: str = ""
+    data_coding: int = 0
+    esm_class: int = 0
+    # The id the ESME knows when it is not `id`: every destination of a
+    # submit_multi is its own message, all answered and reported under one id.
+    reply_id: str | None = None
     state: int = QUEUED
     attempts: int = 0
     next_attempt_at: float = 0.0
@@ -98,6 +105,17 @@ class ReportResult:
     final: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """What query_sm tells about one message: its state and, once final, how it ended."""
+
+    state: int  # QUEUED, SENT or FINAL
+    stat: str | None
+    err: int | None
+    done_at: float | None
+    connector: str
+
+
 @dataclass(slots=True)
 class Recovered:
     messages: list[Message] = field(default_factory=list)
@@ -135,3 +153,16 @@ class Store(Protocol):
     def purge(self, before: float) -> Deferred[int]: ...
 
     def depths(self) -> Deferred[Depths]: ...
+
+    def replace_message(self, message: Message) -> Deferred[None]:
+        """Store a queued message's new content (replace_sm); a no-op once it left."""
+
+    def query(self, account: str, message_id: str) -> Deferred[list[MessageStatus]]:
+        """The messages `account` knows as `message_id` (several for a submit_multi)."""
+
+    def short_id(self, fmt: str) -> str:
+        """A new id of at most 8 characters for SMPP 3.3 ESMEs ("decimal" or "hex").
+
+        Synchronous: it is taken while answering a submit_sm. Unique among the
+        stored messages, and never handed out twice across restarts.
+        """

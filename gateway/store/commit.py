@@ -169,6 +169,17 @@ class GroupCommitter:
             call.reset(0)
         return job.deferred
 
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read now, outside any transaction.
+
+        Transactions begin and end within one `_flush` call on the reactor thread,
+        so between two reactor callbacks none is open; a read sees every committed
+        job, including those whose fsync is still in flight.
+        """
+        if self._conn is None:
+            raise RuntimeError("the store is closed")
+        return fn(self._conn)
+
     @property
     def _scheduled(self) -> bool:
         return self._flush_call is not None and self._flush_call.active()

@@ -15,8 +15,9 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -30,6 +31,7 @@ from gateway.store.base import (
     Depths,
     Finish,
     Message,
+    MessageStatus,
     Receipt,
     Recovered,
     ReportResult,
@@ -95,6 +97,14 @@ _MIGRATIONS = [
         attempts INTEGER NOT NULL
     );
     """,
+    # 2: what query_sm, cancel_sm, replace_sm and submit_multi need.
+    """
+    ALTER TABLE messages ADD COLUMN service_type TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN reply_id TEXT;
+    CREATE INDEX messages_reply ON messages (reply_id) WHERE reply_id IS NOT NULL;
+    """,
 ]
 
 # Columns, not JSON: a delivery report reads these for every message, and
@@ -126,6 +136,10 @@ _MESSAGE_COLUMNS = (
     "user_data_header",
     "extra_fields",
     "upstream_id",
+    "service_type",
+    "data_coding",
+    "esm_class",
+    "reply_id",
 )
 # The Common fields every message has get columns (encoding them as JSON per
 # message cost 5% of the gateway's CPU); the rare rest (customParameters,
@@ -156,7 +170,7 @@ _DELETE_RECEIPT = "DELETE FROM receipts WHERE seq = ?"
 # What a delivery report needs of its message.
 # What a receipt needs of its message, in the order `_reported` takes it.
 _RECEIPT_CONTEXT = (
-    "id, submitted_at, account, registered_delivery, source_addr, source_ton,"
+    "id, reply_id, submitted_at, account, registered_delivery, source_addr, source_ton,"
     " source_npi, dest_addr, dest_ton, dest_npi, text_head"
 )
 _REPORT_COLUMNS = f"SELECT state, part_results, parts, {_RECEIPT_CONTEXT} FROM messages"
@@ -170,6 +184,23 @@ _FINISH_RETURNING = (
     " RETURNING " + _RECEIPT_CONTEXT
 )
 _FINISH_BY_ID = _FINISH_RETURNING.format(key="id")
+_REPLACE_MESSAGE = (
+    "UPDATE messages SET expires_at = ?, validity_s = ?, registered_delivery = ?,"
+    " text_head = ?, parts = ?, source = ?, source_type = ?, destination = ?,"
+    " destination_type = ?, dcs = ?, user_data = ?, user_data_header = ?, extra_fields = ?"
+    " WHERE id = ? AND state = ?"
+)
+_QUERY = (
+    "SELECT state, stat, err, done_at, connector FROM messages"
+    " WHERE account = ? AND (id = ? OR reply_id = ?) ORDER BY id"
+)
+# Short ids (SMPP 3.3): (first value, how many), so that none has a leading zero.
+_SHORT_ID_RANGES: Final[Mapping[str, tuple[int, int]]] = {
+    "decimal": (10_000_000, 90_000_000),
+    "hex": (0x10000000, 0xF0000000),
+}
+# Short ids reserved on disk ahead of use; a restart skips what was not used.
+_SHORT_ID_BLOCK: Final = 10_000
 _FINISH_BY_UPSTREAM = _FINISH_RETURNING.format(key="upstream_id")
 
 
@@ -245,6 +276,13 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(number + 1),)
             )
             conn.execute("COMMIT")
+        row = conn.execute("SELECT value FROM meta WHERE key='short_id_next'").fetchone()
+        # Start past every id a previous run may have handed out.
+        self._short_next = int(row[0]) if row else 0
+        self._short_reserved = self._short_next + _SHORT_ID_BLOCK
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('short_id_next', ?)", (str(self._short_reserved),)
+        )
         recovered = Recovered()
         for row in conn.execute(
             f"{_SELECT_MESSAGE} WHERE state = ? ORDER BY submitted_at", (QUEUED,)
@@ -292,10 +330,66 @@ class SqliteStore:
                 m.parts,
                 *_field_values(m.fields),
                 m.upstream_id,
+                m.service_type,
+                m.data_coding,
+                m.esm_class,
+                m.reply_id,
             )
             for m in messages
         ]
         return self._batched(_INSERT_MESSAGE, rows, durable=True)
+
+    def replace_message(self, message: Message) -> Deferred[None]:
+        row = (
+            message.expires_at,
+            message.validity_s,
+            message.registered_delivery,
+            message.text_head,
+            message.parts,
+            *_field_values(message.fields),
+            message.id,
+            QUEUED,
+        )
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_REPLACE_MESSAGE, row)
+
+        return self._submit(run)
+
+    def query(self, account: str, message_id: str) -> Deferred[list[MessageStatus]]:
+        if self._commit is None:
+            raise RuntimeError("the store is not open")
+        rows = self._commit.read(
+            lambda conn: conn.execute(_QUERY, (account, message_id, message_id)).fetchall()
+        )
+        return succeed([MessageStatus(*row) for row in rows])
+
+    def short_id(self, fmt: str) -> str:
+        if self._commit is None:
+            raise RuntimeError("the store is not open")
+        base, span = _SHORT_ID_RANGES[fmt]
+        while True:
+            n = self._short_next
+            self._short_next += 1
+            if self._short_next > self._short_reserved - _SHORT_ID_BLOCK // 2:
+                self._reserve_short_ids()
+            candidate = f"{base + n % span:{'x' if fmt == 'hex' else 'd'}}"
+            # Only after the counter wrapped can an id still be in the store.
+            if n < span or not self._commit.read(partial(_id_in_use, candidate)):
+                return candidate
+
+    def _reserve_short_ids(self) -> None:
+        # Ids up to the reservation may be handed out before it is on disk: the
+        # reservation is queued before any message that carries one of them, and
+        # the committer keeps that order, so no such message outlives a crash that
+        # the reservation did not.
+        self._short_reserved += _SHORT_ID_BLOCK
+        upto = self._short_reserved
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('short_id_next', ?)", (str(upto),))
+
+        self._submit(run, durable=False)
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         rows = [(upstream, SENT, our) for our, upstream in sent]
@@ -378,6 +472,10 @@ class SqliteStore:
             return None if row is None else (row[0], row[1], row[2])
 
         return self._submit(run)
+
+
+def _id_in_use(message_id: str, conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
 
 
 def _field_values(message_fields: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -464,6 +562,7 @@ def _reported(
     """The result of a report that changed its message; stores the receipt if wanted."""
     (
         our_id,
+        reply_id,
         submitted_at,
         account,
         registered_delivery,
@@ -486,7 +585,7 @@ def _reported(
         )
     receipt = Receipt(
         account=account,
-        message_id=our_id,
+        message_id=reply_id or our_id,
         # A receipt travels back: from the original destination to the original source.
         source_addr=dest_addr,
         source_ton=dest_ton,

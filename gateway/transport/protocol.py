@@ -51,6 +51,7 @@ class SmppProtocol(Protocol):
             window=settings.window,
             send_window=send_window,
             max_pdu_length=settings.max_pdu_length,
+            window_overrun=settings.window_overrun,
         )
         self.handler: Handler | None = None
         self._waiting: dict[int, Deferred[Response]] = {}

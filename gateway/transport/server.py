@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from gateway.config import AccountSettings
 from gateway.core import Gateway
 from gateway.delivery import LOST, TIMEOUT
+from gateway.operations import Operations
 from gateway.passwords import verify_password
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
@@ -57,14 +58,6 @@ _BIND_NAMES = {
     C.BIND_RECEIVER: "receiver",
     C.BIND_TRANSCEIVER: "transceiver",
 }
-# Operations the server does not offer yet, and the status their responses carry.
-_NOT_SUPPORTED = {
-    C.QUERY_SM: S.ESME_RQUERYFAIL,
-    C.CANCEL_SM: S.ESME_RCANCELFAIL,
-    C.REPLACE_SM: S.ESME_RREPLACEFAIL,
-    C.SUBMIT_MULTI: S.ESME_RSUBMITFAIL,
-    C.DATA_SM: S.ESME_RSUBMITFAIL,
-}
 _MAX_BIND_DELAY = 10.0
 _MAX_REMEMBERED_HOSTS = 10_000
 
@@ -75,6 +68,7 @@ class SmppServer:
     def __init__(self, reactor: Any, gateway: Gateway) -> None:
         self.reactor = reactor
         self.gateway = gateway
+        self.operations = Operations(gateway)
         self._failures: dict[str, tuple[int, float]] = {}
         self.connections: set[EsmeConnection] = set()
 
@@ -111,6 +105,11 @@ class EsmeConnection:
             C.BIND_RECEIVER: self._bind,
             C.BIND_TRANSCEIVER: self._bind,
             C.SUBMIT_SM: self._submit,
+            C.SUBMIT_MULTI: self._submit_multi,
+            C.DATA_SM: self._data_sm,
+            C.QUERY_SM: self._query,
+            C.CANCEL_SM: self._cancel,
+            C.REPLACE_SM: self._replace,
         }
         server.connections.add(self)
         self.gateway.metrics.connections.inc()
@@ -122,14 +121,17 @@ class EsmeConnection:
         if isinstance(event, Request):
             pdu = event.pdu
             m.child(m.pdus_in, pdu.command_id.name.lower()).inc()
+            if pdu.tlvs:
+                self._count_unknown_tlvs(pdu)
             handler = self._handlers.get(pdu.command_id)
             if handler is not None:
                 handler(pdu)
                 return
-            status = _NOT_SUPPORTED.get(pdu.command_id, S.ESME_RINVCMDID)
+            # The session lets through only what an ESME may send; anything else
+            # still gets an answer, never silence.
             response = p.response_class(pdu.command_id)
             if response is not None:
-                self._answer(pdu, response(status=status))
+                self._answer(pdu, response(status=S.ESME_RINVCMDID))
         elif isinstance(event, ProtocolError):
             m.child(m.protocol_errors, f"{event.status:#04x}").inc()
             log.debug("{peer}: {reason}", peer=self.link.peer_host, reason=event.reason)
@@ -150,6 +152,13 @@ class EsmeConnection:
                 peer=self.link.peer_host,
             )
             self.account = None
+
+    def _count_unknown_tlvs(self, pdu: p.Pdu) -> None:
+        vendor = self.account.policy.vendor_tags if self.account is not None else frozenset()
+        unknown = sum(1 for tag in p.unknown_tlv_tags(pdu) if tag not in vendor)
+        if unknown:
+            m = self.gateway.metrics
+            m.child(m.unknown_tlvs, pdu.command_id.name.lower()).inc(unknown)
 
     def _answer(self, request: p.Pdu, response: p.Pdu) -> None:
         m = self.gateway.metrics
@@ -258,6 +267,33 @@ class EsmeConnection:
             self._answer(pdu, response)
 
         d.addCallback(answer).addErrback(self._internal_error, pdu)
+
+    def _reply(self, pdu: p.Pdu, d: Deferred[Any]) -> None:
+        d.addCallback(lambda response: self._answer(pdu, response))
+        d.addErrback(self._internal_error, pdu)
+
+    def _submit_multi(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.SubmitMulti) and self.account is not None
+        version = self.link.session.interface_version
+        self._reply(pdu, self.server.operations.submit_multi(self.account, pdu, version))
+
+    def _data_sm(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.DataSm) and self.account is not None
+        version = self.link.session.interface_version
+        self._reply(pdu, self.server.operations.data_sm(self.account, pdu, version))
+
+    def _query(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.QuerySm) and self.account is not None
+        self._reply(pdu, self.server.operations.query_sm(self.account, pdu))
+
+    def _cancel(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.CancelSm) and self.account is not None
+        self._reply(pdu, self.server.operations.cancel_sm(self.account, pdu))
+
+    def _replace(self, pdu: p.Pdu) -> None:
+        assert isinstance(pdu, p.ReplaceSm) and self.account is not None
+        version = self.link.session.interface_version
+        self._reply(pdu, self.server.operations.replace_sm(self.account, pdu, version))
 
     # --- receipts (the deliverer's Receiver) ----------------------------------------
 

@@ -397,3 +397,39 @@ def test_a_final_report_cancels_a_pending_retry() -> None:
     assert len(rig.connector.times_of("m")) == 1
     assert rig.store.sent == [] and rig.store.finished == []
     assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+# --- cancel_sm / replace_sm support -----------------------------------------------
+
+
+def test_withdrawn_messages_are_never_sent() -> None:
+    rig = Rig(limit=0)
+    ready, other = message("ready"), message("other")
+    rig.dispatcher.enqueue([ready, other])
+    assert rig.dispatcher.waiting("ready") is ready
+    assert {m.id for m in rig.dispatcher.waiting_of("shop1")} == {"ready", "other"}
+    assert rig.dispatcher.waiting_of("nobody") == []
+    rig.dispatcher.withdraw([ready])
+    rig.dispatcher.withdraw([ready])  # twice is harmless
+    assert rig.dispatcher.waiting("ready") is None
+    assert rig.dispatcher.depth()[0] == 1
+    rig.connector.limit = 10
+    rig.run_until(1.0)
+    assert rig.connector.times_of("ready") == [] and rig.connector.times_of("other") != []
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+def test_a_message_in_a_request_is_not_waiting() -> None:
+    rig = Rig(retry=RetrySettings(initial=1.0, maximum=1.0, factor=1.0), manual=True)
+    rig.connector.script["m"] = [TEMPORARY]
+    rig.dispatcher.enqueue([message("m")])
+    rig.run_until(BATCH_DELAY + STEP)
+    assert rig.dispatcher.waiting("m") is None  # LINK may be taking it right now
+    rig.connector.release()
+    # Back from a temporary failure, it waits for its retry and may be withdrawn.
+    waiting = rig.dispatcher.waiting("m")
+    assert waiting is not None
+    rig.dispatcher.withdraw([waiting])
+    rig.run_until(5.0)
+    assert len(rig.connector.times_of("m")) == 1
+    assert rig.dispatcher.queued_by_account == {"shop1": 0}

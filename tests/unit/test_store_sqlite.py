@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from gateway.common.callbacks import DeliveryReport
 from gateway.mapping import RESULT_CODES
-from gateway.store.base import FINAL, QUEUED, SENT, Finish, Message, Receipt
+from gateway.store.base import FINAL, QUEUED, SENT, Finish, Message, MessageStatus, Receipt
 from gateway.store.sqlite import _MIGRATIONS, SqliteStore
 
 NOW = 1_760_000_000.0
@@ -122,7 +122,9 @@ class SqliteStoreTests(TestCase):
         yield self.reopen()
         conn = sqlite3.connect(self.path)
         try:
-            rows = conn.execute("SELECT key, value FROM meta").fetchall()
+            rows = conn.execute(
+                "SELECT key, value FROM meta WHERE key = 'schema_version'"
+            ).fetchall()
         finally:
             conn.close()
         self.assertEqual(rows, [("schema_version", str(len(_MIGRATIONS)))])
@@ -539,3 +541,132 @@ class SqliteStoreTests(TestCase):
         self.assertEqual(state, (FINAL, "DELIVRD", "shop1"))
         count = yield self.receipt_count()
         self.assertEqual(count, 1)
+
+    # --- schema 2: query, replace, submit_multi, short ids --------------------------
+
+    @inlineCallbacks
+    def test_migration_from_schema_1_keeps_queued_messages(self):
+        yield self.close_store(self.store)
+        path = self.mktemp() + "/v1.sqlite"
+        import os
+
+        os.makedirs(os.path.dirname(path))
+        conn = sqlite3.connect(path)
+        conn.executescript(_MIGRATIONS[0])
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO messages (id, account, connector, state, submitted_at, expires_at,"
+            " validity_s, registered_delivery, source_addr, source_ton, source_npi, dest_addr,"
+            " dest_ton, dest_npi, text_head, parts, destination, user_data)"
+            " VALUES ('old', 'shop1', 'common', 0, 1, 2, 1, 1, 'S', 5, 0, '47', 1, 1, 'hi', 1,"
+            " '+47', 'hi')"
+        )
+        conn.commit()
+        conn.close()
+        self.path = path
+        self.store = yield self.open_store()
+        (old,) = self.recovered.messages
+        self.assertEqual(
+            (old.id, old.service_type, old.data_coding, old.esm_class, old.reply_id),
+            ("old", "", 0, 0, None),
+        )
+
+    @inlineCallbacks
+    def test_new_columns_round_trip(self):
+        yield self.store.add_messages(
+            [message("m1", service_type="CMT", data_coding=8, esm_class=0x40, reply_id="m0")]
+        )
+        yield self.reopen()
+        (m1,) = self.recovered.messages
+        self.assertEqual(
+            (m1.service_type, m1.data_coding, m1.esm_class, m1.reply_id), ("CMT", 8, 0x40, "m0")
+        )
+
+    @inlineCallbacks
+    def test_query_finds_own_messages_only(self):
+        yield self.store.add_messages([message("m1")])
+        yield self.store.add_messages([message("m2", reply_id="m1")])
+        yield self.store.apply_reports([report("link-x", DELIVERED, ref_id="m2")])
+        rows = yield self.store.query("shop1", "m1")
+        self.assertEqual(
+            rows,
+            [
+                MessageStatus(QUEUED, None, None, None, "common"),
+                MessageStatus(FINAL, "DELIVRD", 0, NOW, "common"),
+            ],
+        )
+        self.assertEqual((yield self.store.query("shop2", "m1")), [])
+        self.assertEqual((yield self.store.query("shop1", "m2")), [rows[1]])
+
+    @inlineCallbacks
+    def test_receipts_of_a_multi_carry_its_reply_id(self):
+        yield self.store.add_messages([message("m1"), message("m2", reply_id="m1")])
+        results = yield self.store.apply_reports(
+            [report("a", DELIVERED, ref_id="m1"), report("b", NOT_DELIVERED, ref_id="m2")]
+        )
+        self.assertEqual([r.receipt.message_id for r in results], ["m1", "m1"])
+        self.assertEqual([r.message_id for r in results], ["m1", "m2"])
+
+    @inlineCallbacks
+    def test_replace_changes_a_queued_message_only(self):
+        yield self.store.add_messages([message("m1"), message("m2")])
+        yield self.sent_message("m3")
+        for id_ in ("m1", "m3"):
+            replaced = message(
+                id_,
+                fields={"destination": "+4712345678", "userData": "new", "dcs": "TEXT"},
+                text_head="new",
+                registered_delivery=0,
+                expires_at=NOW + 60,
+            )
+            yield self.store.replace_message(replaced)
+        yield self.reopen()
+        by_id = {m.id: m for m in self.recovered.messages}
+        self.assertEqual(set(by_id), {"m1", "m2"})
+        self.assertEqual(
+            (by_id["m1"].fields, by_id["m1"].text_head, by_id["m1"].registered_delivery),
+            ({"destination": "+4712345678", "userData": "new", "dcs": "TEXT"}, "new", 0),
+        )
+        self.assertEqual(by_id["m1"].expires_at, NOW + 60)
+        self.assertEqual(by_id["m2"].fields["userData"], "hello")
+
+    @inlineCallbacks
+    def test_short_ids_are_short_unique_and_never_reused_after_a_restart(self):
+        first = [self.store.short_id("decimal") for _ in range(3)]
+        self.assertTrue(all(len(i) == 8 and i.isdigit() and i[0] != "0" for i in first))
+        self.assertEqual(len(set(first)), 3)
+        hex_id = self.store.short_id("hex")
+        self.assertEqual(len(hex_id), 8)
+        int(hex_id, 16)
+        yield self.reopen()
+        again = self.store.short_id("decimal")
+        self.assertNotIn(again, first)
+        self.assertGreater(int(again), int(first[-1]))
+
+    @inlineCallbacks
+    def test_short_ids_skip_ids_still_stored_after_wrapping(self):
+        import gateway.store.sqlite as module
+
+        store = self.store
+        yield store.add_messages([message("10000000"), message("10000001")])
+        # As if the counter went once round the whole range.
+        store._short_next = module._SHORT_ID_RANGES["decimal"][1]
+        self.assertEqual(store.short_id("decimal"), "10000002")
+
+    @inlineCallbacks
+    def test_short_id_reservations_move_ahead_of_use(self):
+        import gateway.store.sqlite as module
+
+        block = module._SHORT_ID_BLOCK
+        ids = [self.store.short_id("decimal") for _ in range(block)]
+        self.assertEqual(len(set(ids)), block)
+        yield self.store.add_messages([message("flush")])  # carries the lazy reservation
+        conn = sqlite3.connect(self.path)
+        try:
+            (reserved,) = conn.execute(
+                "SELECT value FROM meta WHERE key = 'short_id_next'"
+            ).fetchone()
+        finally:
+            conn.close()
+        self.assertGreater(int(reserved), block)
