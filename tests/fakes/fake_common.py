@@ -7,7 +7,10 @@ HTTP request per report, retried while the receiver does not answer 200).
 
 Used in-process by tests (``FakeCommon(reactor, ...)``) and as a process by the
 benchmark (``python -m tests.fakes.fake_common --port N ...``, which prints
-``listening on PORT`` once it listens, and offers ``/_control``).
+``listening on PORT`` once it listens, and offers ``/_control``, and
+``GET /_messages``: the accepted messages it kept, each as received plus its
+``messageId``, in order of acceptance; a process keeps them only when started
+with ``--keep-messages`` or told ``{"keep_messages": true}`` on ``/_control``).
 
 What always holds:
 
@@ -763,7 +766,8 @@ class FakeCommon:
 
     def control(self, command: dict[str, Any]) -> Deferred[None]:
         """Apply a /_control POST: down, refuse, fail_next, response_delay,
-        report_delay, result_rules, permanent_errors, default_result_code."""
+        report_delay, result_rules, permanent_errors, default_result_code,
+        keep_messages (true/false), clear_messages (forget what was kept)."""
         if "fail_next" in command:
             spec = command["fail_next"]
             if isinstance(spec, int):
@@ -779,6 +783,10 @@ class FakeCommon:
                 setattr(self, name, float(command[name]))
         if "default_result_code" in command:
             self.default_result_code = int(command["default_result_code"])
+        if "keep_messages" in command:
+            self.keep_messages = bool(command["keep_messages"])
+        if command.get("clear_messages"):
+            self.accepted.clear()
         if "result_rules" in command:
             self.result_rules = dict(command["result_rules"])
         if "permanent_errors" in command:
@@ -796,6 +804,10 @@ class _FakeResource(Resource):
         self._fake = fake
 
     def render_GET(self, request: Any) -> bytes:
+        if request.path == b"/_messages":
+            # What tests compare byte for byte: every accepted message, as received.
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps(self._fake.accepted, ensure_ascii=False).encode()
         if request.path != b"/_control":
             request.setResponseCode(405)
             return b""
@@ -890,6 +902,15 @@ def _error_body(code: int, description: str) -> bytes:
     ).encode()
 
 
+def _flag(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_common")
     parser.add_argument("--port", type=int, default=0)
@@ -905,8 +926,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-expires-in", type=int, default=3599)
     parser.add_argument(
         "--keep-messages",
-        action="store_true",
-        help="keep every accepted message in memory (only counts are kept by default)",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_flag,
+        help="keep every accepted message in memory (only counts are kept by default);"
+        " an optional true/false value, so harness options can pass keep_messages=True",
     )
     args = parser.parse_args(argv)
 
