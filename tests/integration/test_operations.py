@@ -36,6 +36,10 @@ ACCOUNTS = (
     + account_toml("legacy", "pw", "main", short_message_id="decimal")
     + account_toml("legacyhex", "pw", "main", short_message_id="hex")
     + account_toml("upmulti", "pw", "main", accept="upstream")
+    + account_toml("premium", "pw", "main")
+    + "[accounts.vendor_tlvs]\n"
+    + '0x1401 = { field = "tariff" }\n'
+    + '0x1402 = { field = "customParameters.campaign" }\n'
 )
 
 
@@ -337,3 +341,30 @@ def test_window_overrun_throttle_answers_at_once(tmp_path: Path) -> None:
         assert statuses.count(S.ESME_RTHROTTLED) == 4
         errors = metric_value(gateway.metrics(), "smppgw_protocol_errors_total", status="0x58")
         assert errors == 4
+
+
+def test_vendor_tlvs_become_premium_fields(
+    gateway: GatewayProcess, fake: FakeCommonProcess
+) -> None:
+    tlvs = [(0x1401, b"\x00\x00\x01\xf4"), (0x1402, b"spring\0")]
+    with bound(gateway, "premium") as esme:
+        assert esme.request(submit("4790000014", tlvs=tlvs)).status == S.ESME_ROK
+        bad = esme.request(submit("4790000015", tlvs=[(0x1401, b"\x01\x02\x03")]))
+    assert bad.status == S.ESME_RINVOPTPARAMVAL
+    deadline = time.monotonic() + 10
+    while not (sent := received(fake, "+4790000014")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (message,) = sent
+    assert message["tariff"] == 500 and message["customParameters"] == {"campaign": "spring"}
+
+
+def test_c_string_without_its_nul_gets_the_fields_status(gateway: GatewayProcess) -> None:
+    # source_addr is C21: 25 octets without a NUL cannot be one.
+    body = b"\0" + b"\x05\x00" + b"A" * 25 + b"\0" + b"\x01\x01" + b"4712345678\0" + b"\0" * 8
+    header = struct.pack(">IIII", 16 + len(body), p.CommandId.SUBMIT_SM, 0, 42)
+    with bound(gateway) as esme:
+        esme.send_raw(header + body)
+        answer = esme.receive(lambda r: r.sequence == 42, 10)
+        # The session goes on: the next PDU is served as usual.
+        assert esme.request(p.EnquireLink()).status == S.ESME_ROK
+    assert isinstance(answer, p.SubmitSmResp) and answer.status == S.ESME_RINVSRCADR
