@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from gateway.smpp.pdu import ESM_CLASS_UDHI, CommandStatus, MessageState, SubmitSm, Tag
+from gateway.smpp.pdu import (
+    ESM_CLASS_UDHI,
+    CommandStatus,
+    MessageState,
+    SubmitSm,
+    Tag,
+    sar_numbers,
+)
 from gateway.smpp.receipts import STAT_STATE
 from gateway.smpp.text import TextError, decode_content, is_gsm
 from gateway.smpp.times import add_months, parse_smpp_time, rfc3339
@@ -370,13 +377,10 @@ def _sar_udh(submit: SubmitSm) -> bytes | None:
     ESMEs that segment with SAR TLVs expect the SMSC to add the UDH. An 8-bit
     reference keeps the 6-octet UDH the ESME's 153/67 part sizes assumed.
     """
-    if not submit.tlvs:
+    sar = sar_numbers(submit)
+    if sar is None:
         return None
-    ref = submit.tlv_int(Tag.SAR_MSG_REF_NUM)
-    total = submit.tlv_int(Tag.SAR_TOTAL_SEGMENTS)
-    seq = submit.tlv_int(Tag.SAR_SEGMENT_SEQNUM)
-    if ref is None or total is None or seq is None:
-        return None
+    ref, total, seq = sar
     if not (0 < total <= 255 and 0 < seq <= total and 0 <= ref <= 0xFFFF):
         raise SubmitRefused(_S.ESME_RINVOPTPARAMVAL, "bad sar_* segment numbers")
     if ref <= 0xFF:

@@ -18,6 +18,7 @@ What holds for every operation:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
@@ -85,11 +86,7 @@ class Operations:
         for dest in pdu.dest_addresses:
             if dest.dest_flag == _DL_NAME:
                 # The gateway keeps no distribution lists: each is an unknown name.
-                failed.append(
-                    p.UnsuccessSme(
-                        destination_addr=dest.dl_name, error_status_code=S.ESME_RINVDLNAME
-                    )
-                )
+                failed.append(_unsuccess(0, 0, dest.dl_name, S.ESME_RINVDLNAME))
             else:
                 addresses.append(dest)
         if not addresses:
@@ -109,11 +106,8 @@ class Operations:
                 )
             elif mapped in _PER_DESTINATION:
                 failed.append(
-                    p.UnsuccessSme(
-                        dest_addr_ton=dest.dest_addr_ton,
-                        dest_addr_npi=dest.dest_addr_npi,
-                        destination_addr=dest.destination_addr,
-                        error_status_code=mapped,
+                    _unsuccess(
+                        dest.dest_addr_ton, dest.dest_addr_npi, dest.destination_addr, mapped
                     )
                 )
             else:
@@ -157,12 +151,7 @@ class Operations:
                     else S.ESME_RSYSERR
                 )
                 failed.append(
-                    p.UnsuccessSme(
-                        dest_addr_ton=message.dest_ton,
-                        dest_addr_npi=message.dest_npi,
-                        destination_addr=message.dest_addr,
-                        error_status_code=status,
-                    )
+                    _unsuccess(message.dest_ton, message.dest_npi, message.dest_addr, status)
                 )
             m = gateway.metrics
             m.child(m.submits, account.system_id, "accepted").inc(accepted)
@@ -292,6 +281,12 @@ class Operations:
 # --- the sans-IO parts ---------------------------------------------------------
 
 
+def _unsuccess(ton: int, npi: int, address: str, status: int) -> p.UnsuccessSme:
+    return p.UnsuccessSme(
+        dest_addr_ton=ton, dest_addr_npi=npi, destination_addr=address, error_status_code=status
+    )
+
+
 def query_answer(rows: list[MessageStatus]) -> tuple[int, str, int]:
     """(message_state, final_date, error_code) for the messages known by one id.
 
@@ -318,48 +313,32 @@ def _relative(seconds: int) -> str:
     return f"0000{days:02}{hours:02}{minutes:02}{secs:02}000R"
 
 
+def _submit_like(pdu: p.Pdu, **overrides: object) -> p.SubmitSm:
+    """A submit_sm with every field `pdu` shares with one by name, then `overrides`."""
+    shared = {name: getattr(pdu, name) for name in _SUBMIT_FIELDS if hasattr(pdu, name)}
+    shared["tlvs"] = list(pdu.tlvs)
+    shared.update(overrides)
+    return p.SubmitSm(**shared)
+
+
+_SUBMIT_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(p.SubmitSm) if f.name not in ("tlvs", "status")
+)
+
+
 def data_sm_as_submit(pdu: p.DataSm) -> p.SubmitSm:
     """The submit_sm a data_sm amounts to: content in message_payload, validity from
     qos_time_to_live (seconds) when given."""
     ttl = pdu.tlv_int(p.Tag.QOS_TIME_TO_LIVE)
-    return p.SubmitSm(
-        sequence=pdu.sequence,
-        service_type=pdu.service_type,
-        source_addr_ton=pdu.source_addr_ton,
-        source_addr_npi=pdu.source_addr_npi,
-        source_addr=pdu.source_addr,
-        dest_addr_ton=pdu.dest_addr_ton,
-        dest_addr_npi=pdu.dest_addr_npi,
-        destination_addr=pdu.destination_addr,
-        esm_class=pdu.esm_class,
-        registered_delivery=pdu.registered_delivery,
-        data_coding=pdu.data_coding,
-        validity_period=_relative(ttl) if ttl else "",
-        tlvs=list(pdu.tlvs),
-    )
+    return _submit_like(pdu, validity_period=_relative(ttl) if ttl else "")
 
 
 def multi_as_submit(pdu: p.SubmitMulti, dest: p.DestAddress) -> p.SubmitSm:
-    return p.SubmitSm(
-        sequence=pdu.sequence,
-        service_type=pdu.service_type,
-        source_addr_ton=pdu.source_addr_ton,
-        source_addr_npi=pdu.source_addr_npi,
-        source_addr=pdu.source_addr,
+    return _submit_like(
+        pdu,
         dest_addr_ton=dest.dest_addr_ton,
         dest_addr_npi=dest.dest_addr_npi,
         destination_addr=dest.destination_addr,
-        esm_class=pdu.esm_class,
-        protocol_id=pdu.protocol_id,
-        priority_flag=pdu.priority_flag,
-        schedule_delivery_time=pdu.schedule_delivery_time,
-        validity_period=pdu.validity_period,
-        registered_delivery=pdu.registered_delivery,
-        replace_if_present_flag=pdu.replace_if_present_flag,
-        data_coding=pdu.data_coding,
-        sm_default_msg_id=pdu.sm_default_msg_id,
-        short_message=pdu.short_message,
-        tlvs=list(pdu.tlvs),
     )
 
 

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
-from gateway.smpp.pdu import ESM_CLASS_UDHI, SubmitSm, Tag
+from gateway.smpp.pdu import ESM_CLASS_UDHI, SubmitSm, Tag, sar_numbers
 from gateway.smpp.text import TextError, parse_udh
 
 _ESC = 0x1B
@@ -118,11 +118,7 @@ def _segment(pdu: SubmitSm) -> tuple[bytes, bytes, int, int, int, bool] | None:
         if concat is None:
             return None
         return udh, content[len(udh) :], concat.ref, concat.total, concat.seq, in_payload
-    if not pdu.tlvs:
+    sar = sar_numbers(pdu)
+    if sar is None:
         return None
-    ref = pdu.tlv_int(Tag.SAR_MSG_REF_NUM)
-    total = pdu.tlv_int(Tag.SAR_TOTAL_SEGMENTS)
-    seq = pdu.tlv_int(Tag.SAR_SEGMENT_SEQNUM)
-    if ref is None or total is None or seq is None:
-        return None
-    return b"", content, ref, total, seq, in_payload
+    return b"", content, *sar, in_payload

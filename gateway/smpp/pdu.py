@@ -793,3 +793,15 @@ def unknown_tlv_tags(pdu: Pdu) -> list[int]:
         return []
     known = KNOWN_TAGS
     return [tag for tag, _ in tlvs if tag not in known]
+
+
+def sar_numbers(pdu: Pdu) -> tuple[int, int, int] | None:
+    """(sar_msg_ref_num, sar_total_segments, sar_segment_seqnum) when all three are there."""
+    if not pdu.tlvs:
+        return None
+    ref = pdu.tlv_int(Tag.SAR_MSG_REF_NUM)
+    total = pdu.tlv_int(Tag.SAR_TOTAL_SEGMENTS)
+    seq = pdu.tlv_int(Tag.SAR_SEGMENT_SEQNUM)
+    if ref is None or total is None or seq is None:
+        return None
+    return ref, total, seq
