@@ -14,14 +14,17 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway import mapping
 from gateway.common.settings import CommonSettings
+from gateway.linksmpp.settings import BIND_MODES, LinkSmppSettings
+from gateway.mo import MoRouter, claimed_keyword, claimed_number
 from gateway.passwords import is_password_hash
+from gateway.router import Route, route_prefix
 
 
 class ConfigError(Exception):
@@ -75,17 +78,29 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class BreakerSettings:
+    """The connector's circuit breaker (gateway.router.CircuitBreaker)."""
+
+    failures: int = 5
+    open_for: float = 30.0
+    probes: int = 1
+
+
+@dataclass(frozen=True)
 class ConnectorSettings:
     name: str
     type: str
     # common: how to reach the account (None for other types), and what to send
     common: CommonSettings | None = None
+    # linksmpp: how to reach LINK's SMPP endpoint (None for other types)
+    linksmpp: LinkSmppSettings | None = None
     platform_id: str = ""
     platform_partner_id: str = ""
     gate_id: str = ""
     max_batch: int = 1000
     batch_delay: float = 0.02
     retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
     # simulator
     delay: float = 0.5
     result_code: int = 1001
@@ -108,6 +123,12 @@ class AccountSettings:
     # "none", "decimal" or "hex": ids of at most 8 characters for ESMEs bound as 3.3.
     short_message_id: str = "none"
     policy: mapping.AccountPolicy = field(default_factory=mapping.AccountPolicy)
+    # MO to these numbers is this account's: short codes as digits, MSISDNs "+digits".
+    mo_numbers: tuple[str, ...] = ()
+    # Upper case; when set, only MO whose first word is one of them.
+    mo_keywords: tuple[str, ...] = ()
+    # Vendor TLV tag that carries the connector's name in query_sm_resp.
+    route_tlv: int | None = None
 
     def allows(self, host: str) -> bool:
         if not self.allowed_networks:
@@ -117,6 +138,13 @@ class AccountSettings:
         except ValueError:
             return False
         return any(address in network for network in self.allowed_networks)
+
+
+@dataclass(frozen=True)
+class MoSettings:
+    callback_path: str = "/callbacks/mo"
+    ttl: float = 48 * 3600.0  # how long an MO waits for its ESME to bind
+    default_account: str | None = None  # for MO to a number no account claims
 
 
 @dataclass(frozen=True)
@@ -131,11 +159,13 @@ class Config:
         default_factory=lambda: mapping.RESULT_CODES
     )
     log_format: str = "text"
+    routes: tuple[Route, ...] = ()
+    mo: MoSettings = MoSettings()
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-CONNECTOR_TYPES = ("common", "simulator")
+CONNECTOR_TYPES = ("common", "linksmpp", "simulator")
 ID_FORMATS = {"decimal": 18, "hex": 16, "uuid": 36}
 SHORT_ID_FORMATS = ("none", "decimal", "hex")
 WINDOW_OVERRUN = ("wait", "throttle")
@@ -198,7 +228,13 @@ class _Reader:
             raise self.fail(name, f"must be at least {minimum}")
         return value
 
-    def duration(self, name: str, default: float) -> float:
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"must be true or false, not {type(value).__name__}")
+        return value
+
+    def duration(self, name: str, default: float, *, positive: bool = False) -> float:
         value = self._get(name, default)
         if isinstance(value, bool):
             raise self.fail(name, "must be a duration such as 30, '30s', '5m' or '7d'")
@@ -212,6 +248,8 @@ class _Reader:
             raise self.fail(name, "must be a finite duration")
         if seconds < 0:
             raise self.fail(name, "must not be negative")
+        if positive and seconds == 0:
+            raise self.fail(name, "must be more than 0")
         return seconds
 
     def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -249,6 +287,8 @@ class _Reader:
                 return Path(path).read_text().strip()
             except OSError as e:
                 raise self.fail(f"{name}_file", f"cannot read {path}: {e.strerror}") from e
+            except ValueError as e:  # a NUL in the path
+                raise self.fail(f"{name}_file", f"cannot read {path!r}: {e}") from e
         if inline is None or inline == "":
             if required:
                 raise self.fail(name, f"is required (or {name}_env / {name}_file)")
@@ -304,6 +344,9 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
             raise reader.fail("system_id", f"{account.system_id!r} is defined twice")
         accounts[account.system_id] = account
 
+    mo = _mo(_Reader(source, "mo", top.table_("mo")), http, accounts)
+    _claim_mo_numbers(source, accounts, mo)
+    routes = _routes(top, connectors, accounts)
     result_codes = _result_codes(_Reader(source, "result_codes", top.table_("result_codes")))
     top.check_unknown()
     return Config(
@@ -315,6 +358,8 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
         connectors=connectors,
         result_codes=result_codes,
         log_format=log_format,
+        routes=routes,
+        mo=mo,
     )
 
 
@@ -385,6 +430,7 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
         factor=retry.number("factor", d.retry.factor, minimum=1.0),
     )
     retry.check_unknown()
+    breaker = _breaker(_Reader(r.source, r.key("breaker"), r.table_("breaker")))
     if kind == "common":
         base_url = r.text("base_url", required=True).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
@@ -412,9 +458,14 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
             max_batch=r.integer("max_batch", d.max_batch, minimum=1),
             batch_delay=r.duration("batch_delay", d.batch_delay),
             retry=retry_settings,
+            breaker=breaker,
         )
         if settings.max_batch > 1000:
             raise r.fail("max_batch", "Common takes at most 1000 messages per sendbatch")
+    elif kind == "linksmpp":
+        settings = ConnectorSettings(
+            name=name, type=kind, linksmpp=_linksmpp(r), retry=retry_settings, breaker=breaker
+        )
     else:
         settings = ConnectorSettings(
             name=name,
@@ -426,8 +477,105 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
             platform_partner_id=r.text("platform_partner_id", "simulator"),
             gate_id=r.text("gate_id", "simulator"),
             retry=retry_settings,
+            breaker=breaker,
         )
     r.check_unknown()
+    return settings
+
+
+def _breaker(r: _Reader) -> BreakerSettings:
+    d = BreakerSettings()
+    settings = BreakerSettings(
+        failures=r.integer("failures", d.failures, minimum=1),
+        open_for=r.duration("open_for", d.open_for, positive=True),
+        probes=r.integer("probes", d.probes, minimum=1),
+    )
+    r.check_unknown()
+    return settings
+
+
+# LINK closes a link idle for 5 minutes (seed 004): enquire_link must come sooner.
+LINK_IDLE_LIMIT = 300.0
+_LINK_ENDPOINT = re.compile(r"^(?P<scheme>tls|tcp):(?P<host>\[[^\]]+\]|[^:\[\]]+):(?P<port>\d+)$")
+# Longest value of each C-Octet String the bind carries (the codec's limits:
+# gateway/smpp/pdu.py, which reads passwords of up to 16 as found in the wild).
+_BIND_STRINGS = {"system_id": 15, "password": 16, "system_type": 12}
+
+
+def _bind_string(r: _Reader, name: str, value: str) -> str:
+    limit = _BIND_STRINGS[name]
+    try:
+        fits = len(value.encode("latin-1")) <= limit and "\0" not in value
+    except UnicodeEncodeError:
+        fits = False
+    if not fits:
+        raise r.fail(name, f"at most {limit} Latin-1 characters, no NUL (SMPP C-Octet String)")
+    return value
+
+
+def _linksmpp(r: _Reader) -> LinkSmppSettings:
+    """`endpoint = "tls:HOST:PORT"` or host/port/tls; every LINK figure a default."""
+    d = LinkSmppSettings()
+    endpoint = r.text("endpoint")
+    address_key = "endpoint" if endpoint else "port"
+    if endpoint:
+        both = [k for k in ("host", "port", "tls") if k in r.table]
+        if both:
+            raise r.fail("endpoint", f"give either endpoint or {', '.join(both)}, not both")
+        match = _LINK_ENDPOINT.match(endpoint)
+        if match is None:
+            raise r.fail(
+                "endpoint", f'must read "tls:HOST:PORT" or "tcp:HOST:PORT", not {endpoint!r}'
+            )
+        host, port = match["host"].strip("[]"), int(match["port"])
+        tls = match["scheme"] == "tls"
+    else:
+        host = r.text("host", d.host)
+        port = r.integer("port", d.port, minimum=1)
+        tls = r.flag("tls", d.tls)
+        if not host:
+            raise r.fail("host", "must not be empty")
+    if not 1 <= port <= 65535:
+        raise r.fail(address_key, f"port must be 1-65535, not {port}")
+    ca_file = r.text("ca_file") or None
+    if ca_file is not None:
+        if not tls:
+            raise r.fail("ca_file", "is only used with TLS (tls = true or a tls: endpoint)")
+        if not Path(ca_file).is_file():
+            raise r.fail("ca_file", f"no such file: {ca_file}")
+    rate = r.number("rate", d.rate)
+    if rate <= 0:
+        raise r.fail("rate", "must be more than 0 (LINK allows 5 SMS a second)")
+    enquire = r.duration("enquire_link_interval", d.enquire_link_interval, positive=True)
+    if enquire >= LINK_IDLE_LIMIT:
+        raise r.fail(
+            "enquire_link_interval",
+            f"must be under {LINK_IDLE_LIMIT:g} s: LINK closes a link idle for 5 minutes",
+        )
+    settings = LinkSmppSettings(
+        host=host,
+        port=port,
+        tls=tls,
+        ca_file=ca_file,
+        system_id=_bind_string(r, "system_id", r.text("system_id", required=True)),
+        password=_bind_string(r, "password", r.secret("password", required=True)),
+        system_type=_bind_string(r, "system_type", r.text("system_type", d.system_type)),
+        bind=r.choice("bind", d.bind, BIND_MODES),
+        window=r.integer("window", d.window, minimum=1),
+        rate=rate,
+        # Fewer than one token would never let a message through.
+        burst=r.number("burst", max(rate, 1.0), minimum=1.0),
+        enquire_link_interval=enquire,
+        reconnect_delay=r.duration("reconnect_delay", d.reconnect_delay),
+        bind_timeout=r.duration("bind_timeout", d.bind_timeout, positive=True),
+        response_timeout=r.duration("response_timeout", d.response_timeout, positive=True),
+        throttle_backoff=r.duration("throttle_backoff", d.throttle_backoff, positive=True),
+        throttle_backoff_max=r.duration("throttle_backoff_max", d.throttle_backoff_max),
+    )
+    if not settings.system_id:
+        raise r.fail("system_id", "must not be empty")
+    if settings.throttle_backoff_max < settings.throttle_backoff:
+        raise r.fail("throttle_backoff_max", "must be at least throttle_backoff")
     return settings
 
 
@@ -506,9 +654,120 @@ def _account(
         accept=r.choice("accept", "stored", ("stored", "upstream")),
         short_message_id=r.choice("short_message_id", "none", SHORT_ID_FORMATS),
         policy=policy,
+        mo_numbers=_normalised(r, "mo_numbers", claimed_number),
+        mo_keywords=_normalised(r, "mo_keywords", claimed_keyword),
+        route_tlv=_route_tlv(r),
     )
+    if settings.mo_keywords and not settings.mo_numbers:
+        raise r.fail("mo_keywords", "needs mo_numbers: keywords choose among MO to those numbers")
     r.check_unknown()
     return settings
+
+
+def _normalised(r: _Reader, name: str, normalise: Callable[[str], str]) -> tuple[str, ...]:
+    """A list of strings, each normalised; two that normalise alike are an error."""
+    values: list[str] = []
+    for text in r.strings(name, ()):
+        try:
+            value = normalise(text)
+        except ValueError as e:
+            raise r.fail(name, str(e)) from e
+        if value in values:
+            raise r.fail(name, f"{value} is given twice")
+        values.append(value)
+    return tuple(values)
+
+
+def _tag_number(text: str) -> int | None:
+    """A TLV tag written as "0x1401" or "5121"; None for anything else."""
+    if not _TAG_KEY.match(text):
+        return None
+    return int(text, 16) if text[1:2] in ("x", "X") else int(text)
+
+
+def _route_tlv(r: _Reader) -> int | None:
+    value = r._get("route_tlv", None)
+    if value is None:
+        return None
+    tag = _tag_number(value) if isinstance(value, str) else value
+    if isinstance(tag, bool) or not isinstance(tag, int):
+        raise r.fail("route_tlv", 'a TLV tag such as 0x1410, "0x1410" or 5136')
+    if tag not in mapping.VENDOR_TAGS:
+        raise r.fail("route_tlv", f"tag {tag:#06x} is outside the vendor range 0x1400-0x3FFF")
+    return tag
+
+
+def _mo(r: _Reader, http: HttpSettings, accounts: Mapping[str, AccountSettings]) -> MoSettings:
+    d = MoSettings()
+    settings = MoSettings(
+        callback_path=r.text("callback_path", d.callback_path),
+        ttl=r.duration("ttl", d.ttl, positive=True),
+        default_account=r.text("default_account") or None,
+    )
+    path = settings.callback_path
+    if not path.startswith("/"):
+        raise r.fail("callback_path", "must start with '/'")
+    # The delivery-report callback also takes every path below its own.
+    if _overlap(path, http.callback_path):
+        raise r.fail("callback_path", f"must not overlap http.callback_path {http.callback_path}")
+    if settings.default_account is not None and settings.default_account not in accounts:
+        raise r.fail("default_account", f"no account with system_id {settings.default_account!r}")
+    r.check_unknown()
+    return settings
+
+
+def _overlap(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def _claim_mo_numbers(source: str, accounts: Mapping[str, AccountSettings], mo: MoSettings) -> None:
+    """Refuse two accounts claiming one number (or one number and keyword).
+
+    The routing table itself decides what clashes; it is built one account at a
+    time so that the error names the account that made the clash.
+    """
+    claims: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for index, account in enumerate(accounts.values()):
+        if not account.mo_numbers:
+            continue
+        claims[account.system_id] = (account.mo_numbers, account.mo_keywords)
+        try:
+            MoRouter(claims, mo.default_account)
+        except ValueError as e:
+            key = "mo_keywords" if str(e).startswith("MO keyword") else "mo_numbers"
+            raise ConfigError(source, f"accounts[{index}].{key}", str(e)) from e
+
+
+def _routes(
+    top: _Reader,
+    connectors: Mapping[str, ConnectorSettings],
+    accounts: Mapping[str, AccountSettings],
+) -> tuple[Route, ...]:
+    raw = top._get("routes", [])
+    if not isinstance(raw, list):
+        raise top.fail("routes", "must be a list of [[routes]] tables")
+    routes = []
+    for index, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise top.fail(f"routes[{index}]", "must be a table ([[routes]])")
+        r = _Reader(top.source, f"routes[{index}]", table)
+        names = r.strings("accounts", ())
+        for name in names:
+            if name not in accounts:
+                raise r.fail("accounts", f"no account with system_id {name!r}")
+        prefixes = _normalised(r, "prefixes", route_prefix)
+        connector = r.text("connector", required=True)
+        if connector not in connectors:
+            raise r.fail("connector", f"no connector named {connector!r} in [connectors]")
+        fallback = r.text("fallback") or None
+        if fallback is not None and fallback not in connectors:
+            raise r.fail("fallback", f"no connector named {fallback!r} in [connectors]")
+        if fallback == connector:
+            raise r.fail("fallback", "must differ from connector")
+        r.check_unknown()
+        routes.append(Route(frozenset(names), prefixes, connector, fallback))
+    return tuple(routes)
 
 
 def _vendor_tlvs(r: _Reader) -> Mapping[int, mapping.VendorTlv]:
@@ -517,9 +776,9 @@ def _vendor_tlvs(r: _Reader) -> Mapping[int, mapping.VendorTlv]:
     filled: dict[str, str] = {}  # Common field -> the key that fills it
     for key, row in r.table.items():
         r.used.add(key)
-        if not _TAG_KEY.match(key):
+        tag = _tag_number(key)
+        if tag is None:
             raise r.fail(key, 'a TLV tag such as "0x1401" or "5121"')
-        tag = int(key, 0) if key[1:2] in ("x", "X") else int(key)
         if tag not in mapping.VENDOR_TAGS:
             raise r.fail(key, f"tag 0x{tag:04X} is outside the vendor range 0x1400-0x3FFF")
         if tag in tlvs:

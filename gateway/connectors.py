@@ -16,6 +16,9 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from gateway.config import ConnectorSettings, HttpSettings
+from gateway.inbound import Inbound as Inbound
+from gateway.inbound import IncomingMo as IncomingMo
+from gateway.inbound import LinkReceipt as LinkReceipt
 from gateway.mapping import Outcome
 from gateway.metrics import Metrics
 from gateway.store.base import Message
@@ -35,6 +38,9 @@ class SubmitOutcome:
     http_status: int | None = None
     code: int | None = None
     description: str = ""
+    # LINK's id of every segment, in order, when the connector split the message
+    # itself (LINK SMPP); each segment gets its own receipt.
+    upstream_parts: tuple[str, ...] = ()
 
 
 class Connector(Protocol):
@@ -59,9 +65,18 @@ ConnectorFactory = Callable[..., Connector]
 
 
 def build_connector(
-    reactor: object, settings: ConnectorSettings, http: HttpSettings, metrics: Metrics
+    reactor: object,
+    settings: ConnectorSettings,
+    http: HttpSettings,
+    metrics: Metrics,
+    inbound: Inbound | None = None,
 ) -> Connector:
     # Imported here so that a deployment without a route does not load its code.
+    if settings.type == "linksmpp":
+        from gateway.linksmpp.connector import LinkSmppConnector
+
+        assert inbound is not None, "the LINK SMPP connector hands receipts and MO back"
+        return LinkSmppConnector(reactor, settings, metrics, inbound)
     if settings.type == "common":
         from gateway.common.connector import CommonConnector
 

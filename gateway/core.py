@@ -12,6 +12,7 @@ a callback is answered 200 only after its reports are committed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,16 +25,22 @@ from gateway.connectors import ACCEPTED, Connector, SubmitOutcome
 from gateway.delivery import ReceiptDeliverer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import IdGenerator
+from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_status
 from gateway.metrics import Metrics
+from gateway.mo import MoRouter, mo_segments
+from gateway.router import Router
 from gateway.ratelimit import TokenBucket
 from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry
-from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding
-from gateway.store.base import Message, Receipt, Recovered, ReportResult, Store
+from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding, parse_udh
+from gateway.store.base import MO, RECEIPT, Message, Receipt, Recovered, ReportResult, Store
 
 log = Logger()
 S = p.CommandStatus
+
+# Long MO whose first segment decided the account, remembered for the others.
+_MO_PARTS_KEPT = 10_000
 
 GSM_SINGLE, GSM_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -71,6 +78,7 @@ class Gateway:
         self.metrics = metrics
         self.ids = IdGenerator(reactor.seconds, node)
         self.deliverer = ReceiptDeliverer(reactor, store, metrics)
+        self.router = Router.from_config(config, reactor.seconds)
         self.dispatcher = Dispatcher(
             reactor,
             store,
@@ -79,8 +87,12 @@ class Gateway:
             metrics,
             self.receipts_stored,
             batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
+            router=self.router,
         )
         self.escapes = EscapeCarry(reactor.seconds)
+        self.mo_router = MoRouter.from_config(config)
+        self._mo_ref = 0
+        self._mo_parts: OrderedDict[tuple[str, str, int], str | None] = OrderedDict()
         self._buckets: dict[str, TokenBucket] = {}
         self._report_batch: tuple[list[DeliveryReport], list[Deferred[None]]] | None = None
         self.binds: dict[str, int] = {}
@@ -210,6 +222,17 @@ class Gateway:
 
         return self.dispatcher.submit_now(message).addCallback(answered)
 
+    def connector_for(self, account: str, destination: str) -> str:
+        """The route's connector, or its fallback while the first one's breaker is open."""
+        _, primary, fallback = self.router.route_for(account, destination)
+        if fallback is not None and not self._usable(primary) and self._usable(fallback):
+            return fallback
+        return primary
+
+    def _usable(self, connector: str) -> bool:
+        breaker = self.router.breaker(connector)
+        return breaker is None or breaker.usable
+
     def new_message(
         self,
         account: AccountSettings,
@@ -227,7 +250,7 @@ class Gateway:
         return Message(
             id=message_id,
             account=account.system_id,
-            connector=account.connector,
+            connector=self.connector_for(account.system_id, str(mapped.fields["destination"])),
             fields=dict(mapped.fields),
             submitted_at=now,
             expires_at=start + mapped.validity_s,
@@ -308,6 +331,82 @@ class Gateway:
             m.child(m.receipts, receipt.stat).inc()
         self.deliverer.add(receipts)
 
+    # --- from LINK over SMPP, and MO from either route (connectors.Inbound) ----
+
+    def link_receipts(self, connector: str, receipts: list[LinkReceipt]) -> Deferred[None]:
+        """LINK SMPP receipts; fires once stored, then LINK gets its deliver_sm_resp."""
+        return self.store.apply_link_receipts(receipts).addCallback(self._reports_applied)
+
+    def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
+        """Route MO messages to their accounts and store them for delivery.
+
+        Fires once stored, then LINK gets its 200 or deliver_sm_resp. An MO no
+        account owns is logged, counted and dropped: refusing it would only make
+        LINK send it again and again.
+        """
+        m = self.metrics
+        batches = []
+        for mo in messages:
+            account = self._route_mo(mo)
+            if account is None:
+                m.child(m.mo, "", "unrouted").inc()
+                log.warn(
+                    "MO {upstream_id} from {source} to {destination} matches no account; dropped",
+                    upstream_id=mo.upstream_id,
+                    source=mo.source,
+                    destination=mo.destination,
+                )
+                continue
+            self._mo_ref = (self._mo_ref + 1) & 0xFF
+            items = mo_segments(mo, account, ttl=self.config.mo.ttl, ref=self._mo_ref)
+            batches.append((account, mo, items))
+        if not batches:
+            return succeed(None)
+
+        def stored(results: list[list[Receipt] | None]) -> None:
+            for (account, mo, _), items in zip(batches, results, strict=True):
+                if items is None:
+                    m.child(m.mo, account, "duplicate").inc()
+                    continue
+                m.child(m.mo, account, "accepted").inc()
+                log.info(
+                    "MO {upstream_id} from {source} to {destination} for {account}"
+                    " ({segments} deliver_sm)",
+                    upstream_id=mo.upstream_id,
+                    source=mo.source,
+                    destination=mo.destination,
+                    account=account,
+                    segments=len(items),
+                )
+                self.deliverer.add(items)
+
+        return self.store.add_mo([(mo.upstream_id, items) for _, mo, items in batches]).addCallback(
+            stored
+        )
+
+    def _route_mo(self, mo: IncomingMo) -> str | None:
+        """The owning account; later segments of a long MO follow the first one.
+
+        Only the first segment starts with the keyword: routed on their own, the
+        others would go to the number's catch-all account.
+        """
+        concat = None
+        if mo.udh:
+            try:
+                concat = parse_udh(mo.udh).concat
+            except TextError:
+                concat = None
+        if concat is None:
+            return self.mo_router.route(mo)
+        key = (mo.source, mo.destination, concat.ref)
+        if concat.seq > 1 and key in self._mo_parts:
+            return self._mo_parts[key]
+        account = self.mo_router.route(mo)
+        self._mo_parts[key] = account
+        if len(self._mo_parts) > _MO_PARTS_KEPT:
+            self._mo_parts.popitem(last=False)
+        return account
+
     # --- binds ---------------------------------------------------------------
 
     def bind_allowed(self, account: AccountSettings) -> bool:
@@ -322,9 +421,10 @@ class Gateway:
     def update_gauges(self) -> None:
         m = self.metrics
         waiting, oldest = self.dispatcher.depth()
-        receipts, oldest_receipt = self.deliverer.depth()
         now = self.reactor.seconds()
         m.child(m.queue_depth, "mt").set(waiting)
-        m.child(m.queue_depth, "receipts").set(receipts)
         m.child(m.queue_oldest, "mt").set(now - oldest if oldest else 0)
-        m.child(m.queue_oldest, "receipts").set(now - oldest_receipt if oldest_receipt else 0)
+        for queue, kind in (("receipts", RECEIPT), ("mo", MO)):
+            count, since = self.deliverer.depth(kind)
+            m.child(m.queue_depth, queue).set(count)
+            m.child(m.queue_oldest, queue).set(now - since if since else 0)

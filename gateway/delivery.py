@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from gateway.metrics import Metrics
 from gateway.smpp.pdu import CommandStatus
-from gateway.store.base import Receipt, Store
+from gateway.store.base import RECEIPT, Receipt, Store
 
 log = Logger()
 
@@ -64,10 +64,17 @@ class ReceiptDeliverer:
         if receiver in receivers:
             receivers.remove(receiver)
 
-    def depth(self) -> tuple[int, float | None]:
-        waiting = sum(len(q) for q in self._queues.values())
-        oldest = [q[0].done_date for q in self._queues.values() if q]
-        return waiting, min(oldest) if oldest else None
+    def depth(self, kind: str = RECEIPT) -> tuple[int, float | None]:
+        """(items of `kind` waiting, when the oldest of them was made)."""
+        waiting = 0
+        oldest: float | None = None
+        for queue in self._queues.values():
+            for item in queue:
+                if item.kind == kind:
+                    waiting += 1
+                    if oldest is None or item.done_date < oldest:
+                        oldest = item.done_date
+        return waiting, oldest
 
     def pump(self, account: str) -> None:
         queue = self._queues.get(account)
@@ -87,6 +94,9 @@ class ReceiptDeliverer:
                 continue
             idle = 0
             receipt = queue.popleft()
+            if receipt.expires_at is not None and receipt.expires_at <= self._reactor.seconds():
+                self._expired(receipt)
+                continue
             receiver.deliver(receipt).addCallback(self._answered, receipt)
         self._turn[account] = index % count
 
@@ -115,6 +125,17 @@ class ReceiptDeliverer:
                 delay = min(2.0**receipt.attempts, 60.0)
                 self._reactor.callLater(delay, self._requeue, receipt)
         self.pump(receipt.account)
+
+    def _expired(self, item: Receipt) -> None:
+        # An MO nobody took within its ttl: the sender's moment has passed.
+        self._metrics.child(self._metrics.receipt_deliveries, "expired").inc()
+        log.warn(
+            "{kind} {message_id} for {account} expired undelivered",
+            kind=item.kind,
+            message_id=item.message_id,
+            account=item.account,
+        )
+        self._store.receipts_done([item.seq])
 
     def _requeue(self, receipt: Receipt) -> None:
         self._queues.setdefault(receipt.account, deque()).appendleft(receipt)

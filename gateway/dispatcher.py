@@ -29,6 +29,7 @@ from gateway.config import RetrySettings
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
 from gateway.mapping import EXPIRED_IN_QUEUE, Outcome
 from gateway.metrics import Metrics
+from gateway.router import Router
 from gateway.store.base import FINAL, QUEUED, Finish, Message, Receipt, Store
 
 log = Logger()
@@ -69,6 +70,7 @@ class Dispatcher:
         *,
         batch_delay: float = 0.005,
         tick: float = 0.25,
+        router: Router | None = None,
     ) -> None:
         self._reactor = reactor
         self._store = store
@@ -77,6 +79,7 @@ class Dispatcher:
         self._metrics = metrics
         self._on_receipts = on_receipts
         self._batch_delay = batch_delay
+        self._router = router
         self._ready: dict[str, deque[Message]] = {name: deque() for name in connectors}
         self._delayed: list[tuple[float, int, Message]] = []
         self._order = itertools.count()
@@ -133,8 +136,12 @@ class Dispatcher:
             self._inflight -= 1
             outcome = outcomes[0]
             now = self._reactor.seconds()
+            if self._router is not None:
+                self._router.record(message.connector, outcome.kind != TEMPORARY)
             if outcome.kind == ACCEPTED:
                 self._store.mark_sent([(message.id, outcome.upstream_id)])
+                if outcome.upstream_parts:
+                    self._store.record_parts([(message.id, outcome.upstream_parts)])
             else:
                 # The ESME gets an error status and will resubmit: this copy is done.
                 stat = outcome.rejection.stat if outcome.rejection else "REJECTD"
@@ -206,6 +213,7 @@ class Dispatcher:
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now
             self._sweep_stalled(now)
+        self._sync_links()
         self._pump()
 
     def _sweep_stalled(self, now: float) -> None:
@@ -224,9 +232,19 @@ class Dispatcher:
 
     def _pump(self) -> None:
         now = self._reactor.seconds()
+        router = self._router
         for name, queue in self._ready.items():
+            if not queue:
+                continue
+            breaker = router.breaker(name) if router is not None else None
+            if breaker is not None and not breaker.usable:
+                self._fail_over(name, queue)
+                continue
             connector = self._connectors[name]
             while queue and connector.capacity > 0:
+                # Half-open, one batch at a time probes whether the connector is back.
+                if breaker is not None and not breaker.allow():
+                    break
                 size = min(connector.capacity, connector.max_batch, len(queue))
                 batch: list[Message] = []
                 expired: list[Message] = []
@@ -246,10 +264,91 @@ class Dispatcher:
                         lambda f: log.failure("dispatcher: outcome handling failed", f)
                     )
 
+    def _fail_over(self, name: str, queue: deque[Message]) -> None:
+        """Move what waits for a connector whose breaker is open to the other
+        connector of each message's route, where that one is usable.
+
+        Messages whose route has no usable alternative stay and wait.
+        """
+        router = self._router
+        assert router is not None
+        moved: dict[str, list[Message]] = {}
+        keep: deque[Message] = deque()
+        for message in queue:
+            target = self._alternative(name, message)
+            if target is None:
+                keep.append(message)
+            else:
+                moved.setdefault(target, []).append(message)
+        if not moved:
+            return
+        queue.clear()
+        queue.extend(keep)
+        rows = []
+        for target, messages in moved.items():
+            for message in messages:
+                message.connector = target
+                rows.append((message.id, target))
+            self._ready[target].extend(messages)
+            log.info(
+                "{count} messages waiting for {connector} go to {target}: its circuit"
+                " breaker is {state}",
+                count=len(messages),
+                connector=name,
+                target=target,
+                state=self._breaker_state(name),
+            )
+        self._store.reroute(rows)
+        self._schedule(0)
+
+    def _alternative(self, name: str, message: Message) -> str | None:
+        router = self._router
+        assert router is not None
+        try:
+            _, primary, fallback = router.route_for(
+                message.account, str(message.fields.get("destination", ""))
+            )
+        except KeyError:
+            return None  # an account no longer configured: it waits where it is
+        for candidate in (primary, fallback):
+            if candidate is None or candidate == name or candidate not in self._ready:
+                continue
+            breaker = router.breaker(candidate)
+            if breaker is None or breaker.usable:
+                return candidate
+        return None
+
+    def _breaker_state(self, name: str) -> str:
+        breaker = self._router.breaker(name) if self._router is not None else None
+        return breaker.state if breaker is not None else "closed"
+
+    def _sync_links(self) -> None:
+        """An SMPP link that is not bound is down now, not after five failures."""
+        router = self._router
+        if router is None:
+            return
+        for name, connector in self._connectors.items():
+            link_up = getattr(connector, "link_up", None)
+            breaker = router.breaker(name)
+            if link_up is None or breaker is None:
+                continue
+            if not link_up and not breaker.forced_down:
+                breaker.force_down()
+                log.warn("{connector}: link down, its routes fail over", connector=name)
+            elif link_up and breaker.forced_down:
+                breaker.up()
+                log.info("{connector}: link up", connector=name)
+
     def _settle(self, outcomes: list[SubmitOutcome]) -> None:
         self._inflight -= 1
         now = self._reactor.seconds()
+        if outcomes and self._router is not None:
+            # One request, one verdict: LINK answering at all (even refusing a
+            # message) is a working connector; only trouble worth a retry counts.
+            ok = any(outcome.kind != TEMPORARY for outcome in outcomes)
+            self._router.record(outcomes[0].message.connector, ok)
         sent: list[tuple[str, str | None]] = []
+        parts: list[tuple[str, tuple[str, ...]]] = []
         finishes: list[Finish] = []
         for outcome in outcomes:
             message = outcome.message
@@ -257,6 +356,8 @@ class Dispatcher:
             if outcome.kind == ACCEPTED:
                 self._done(message)
                 sent.append((message.id, outcome.upstream_id))
+                if outcome.upstream_parts:
+                    parts.append((message.id, outcome.upstream_parts))
             elif outcome.kind == REJECTED:
                 self._done(message)
                 rejection = outcome.rejection
@@ -281,6 +382,8 @@ class Dispatcher:
                 self._retry_later(message, now, finishes)
         if sent:
             self._store.mark_sent(sent)
+        if parts:
+            self._store.record_parts(parts)
         if finishes:
             self._store.finish(finishes).addCallback(self._on_receipts)
         self._schedule(0)

@@ -52,3 +52,23 @@ class IdGenerator:
             # Time-ordered like the others, so ids of one account sort by submission.
             return str(uuid.UUID(int=(value << 64) | (uuid.uuid4().int & ((1 << 64) - 1))))
         return str(value)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def upstream_id_forms(link_id: str) -> tuple[str, ...]:
+    """The forms under which LINK may write one of its ids back to us.
+
+    LINK's SMPP receipts do not always spell an id as submit_sm_resp did: hex
+    against decimal, upper against lower case, with or without leading zeros.
+    Both sides are reduced to these forms; any form in common is a match. The
+    first form is the id itself, lower-cased and without leading zeros.
+    """
+    plain = link_id.strip().lower().lstrip("0") or "0"
+    forms = [plain]
+    if plain.isascii() and plain.isdigit():
+        forms.append(f"{int(plain):x}")
+    if set(plain) <= _HEX and len(plain) <= 32:
+        forms.append(str(int(plain, 16)))
+    return tuple(dict.fromkeys(forms))

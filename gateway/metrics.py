@@ -61,6 +61,18 @@ class Metrics:
             ["account", "command", "outcome"],
             registry=r,
         )
+        self.upstream_link = Gauge(
+            "smppgw_upstream_link_up",
+            "1 while the SMPP link to LINK is bound, else 0, by connector",
+            ["connector"],
+            registry=r,
+        )
+        self.mo = Counter(
+            "smppgw_mo_total",
+            "MO messages from LINK by account and outcome (accepted, duplicate, unrouted)",
+            ["account", "outcome"],
+            registry=r,
+        )
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds", ["reason"], registry=r
         )

@@ -170,12 +170,17 @@ class Operations:
             if not rows:
                 return p.QuerySmResp(status=S.ESME_RQUERYFAIL)
             state, final_date, error_code = query_answer(rows)
-            return p.QuerySmResp(
+            response = p.QuerySmResp(
                 message_id=pdu.message_id,
                 final_date=final_date,
                 message_state=state,
                 error_code=error_code,
             )
+            if account.route_tlv is not None:
+                # Opt-in: smpplib and others refuse TLVs they do not know.
+                routes = ",".join(dict.fromkeys(row.connector for row in rows))
+                response.tlvs.append((account.route_tlv, routes.encode()[:64] + b"\0"))
+            return response
 
         if not pdu.message_id:
             return succeed(answer([]))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.mapping import Outcome, outcome_for
+from gateway.mapping import Outcome
 
 REGISTERED_ANY = 0x01
 REGISTERED_FAILURE = 0x02
@@ -38,7 +38,7 @@ def split_part(report_id: str) -> tuple[str, int | None]:
 class Decision:
     kind: str  # "final", "intermediate", "partial", "duplicate"
     outcome: Outcome | None
-    parts: dict[str, int]
+    parts: dict[str, Outcome]
     sub: int = 1
     dlvrd: int = 0
 
@@ -46,18 +46,19 @@ class Decision:
 def decide(
     *,
     already_final: bool,
-    parts: Mapping[str, int],
+    parts: Mapping[str, Outcome],
     expected_parts: int,
-    result_code: int,
+    outcome: Outcome,
     part: int | None,
     segments: int | None,
-    table: Mapping[int, Outcome],
 ) -> Decision:
-    """Apply one report to a message whose part results so far are `parts`."""
+    """Apply one report, saying `outcome`, to a message whose part outcomes so far
+    are `parts`. The caller turns what LINK said into the outcome: a Common
+    resultCode through the result-code table, or LINK SMPP's stat and err as given.
+    """
     current = dict(parts)
     if already_final:
         return Decision("duplicate", None, current)
-    outcome = outcome_for(result_code, table)
     if part is None:
         if not outcome.final:
             return Decision("intermediate", outcome, current)
@@ -65,17 +66,13 @@ def decide(
 
     key = str(part)
     previous = current.get(key)
-    if previous is not None and outcome_for(previous, table).final:
+    if previous is not None and previous.final:
         return Decision("duplicate", None, current)
-    current[key] = result_code
+    current[key] = outcome
     if not outcome.final:
         return Decision("intermediate", outcome, current)
     total = segments if segments and segments > 0 else max(expected_parts, 1)
-    finals = {
-        int(k): outcome_for(code, table)
-        for k, code in current.items()
-        if outcome_for(code, table).final
-    }
+    finals = {int(k): o for k, o in current.items() if o.final}
     if len(finals) < total:
         return Decision("partial", outcome, current)
     delivered = sum(1 for o in finals.values() if o.stat == "DELIVRD")

@@ -30,6 +30,7 @@ from gateway import config as config_module
 from gateway import systemd
 from gateway.connectors import build_connector
 from gateway.core import Gateway
+from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.metrics import Metrics
 from gateway.store.sqlite import SqliteStore
 from gateway.transport.server import SmppServer, SmppServerFactory
@@ -51,6 +52,19 @@ class Options(usage.Options):
             self["parsed"] = config_module.load(self["config"])
         except config_module.ConfigError as e:
             raise usage.UsageError(str(e)) from e
+
+
+class _Inbound:
+    """Receipts and MO from connectors, for the gateway that is built after them
+    (the gateway needs its connectors, a connector its way back in)."""
+
+    gateway: Gateway
+
+    def link_receipts(self, connector: str, receipts: list[LinkReceipt]) -> Deferred[None]:
+        return self.gateway.link_receipts(connector, receipts)
+
+    def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
+        return self.gateway.mo_received(messages)
 
 
 class GatewayService(Service):
@@ -76,11 +90,14 @@ class GatewayService(Service):
             synchronous=config.store.synchronous,
             result_codes=config.result_codes,
         )
+        inbound = _Inbound()
         self.connectors = {
-            name: build_connector(reactor, settings, config.http, self.metrics)
+            name: build_connector(reactor, settings, config.http, self.metrics, inbound)
             for name, settings in config.connectors.items()
         }
-        self.gateway = Gateway(reactor, config, self.store, self.connectors, self.metrics)
+        self.gateway = inbound.gateway = Gateway(
+            reactor, config, self.store, self.connectors, self.metrics
+        )
         self.smpp = SmppServer(reactor, self.gateway)
         self.ports: list[Any] = []
         self.smpp_ports: list[Any] = []

@@ -12,14 +12,16 @@ below it (`/callbacks/dlr/...`), as the twisted.web resource it replaced did.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.defer import Deferred
 
-from gateway.common.callbacks import CallbackEndpoint
+from gateway.common.callbacks import CallbackEndpoint, parse_callback_objects
 from gateway.core import Gateway
 from gateway.http11 import HttpRequest, Response
+from gateway.inbound import IncomingMo
+from gateway.mo import incoming_mo_from_object
 from gateway.transport.http import HttpServerFactory
 
 Handler = Callable[[HttpRequest], "Response | Deferred[Response]"]
@@ -83,6 +85,32 @@ def build_http_factory(
         on_outcome=outcome,
     )
 
+    mo_outcomes = {
+        word: metrics.child(metrics.callbacks, "mo", word)
+        for word in ("ok", "bad_request", "unauthorized", "too_large", "error")
+    }
+
+    def parse_mo(
+        method: bytes,
+        content_type: str | None,
+        body: bytes,
+        query: Mapping[bytes, Sequence[bytes]],
+    ) -> list[IncomingMo]:
+        now = gateway.reactor.seconds()
+        return [
+            incoming_mo_from_object(obj, connector="common", now=now)
+            for obj in parse_callback_objects(method, content_type, body, query)
+        ]
+
+    mo_callback = CallbackEndpoint(
+        gateway.mo_received,
+        username=http.callback_username,
+        password=http.callback_password,
+        on_outcome=lambda word: mo_outcomes[word].inc(),
+        parse=parse_mo,
+        what="MO messages",
+    )
+
     def metrics_page(request: HttpRequest) -> Response:
         return Response(
             200, generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.encode()
@@ -97,6 +125,9 @@ def build_http_factory(
 
     router = Router()
     router.add(http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True)
+    router.add(
+        gateway.config.mo.callback_path.encode(), _CALLBACK_METHODS, mo_callback, subtree=True
+    )
     router.add(b"/metrics", _READ_ONLY, metrics_page)
     router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")))
     router.add(b"/readyz", _READ_ONLY, probe(ready))

@@ -31,6 +31,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -39,8 +40,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.http11 import HttpRequest, Response
+from gateway.mapping import Outcome
 
 log = Logger()
+T = TypeVar("T")
 
 # Fields a report may carry as key/value maps (seed 001, "Delivery reports").
 _MAP_FIELDS = ("customParameters", "gateCustomParameters")
@@ -72,6 +75,9 @@ class DeliveryReport:
     segments: int | None
     custom_parameters: Mapping[str, str]
     gate_custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    # Set for LINK SMPP receipts, whose stat and err pass through as LINK gave
+    # them; Common reports leave it None and go through the result-code table.
+    outcome: Outcome | None = None
 
 
 # -- step 1: any body -> plain objects -------------------------------------------
@@ -384,9 +390,13 @@ _STORED = Response(200, b"OK")
 _NOT_STORED = Response(503, b"temporarily unable to store, retry\n")
 
 
-class CallbackEndpoint:
-    """The callback path of the HTTP server, for a Gate destination that delivers
-    reports: call it with a request, get the answer (now, or as a Deferred).
+Parser = Callable[[bytes, "str | None", bytes, Mapping[bytes, Sequence[bytes]]], list[T]]
+
+
+class CallbackEndpoint(Generic[T]):
+    """A callback path of the HTTP server, for a Gate destination that delivers
+    reports (or, with another `parse`, MO messages): call it with a request, get
+    the answer (now, or as a Deferred).
 
     ``on_outcome`` is called once per request with "ok", "bad_request",
     "unauthorized", "too_large" or "error". The body limit is the HTTP server's
@@ -396,13 +406,17 @@ class CallbackEndpoint:
 
     def __init__(
         self,
-        handler: Callable[[list[DeliveryReport]], Deferred[None]],
+        handler: Callable[[list[T]], Deferred[None]],
         *,
         username: str | None,
         password: str | None,
         on_outcome: Callable[[str], None] = lambda outcome: None,
+        parse: Parser[T] = parse_delivery_reports,  # type: ignore[assignment]
+        what: str = "delivery reports",
     ) -> None:
         self._handler = handler
+        self._parse = parse
+        self._what = what
         if (username is None) != (password is None):
             raise ValueError("set both username and password, or neither")
         self._username = username.encode() if username is not None else None
@@ -420,7 +434,7 @@ class CallbackEndpoint:
             return _UNAUTHORIZED
         content_type = request.headers.get(b"content-type")
         try:
-            reports = parse_delivery_reports(
+            items = self._parse(
                 request.method,
                 content_type.decode("latin-1") if content_type is not None else None,
                 request.body,
@@ -430,7 +444,7 @@ class CallbackEndpoint:
             self._on_outcome("bad_request")
             return Response(400, e.reason.encode() + b"\n")
         try:
-            stored = self._handler(reports)
+            stored = self._handler(items)
         except Exception:
             stored = Deferred()
             stored.errback(Failure())
@@ -452,9 +466,10 @@ class CallbackEndpoint:
         now = time.monotonic()
         if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL:
             log.failure(
-                "delivery reports not stored ({suppressed} similar failures not logged); "
+                "{what} not stored ({suppressed} similar failures not logged); "
                 "answering 503 so that LINK retries",
                 failure,
+                what=self._what,
                 suppressed=self._failures_not_logged,
             )
             self._last_failure_log = now

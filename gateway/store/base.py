@@ -14,11 +14,14 @@ so callers should issue them as they come and not serialise them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
 
 from gateway.common.callbacks import DeliveryReport
+
+if TYPE_CHECKING:
+    from gateway.inbound import LinkReceipt
 
 QUEUED = 0
 SENT = 1
@@ -59,9 +62,20 @@ class Message:
     upstream_id: str | None = None
 
 
+RECEIPT = "receipt"
+MO = "mo"
+
+
 @dataclass(slots=True)
 class Receipt:
-    """A receipt waiting for an ESME's deliver_sm_resp. `seq` is assigned by the store."""
+    """A deliver_sm waiting for an ESME's deliver_sm_resp: a delivery receipt, or
+    (kind MO) one segment of an incoming message. `seq` is assigned by the store.
+
+    For a receipt, `message_id` is our id and the text is built from stat, err
+    and the dates. For an MO segment, `message_id` is LINK's id of the message,
+    `payload` the short_message octets (UDH first when esm_class has 0x40), and
+    the segment is dropped once `expires_at` has passed undelivered.
+    """
 
     account: str
     message_id: str
@@ -80,6 +94,11 @@ class Receipt:
     text: str
     seq: int = 0
     attempts: int = 0
+    kind: str = RECEIPT
+    data_coding: int = 0
+    esm_class: int = 0
+    payload: bytes = b""
+    expires_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +172,20 @@ class Store(Protocol):
     def purge(self, before: float) -> Deferred[int]: ...
 
     def depths(self) -> Deferred[Depths]: ...
+
+    def add_mo(
+        self, messages: list[tuple[str, list[Receipt]]]
+    ) -> Deferred[list[list[Receipt] | None]]:
+        """(LINK's id, deliver_sm items) per MO; None for an MO whose id was seen before."""
+
+    def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
+        """(our id, connector) for queued messages the router moved to another connector."""
+
+    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
+        """(our id, LINK's id of each segment) for messages a connector split itself."""
+
+    def apply_link_receipts(self, receipts: list[LinkReceipt]) -> Deferred[list[ReportResult]]:
+        """LINK SMPP receipts, carrying LINK's own stat and err, matched by LINK's id."""
 
     def replace_message(self, message: Message) -> Deferred[None]:
         """Store a queued message's new content (replace_sm); a no-op once it left."""

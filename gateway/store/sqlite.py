@@ -23,7 +23,10 @@ from twisted.internet.defer import Deferred, succeed
 
 from gateway import reports as rp
 from gateway.common.callbacks import DeliveryReport
+from gateway.ids import upstream_id_forms
+from gateway.inbound import LinkReceipt
 from gateway.mapping import Outcome, outcome_for
+from gateway.smpp.receipts import STAT_STATE
 from gateway.store.base import (
     FINAL,
     QUEUED,
@@ -104,6 +107,21 @@ _MIGRATIONS = [
     ALTER TABLE messages ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN reply_id TEXT;
     CREATE INDEX messages_reply ON messages (reply_id) WHERE reply_id IS NOT NULL;
+    ALTER TABLE receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt';
+    ALTER TABLE receipts ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE receipts ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE receipts ADD COLUMN payload BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE receipts ADD COLUMN expires_at REAL;
+    CREATE TABLE upstream_ids (
+        form TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        part INTEGER
+    );
+    CREATE TABLE mo_seen (
+        upstream_id TEXT PRIMARY KEY,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX mo_seen_age ON mo_seen (received_at);
     """,
 ]
 
@@ -184,6 +202,10 @@ _FINISH_RETURNING = (
     " RETURNING " + _RECEIPT_CONTEXT
 )
 _FINISH_BY_ID = _FINISH_RETURNING.format(key="id")
+_INSERT_FORM = "INSERT OR REPLACE INTO upstream_ids (form, message_id, part) VALUES (?, ?, ?)"
+_FIND_FORM = "SELECT message_id, part FROM upstream_ids WHERE form = ?"
+_SET_PARTS = "UPDATE messages SET parts = ? WHERE id = ?"
+_SET_CONNECTOR = "UPDATE messages SET connector = ? WHERE id = ? AND state = 0"
 _REPLACE_MESSAGE = (
     "UPDATE messages SET expires_at = ?, validity_s = ?, registered_delivery = ?,"
     " text_head = ?, parts = ?, source = ?, source_type = ?, destination = ?,"
@@ -339,6 +361,73 @@ class SqliteStore:
         ]
         return self._batched(_INSERT_MESSAGE, rows, durable=True)
 
+    def add_mo(
+        self, messages: list[tuple[str, list[Receipt]]]
+    ) -> Deferred[list[list[Receipt] | None]]:
+        """Store each MO's deliver_sm items, unless LINK's id was seen before.
+
+        LINK sends an MO again when it did not get our answer; its id (kept for
+        the retention period) makes the second copy None here, not a second
+        delivery to the ESME. An MO without an id cannot be told apart.
+        """
+        now = self._now()
+
+        def run(conn: sqlite3.Connection) -> list[list[Receipt] | None]:
+            results: list[list[Receipt] | None] = []
+            for upstream_id, items in messages:
+                if upstream_id:
+                    cursor = conn.execute(
+                        "INSERT OR IGNORE INTO mo_seen (upstream_id, received_at) VALUES (?, ?)",
+                        (upstream_id, now),
+                    )
+                    if not cursor.rowcount:
+                        results.append(None)
+                        continue
+                results.append([_insert_receipt(conn, item) for item in items])
+            return results
+
+        return self._submit(run)
+
+    def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
+        """(our id, the connector it now waits for) after a failover.
+
+        Bookkeeping: lost in a crash, the message waits for its first connector
+        again and the router moves it anew.
+        """
+        rows = [(connector, message_id) for message_id, connector in moved]
+        return self._batched(_SET_CONNECTOR, rows, durable=False)
+
+    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
+        """(our id, LINK's id of every segment) for messages a connector split itself.
+
+        Each id goes in under all its forms (`upstream_id_forms`), so that a
+        receipt spelling it differently still finds its message and part.
+        Bookkeeping like mark_sent: lost in a crash, the message is sent again.
+        """
+        forms: list[tuple[str, str, int | None]] = []
+        counts: list[tuple[int, str]] = []
+        for message_id, parts in sent:
+            single = len(parts) == 1
+            for index, link_id in enumerate(parts):
+                for form in upstream_id_forms(link_id):
+                    forms.append((form, message_id, None if single else index))
+            counts.append((len(parts), message_id))
+        self._batched(_INSERT_FORM, forms, durable=False)
+        return self._batched(_SET_PARTS, counts, durable=False)
+
+    def apply_link_receipts(self, receipts: list[LinkReceipt]) -> Deferred[list[ReportResult]]:
+        """LINK SMPP receipts: matched by any form of their id, applied with LINK's
+        own stat and err (one receipt per segment is aggregated like Common's `$n`)."""
+        table = self.result_codes
+        now = self._now()
+
+        def run(conn: sqlite3.Connection) -> list[ReportResult]:
+            return [
+                _apply_report(conn, _link_report(conn, receipt), table, now) for receipt in receipts
+            ]
+
+        return self._submit(run)
+
     def replace_message(self, message: Message) -> Deferred[None]:
         row = (
             message.expires_at,
@@ -430,6 +519,16 @@ class SqliteStore:
     def purge(self, before: float) -> Deferred[int]:
         def run(conn: sqlite3.Connection) -> int:
             # Bounded so one purge never holds the writer for long.
+            conn.execute(
+                "DELETE FROM upstream_ids WHERE message_id IN (SELECT id FROM messages"
+                " WHERE state = 2 AND done_at < ? LIMIT 10000)",
+                (before,),
+            )
+            conn.execute(
+                "DELETE FROM mo_seen WHERE upstream_id IN (SELECT upstream_id FROM mo_seen"
+                " WHERE received_at < ? LIMIT 10000)",
+                (before,),
+            )
             cursor = conn.execute(
                 "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
                 " WHERE state = 2 AND done_at < ? LIMIT 10000)",
@@ -474,6 +573,32 @@ class SqliteStore:
         return self._submit(run)
 
 
+def _link_report(conn: sqlite3.Connection, receipt: LinkReceipt) -> DeliveryReport:
+    """A LINK SMPP receipt in the shape Common's reports have: `id$part` for a
+    segment, refId our own id when the id is known under any of its forms."""
+    row = None
+    for form in upstream_id_forms(receipt.upstream_id):
+        row = conn.execute(_FIND_FORM, (form,)).fetchone()
+        if row is not None:
+            break
+    message_id, part = row if row is not None else (None, None)
+    stat = receipt.stat if receipt.stat in STAT_STATE else "UNKNOWN"
+    # ENROUTE is LINK's only state on the way; every other stat word is final.
+    final = stat != "ENROUTE"
+    return DeliveryReport(
+        id=receipt.upstream_id if part is None else f"{receipt.upstream_id}${part}",
+        ref_id=message_id,
+        result_code=0,
+        operator=None,
+        timestamp=None,
+        sent_timestamp=None,
+        operator_result_code=None,
+        segments=None,
+        custom_parameters={},
+        outcome=Outcome(stat, receipt.err, final, STAT_STATE[stat]),
+    )
+
+
 def _id_in_use(message_id: str, conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
 
@@ -506,30 +631,56 @@ def _message_from_row(row: tuple[Any, ...]) -> Message:
     return Message(fields=message_fields, **values)
 
 
-def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
-    cursor = conn.execute(
-        _INSERT_RECEIPT,
-        (
-            receipt.account,
-            receipt.message_id,
-            receipt.source_addr,
-            receipt.source_ton,
-            receipt.source_npi,
-            receipt.destination_addr,
-            receipt.dest_ton,
-            receipt.dest_npi,
-            receipt.stat,
-            receipt.err,
-            receipt.sub,
-            receipt.dlvrd,
-            receipt.submit_date,
-            receipt.done_date,
-            receipt.text,
-            receipt.attempts,
-        ),
+def _receipt_row(receipt: Receipt) -> tuple[Any, ...]:
+    return (
+        receipt.account,
+        receipt.message_id,
+        receipt.source_addr,
+        receipt.source_ton,
+        receipt.source_npi,
+        receipt.destination_addr,
+        receipt.dest_ton,
+        receipt.dest_npi,
+        receipt.stat,
+        receipt.err,
+        receipt.sub,
+        receipt.dlvrd,
+        receipt.submit_date,
+        receipt.done_date,
+        receipt.text,
+        receipt.attempts,
+        receipt.kind,
+        receipt.data_coding,
+        receipt.esm_class,
+        receipt.payload,
+        receipt.expires_at,
     )
-    receipt.seq = cursor.lastrowid or 0
+
+
+def _insert_receipt(conn: sqlite3.Connection, receipt: Receipt) -> Receipt:
+    receipt.seq = conn.execute(_INSERT_RECEIPT, _receipt_row(receipt)).lastrowid or 0
     return receipt
+
+
+def _load_parts(text: str | None, table: Mapping[int, Outcome]) -> dict[str, Outcome]:
+    """Part outcomes as stored: [stat, err, final] (a bare int is a Common resultCode,
+    as schema 1 stored them)."""
+    if not text:
+        return {}
+    parts: dict[str, Outcome] = {}
+    for key, value in json.loads(text).items():
+        if isinstance(value, int):
+            parts[key] = outcome_for(value, table)
+        else:
+            stat, err, final = value
+            parts[key] = Outcome(stat, err, final, STAT_STATE[stat])
+    return parts
+
+
+def _dump_parts(parts: Mapping[str, Outcome]) -> str | None:
+    if not parts:
+        return None
+    return json.dumps({k: [o.stat, o.err, o.final] for k, o in parts.items()})
 
 
 def _finish_whole(
@@ -614,7 +765,7 @@ def _apply_report(
 ) -> ReportResult:
     base, part = rp.split_part(report.id)
     if part is None:
-        whole = outcome_for(report.result_code, table)
+        whole = report.outcome or outcome_for(report.result_code, table)
         if whole.final:
             fast = _finish_whole(conn, report, base, whole, now)
             if fast is not None:
@@ -632,12 +783,11 @@ def _apply_report(
     our_id = context[0]
     decision = rp.decide(
         already_final=state == FINAL,
-        parts=json.loads(parts_json) if parts_json else {},
+        parts=_load_parts(parts_json, table),
         expected_parts=expected_parts,
-        result_code=report.result_code,
+        outcome=report.outcome or outcome_for(report.result_code, table),
         part=part,
         segments=report.segments,
-        table=table,
     )
     if decision.kind == "duplicate":
         return ReportResult(report, "duplicate", message_id=our_id)
@@ -652,7 +802,7 @@ def _apply_report(
                 outcome.stat,
                 outcome.err,
                 now,
-                json.dumps(decision.parts) if decision.parts else None,
+                _dump_parts(decision.parts),
                 base,
                 our_id,
             ),
@@ -660,7 +810,7 @@ def _apply_report(
     elif decision.parts:
         conn.execute(
             "UPDATE messages SET part_results = ? WHERE id = ?",
-            (json.dumps(decision.parts), our_id),
+            (_dump_parts(decision.parts), our_id),
         )
     return _reported(
         conn, report, tuple(context), decision.kind, outcome, decision.sub, decision.dlvrd, now

@@ -39,7 +39,7 @@ from gateway.smpp.session import (
     Response,
     Role,
 )
-from gateway.store.base import Receipt
+from gateway.store.base import MO, Receipt
 from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
 
 log = Logger()
@@ -303,6 +303,21 @@ class EsmeConnection:
         return session.state in (BindState.BOUND_RX, BindState.BOUND_TRX) and session.can_send
 
     def deliver(self, receipt: Receipt) -> Deferred[int]:
+        pdu: p.DeliverSm
+        if receipt.kind == MO:
+            # An incoming message: esm_class 0 (0x40 for a segment), its own coding.
+            pdu = p.DeliverSm(
+                source_addr_ton=receipt.source_ton,
+                source_addr_npi=receipt.source_npi,
+                source_addr=receipt.source_addr,
+                dest_addr_ton=receipt.dest_ton,
+                dest_addr_npi=receipt.dest_npi,
+                destination_addr=receipt.destination_addr,
+                esm_class=receipt.esm_class,
+                data_coding=receipt.data_coding,
+                short_message=receipt.payload,
+            )
+            return self.link.request(pdu).addCallbacks(_status_of, _failure_status)
         pdu = build_receipt(
             message_id=receipt.message_id,
             source_addr=receipt.source_addr,
@@ -321,19 +336,21 @@ class EsmeConnection:
             interface_version=self.link.session.interface_version,
         )
 
-        def answered(response: Response) -> int:
-            status: int = response.pdu.status
-            return status
+        return self.link.request(pdu).addCallbacks(_status_of, _failure_status)
 
-        def failed(failure: Failure) -> int:
-            if failure.check(LinkTimeout):
-                return TIMEOUT
-            if failure.check(LinkLost):
-                return LOST
-            log.failure("sending a receipt failed", failure)
-            return LOST
 
-        return self.link.request(pdu).addCallbacks(answered, failed)
+def _status_of(response: Response) -> int:
+    status: int = response.pdu.status
+    return status
+
+
+def _failure_status(failure: Failure) -> int:
+    if failure.check(LinkTimeout):
+        return TIMEOUT
+    if failure.check(LinkLost):
+        return LOST
+    log.failure("sending a deliver_sm failed", failure)
+    return LOST
 
 
 class SmppServerFactory(Factory):

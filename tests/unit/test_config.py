@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,12 @@ from hypothesis import strategies as st
 
 from gateway import config
 from gateway.config import ConfigError, load, parse
+from gateway.inbound import IncomingMo
+from gateway.linksmpp.settings import LinkSmppSettings
 from gateway.mapping import PREMIUM_FIELDS, VendorTlv
+from gateway.mo import MoRouter
 from gateway.passwords import hash_password
+from gateway.router import Route
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 # Fixed salt: the hash is only parsed here, never verified.
@@ -218,6 +223,49 @@ def _env_password(tree: dict[str, Any]) -> None:
     tree["connectors"]["main"]["password_env"] = UNSET
 
 
+DROP = object()  # a key _link leaves out
+
+
+def _link(**keys: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation adding a valid LINK SMPP connector `link`, with `keys` over it."""
+
+    def mutate(tree: dict[str, Any]) -> None:
+        table = {"type": "linksmpp", "system_id": "gw", "password": "pw", **keys}
+        tree["connectors"]["link"] = {k: v for k, v in table.items() if v is not DROP}
+
+    return mutate
+
+
+def _route(**keys: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation appending a [[routes]] entry (to connector "main" unless given)."""
+
+    def mutate(tree: dict[str, Any]) -> None:
+        tree.setdefault("routes", []).append({"connector": "main", **keys})
+
+    return mutate
+
+
+def _account_too(**keys: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation appending a second account, shop2, with `keys`."""
+
+    def mutate(tree: dict[str, Any]) -> None:
+        tree["accounts"].append(
+            {"system_id": "shop2", "password": HASH, "connector": "main", **keys}
+        )
+
+    return mutate
+
+
+def _both(
+    *mutations: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    def mutate(tree: dict[str, Any]) -> None:
+        for mutation in mutations:
+            mutation(tree)
+
+    return mutate
+
+
 ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown top-level key", _set("colour", "blue"), "colour"),
     ("unknown key in smpp", _set("smpp.windw", 10), "smpp.windw"),
@@ -263,6 +311,11 @@ ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "connectors.main.type",
     ),
     ("password_env unset", _env_password, "connectors.main.password_env"),
+    (
+        "password_file with a NUL",
+        _both(_delete("connectors.main.password"), _set("connectors.main.password_file", "a\0b")),
+        "connectors.main.password_file",
+    ),
     (
         "two ways to give one secret",
         _set("connectors.main.password_env", "HOME"),
@@ -387,6 +440,181 @@ ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _set("vendor_tlvs.0x1401", {"field": "tariff", "width": 4}),
         "vendor_tlvs.0x1401.width",
     ),
+    # type = "linksmpp"
+    ("linksmpp unknown key", _link(platform_id="P"), "connectors.link.platform_id"),
+    ("linksmpp without system_id", _link(system_id=DROP), "connectors.link.system_id"),
+    ("linksmpp empty system_id", _link(system_id=""), "connectors.link.system_id"),
+    ("linksmpp system_id too long", _link(system_id="x" * 16), "connectors.link.system_id"),
+    ("linksmpp without password", _link(password=DROP), "connectors.link.password"),
+    ("linksmpp password too long", _link(password="x" * 17), "connectors.link.password"),
+    ("linksmpp password not Latin-1", _link(password="пароль"), "connectors.link.password"),
+    (
+        "linksmpp password_env unset",
+        _link(password=DROP, password_env=UNSET),
+        "connectors.link.password_env",
+    ),
+    ("linksmpp two passwords", _link(password_file="/x"), "connectors.link.password"),
+    ("linksmpp system_type too long", _link(system_type="x" * 13), "connectors.link.system_type"),
+    ("linksmpp bind receiver", _link(bind="receiver"), "connectors.link.bind"),
+    ("linksmpp window zero", _link(window=0), "connectors.link.window"),
+    ("linksmpp rate zero", _link(rate=0), "connectors.link.rate"),
+    ("linksmpp rate negative", _link(rate=-5), "connectors.link.rate"),
+    ("linksmpp rate text", _link(rate="5/s"), "connectors.link.rate"),
+    ("linksmpp burst under one", _link(burst=0.5), "connectors.link.burst"),
+    (
+        "enquire_link at LINK's idle limit",
+        _link(enquire_link_interval=300),
+        "connectors.link.enquire_link_interval",
+    ),
+    ("enquire_link 5m", _link(enquire_link_interval="5m"), "connectors.link.enquire_link_interval"),
+    ("enquire_link 1h", _link(enquire_link_interval="1h"), "connectors.link.enquire_link_interval"),
+    ("enquire_link zero", _link(enquire_link_interval=0), "connectors.link.enquire_link_interval"),
+    ("reconnect_delay negative", _link(reconnect_delay=-1), "connectors.link.reconnect_delay"),
+    ("bind_timeout zero", _link(bind_timeout="0s"), "connectors.link.bind_timeout"),
+    ("response_timeout text", _link(response_timeout="soon"), "connectors.link.response_timeout"),
+    ("throttle_backoff zero", _link(throttle_backoff=0), "connectors.link.throttle_backoff"),
+    (
+        "throttle_backoff_max below throttle_backoff",
+        _link(throttle_backoff="10s", throttle_backoff_max="5s"),
+        "connectors.link.throttle_backoff_max",
+    ),
+    ("linksmpp tls text", _link(tls="yes"), "connectors.link.tls"),
+    ("linksmpp tls number", _link(tls=1), "connectors.link.tls"),
+    ("linksmpp port zero", _link(port=0), "connectors.link.port"),
+    ("linksmpp port too big", _link(port=65536), "connectors.link.port"),
+    ("linksmpp port text", _link(port="4002"), "connectors.link.port"),
+    ("linksmpp host empty", _link(host=""), "connectors.link.host"),
+    ("endpoint and host", _link(endpoint="tls:h:1", host="h"), "connectors.link.endpoint"),
+    ("endpoint and tls", _link(endpoint="tls:h:1", tls=False), "connectors.link.endpoint"),
+    ("endpoint ssl", _link(endpoint="ssl:h:4002"), "connectors.link.endpoint"),
+    ("endpoint without port", _link(endpoint="tls:h"), "connectors.link.endpoint"),
+    ("endpoint without host", _link(endpoint="tls::4002"), "connectors.link.endpoint"),
+    ("endpoint port too big", _link(endpoint="tls:h:99999"), "connectors.link.endpoint"),
+    ("endpoint Twisted style", _link(endpoint="tls:host=h:port=1"), "connectors.link.endpoint"),
+    ("ca_file missing", _link(ca_file="/nonexistent/ca.pem"), "connectors.link.ca_file"),
+    ("ca_file without TLS", _link(endpoint="tcp:h:1", ca_file="/x"), "connectors.link.ca_file"),
+    # [connectors.NAME.breaker], any type
+    ("breaker not a table", _set("connectors.main.breaker", 5), "connectors.main.breaker"),
+    (
+        "breaker failures zero",
+        _set("connectors.main.breaker.failures", 0),
+        "connectors.main.breaker.failures",
+    ),
+    (
+        "breaker probes zero",
+        _set("connectors.main.breaker.probes", 0),
+        "connectors.main.breaker.probes",
+    ),
+    (
+        "breaker open_for zero",
+        _set("connectors.main.breaker.open_for", 0),
+        "connectors.main.breaker.open_for",
+    ),
+    (
+        "breaker open_for text",
+        _set("connectors.main.breaker.open_for", "long"),
+        "connectors.main.breaker.open_for",
+    ),
+    (
+        "breaker unknown key",
+        _set("connectors.main.breaker.threshold", 3),
+        "connectors.main.breaker.threshold",
+    ),
+    (
+        "linksmpp breaker",
+        _both(_link(), _set("connectors.link.breaker.probes", 0)),
+        "connectors.link.breaker.probes",
+    ),
+    # [[routes]]
+    ("routes a table", _set("routes", {"connector": "main"}), "routes"),
+    ("route not a table", _set("routes", ["main"]), "routes[0]"),
+    ("route without connector", _route(connector=DROP), "routes[0].connector"),
+    ("route to an unknown connector", _route(connector="nope"), "routes[0].connector"),
+    ("route for an unknown account", _route(accounts=["shop1", "ghost"]), "routes[0].accounts"),
+    ("route accounts not strings", _route(accounts=[1]), "routes[0].accounts"),
+    ("route unknown fallback", _route(fallback="nope"), "routes[0].fallback"),
+    ("route fallback itself", _route(fallback="main"), "routes[0].fallback"),
+    ("route bad prefix", _route(prefixes=["47x"]), "routes[0].prefixes"),
+    ("route prefix number", _route(prefixes=[47]), "routes[0].prefixes"),
+    ("route prefix twice", _route(prefixes=["47", "+47"]), "routes[0].prefixes"),
+    ("route empty prefix", _route(prefixes=["+"]), "routes[0].prefixes"),
+    ("route unknown key", _route(prefix=["47"]), "routes[0].prefix"),
+    ("second route wrong", _both(_route(), _route(connector="nope")), "routes[1].connector"),
+    # [mo]
+    ("mo not a table", _set("mo", "x"), "mo"),
+    ("mo callback_path relative", _set("mo.callback_path", "mo"), "mo.callback_path"),
+    (
+        "mo callback_path the dlr one",
+        _set("mo.callback_path", "/callbacks/dlr"),
+        "mo.callback_path",
+    ),
+    (
+        "mo callback_path below dlr",
+        _set("mo.callback_path", "/callbacks/dlr/mo"),
+        "mo.callback_path",
+    ),
+    ("mo callback_path above dlr", _set("mo.callback_path", "/callbacks/"), "mo.callback_path"),
+    ("mo ttl zero", _set("mo.ttl", 0), "mo.ttl"),
+    ("mo ttl text", _set("mo.ttl", "forever"), "mo.ttl"),
+    ("mo default_account unknown", _set("mo.default_account", "ghost"), "mo.default_account"),
+    ("mo unknown key", _set("mo.path", "/mo"), "mo.path"),
+    # accounts: mo_numbers, mo_keywords, route_tlv
+    ("mo_numbers not digits", _set("accounts.0.mo_numbers", ["22-33"]), "accounts[0].mo_numbers"),
+    ("mo_numbers integers", _set("accounts.0.mo_numbers", [2233]), "accounts[0].mo_numbers"),
+    ("mo_numbers too long", _set("accounts.0.mo_numbers", ["1" * 16]), "accounts[0].mo_numbers"),
+    (
+        "mo_numbers given twice",
+        _set("accounts.0.mo_numbers", ["4790001234", "+4790001234"]),
+        "accounts[0].mo_numbers",
+    ),
+    (
+        "mo_keywords without numbers",
+        _set("accounts.0.mo_keywords", ["SHOP"]),
+        "accounts[0].mo_keywords",
+    ),
+    (
+        "mo_keywords two words",
+        lambda t: t["accounts"][0].update(mo_numbers=["2233"], mo_keywords=["BUY NOW"]),
+        "accounts[0].mo_keywords",
+    ),
+    (
+        "mo_keywords twice",
+        lambda t: t["accounts"][0].update(mo_numbers=["2233"], mo_keywords=["stop", "STOP"]),
+        "accounts[0].mo_keywords",
+    ),
+    (
+        "a number claimed twice",
+        _both(_set("accounts.0.mo_numbers", ["2233"]), _account_too(mo_numbers=["2233"])),
+        "accounts[1].mo_numbers",
+    ),
+    (
+        "an MSISDN claimed twice, written two ways",
+        _both(
+            _set("accounts.0.mo_numbers", ["4790001234"]), _account_too(mo_numbers=["+4790001234"])
+        ),
+        "accounts[1].mo_numbers",
+    ),
+    (
+        "a number and keyword claimed twice",
+        _both(
+            lambda t: t["accounts"][0].update(mo_numbers=["2233"], mo_keywords=["SHOP"]),
+            _account_too(mo_numbers=["2233"], mo_keywords=["stop", "shop"]),
+        ),
+        "accounts[1].mo_keywords",
+    ),
+    (
+        "route_tlv below the vendor range",
+        _set("accounts.0.route_tlv", 0x13FF),
+        "accounts[0].route_tlv",
+    ),
+    (
+        "route_tlv above the vendor range",
+        _set("accounts.0.route_tlv", "0x4000"),
+        "accounts[0].route_tlv",
+    ),
+    ("route_tlv text", _set("accounts.0.route_tlv", "connector"), "accounts[0].route_tlv"),
+    ("route_tlv boolean", _set("accounts.0.route_tlv", True), "accounts[0].route_tlv"),
+    ("route_tlv float", _set("accounts.0.route_tlv", 5121.0), "accounts[0].route_tlv"),
 ]
 
 
@@ -566,10 +794,11 @@ def _env_names(node: Any) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(ETC.rglob("*.toml")), ids=lambda p: str(p.relative_to(ETC)))
 def test_example_config_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Secrets an example takes from the environment are set, as an operator would.
+    # Secrets an example takes from the environment are set, as an operator would
+    # (short enough for an SMPP bind password: 16 characters).
     with path.open("rb") as f:
         for name in _env_names(tomllib.load(f)):
-            monkeypatch.setenv(name, f"example-{name.lower()}")
+            monkeypatch.setenv(name, "example-secret")
     cfg = load(path)
     assert cfg.source == str(path)
     assert cfg.accounts and cfg.connectors
@@ -633,6 +862,15 @@ _keys = st.sampled_from(
         "window_overrun",
         "max_destinations",
         "short_message_id",
+        "routes",
+        "mo",
+        "mo_numbers",
+        "mo_keywords",
+        "route_tlv",
+        "endpoint",
+        "breaker",
+        "prefixes",
+        "fallback",
     ]
 )
 
@@ -641,7 +879,17 @@ _keys = st.sampled_from(
 @given(
     st.dictionaries(_keys, _values, max_size=5),
     st.sampled_from(
-        ["smpp", "http", "store", "accounts", "connectors", "result_codes", "vendor_tlvs"]
+        [
+            "smpp",
+            "http",
+            "store",
+            "accounts",
+            "connectors",
+            "result_codes",
+            "vendor_tlvs",
+            "routes",
+            "mo",
+        ]
     ),
     _values,
 )
@@ -699,6 +947,9 @@ _SECTION_KEYS = {
         "custom_parameters",
         "short_message_id",
         "vendor_tlvs",
+        "mo_numbers",
+        "mo_keywords",
+        "route_tlv",
     ],
     "connector": [
         "type",
@@ -718,7 +969,35 @@ _SECTION_KEYS = {
         "delay",
         "result_code",
         "gate_id",
+        "breaker",
     ],
+    "linksmpp": [
+        "endpoint",
+        "host",
+        "port",
+        "tls",
+        "ca_file",
+        "system_id",
+        "password",
+        "password_env",
+        "password_file",
+        "system_type",
+        "bind",
+        "window",
+        "rate",
+        "burst",
+        "enquire_link_interval",
+        "reconnect_delay",
+        "bind_timeout",
+        "response_timeout",
+        "throttle_backoff",
+        "throttle_backoff_max",
+        "retry",
+        "breaker",
+    ],
+    "breaker": ["failures", "open_for", "probes"],
+    "route": ["accounts", "prefixes", "connector", "fallback"],
+    "mo": ["callback_path", "ttl", "default_account"],
 }
 
 
@@ -734,6 +1013,12 @@ def test_any_value_for_any_known_key_fails_only_with_config_error(
         tree["accounts"][0][key] = value
     elif section == "connector":
         tree["connectors"]["main"][key] = value
+    elif section == "linksmpp":
+        tree = _with_link(**{key: value})
+    elif section == "breaker":
+        tree["connectors"]["main"]["breaker"] = {key: value}
+    elif section == "route":
+        tree["routes"] = [{"connector": "main", key: value}]
     else:
         tree[section] = {key: value}
     try:
@@ -801,3 +1086,328 @@ def test_any_vendor_tlv_table_fails_only_with_config_error(
     assert policy.vendor_tags == frozenset(policy.vendor_tlvs)
     assert all(0x1400 <= tag <= 0x3FFF for tag in policy.vendor_tags)
     assert len({spec.field for spec in policy.vendor_tlvs.values()}) == len(policy.vendor_tlvs)
+
+
+# --- LINK SMPP connectors -------------------------------------------------------
+
+
+def _with_link(**keys: Any) -> dict[str, Any]:
+    tree = minimal()
+    _link(**keys)(tree)
+    return tree
+
+
+def test_linksmpp_defaults_are_links_figures() -> None:
+    connector = parse(_with_link()).connectors["link"]
+    assert (connector.type, connector.common) == ("linksmpp", None)
+    assert connector.linksmpp == LinkSmppSettings(system_id="gw", password="pw")
+    link = connector.linksmpp
+    assert (link.host, link.port, link.tls, link.ca_file) == (
+        "ham.smpp.api.linkmobility.de",
+        4002,
+        True,
+        None,
+    )
+    assert (link.bind, link.window, link.rate, link.burst) == ("transceiver", 1, 5.0, 5.0)
+    assert (link.enquire_link_interval, link.reconnect_delay) == (60.0, 30.0)
+    assert connector.retry == config.RetrySettings()
+    assert connector.breaker == config.BreakerSettings(failures=5, open_for=30.0, probes=1)
+    assert "pw" not in repr(connector)
+
+
+def test_linksmpp_every_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("SMPPGW_TEST_LINK_SMPP", "from-env")
+    tree = _with_link(
+        password=DROP,
+        password_env="SMPPGW_TEST_LINK_SMPP",
+        host="smpp.test",
+        port=4003,
+        tls=True,
+        ca_file=str(ca),
+        system_type="VMA",
+        bind="pair",
+        window=2,
+        rate=10,
+        enquire_link_interval="299s",
+        reconnect_delay="1m",
+        bind_timeout=5,
+        response_timeout="10s",
+        throttle_backoff="500ms",
+        throttle_backoff_max="2m",
+        retry={"initial": 2},
+        breaker={"failures": 2, "open_for": "1m", "probes": 3},
+    )
+    connector = parse(tree).connectors["link"]
+    assert connector.linksmpp == LinkSmppSettings(
+        host="smpp.test",
+        port=4003,
+        tls=True,
+        ca_file=str(ca),
+        system_id="gw",
+        password="from-env",
+        system_type="VMA",
+        bind="pair",
+        window=2,
+        rate=10.0,
+        burst=10.0,  # the rate, unless given
+        enquire_link_interval=299.0,
+        reconnect_delay=60.0,
+        bind_timeout=5.0,
+        response_timeout=10.0,
+        throttle_backoff=0.5,
+        throttle_backoff_max=120.0,
+    )
+    assert connector.retry.initial == 2.0
+    assert connector.breaker == config.BreakerSettings(failures=2, open_for=60.0, probes=3)
+
+
+def test_linksmpp_password_file_and_plain_tcp(tmp_path: Path) -> None:
+    secret = tmp_path / "link-smpp"
+    secret.write_text("s3cret\n")
+    tree = _with_link(password=DROP, password_file=str(secret), tls=False, port=2775)
+    link = parse(tree).connectors["link"].linksmpp
+    assert link is not None
+    assert (link.password, link.tls, link.port) == ("s3cret", False, 2775)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host", "port", "tls"),
+    [
+        ("tls:ham.smpp.api.linkmobility.de:4002", "ham.smpp.api.linkmobility.de", 4002, True),
+        ("tcp:127.0.0.1:2775", "127.0.0.1", 2775, False),
+        ("tls:[2001:db8::1]:4002", "2001:db8::1", 4002, True),
+    ],
+)
+def test_linksmpp_endpoint_shorthand(endpoint: str, host: str, port: int, tls: bool) -> None:
+    link = parse(_with_link(endpoint=endpoint)).connectors["link"].linksmpp
+    assert link is not None
+    assert (link.host, link.port, link.tls) == (host, port, tls)
+
+
+def test_linksmpp_small_rate_gets_a_burst_of_one() -> None:
+    link = parse(_with_link(rate=0.5)).connectors["link"].linksmpp
+    assert link is not None
+    assert (link.rate, link.burst) == (0.5, 1.0)
+
+
+def test_enquire_link_error_says_why() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(_with_link(enquire_link_interval="5m"), source="l.toml")
+    assert str(info.value) == (
+        "l.toml: connectors.link.enquire_link_interval: "
+        "must be under 300 s: LINK closes a link idle for 5 minutes"
+    )
+
+
+def test_accounts_may_use_a_linksmpp_connector() -> None:
+    tree = _with_link()
+    tree["accounts"][0]["connector"] = "link"
+    account = parse(tree).accounts["shop1"]
+    assert account.connector == "link"
+    assert (account.policy.platform_id, account.policy.gate_ids) == ("", ())
+
+
+def test_breaker_defaults_on_every_type() -> None:
+    tree = minimal()
+    tree["connectors"]["sim"] = {"type": "simulator", "breaker": {"open_for": "2m"}}
+    cfg = parse(tree)
+    assert cfg.connectors["main"].breaker == config.BreakerSettings()
+    assert cfg.connectors["sim"].breaker == config.BreakerSettings(open_for=120.0)
+
+
+# --- routes ---------------------------------------------------------------------
+
+
+def test_routes_parse_in_order_with_normalised_prefixes() -> None:
+    tree = _with_link()
+    _account_too()(tree)
+    tree["routes"] = [
+        {
+            "accounts": ["shop1"],
+            "prefixes": ["4790", "+4791"],
+            "connector": "link",
+            "fallback": "main",
+        },
+        {"prefixes": ["+46"], "connector": "link"},
+        {"accounts": ["shop2", "shop1"], "connector": "main", "fallback": "link"},
+        {"accounts": [], "prefixes": [], "connector": "link"},
+    ]
+    cfg = parse(tree)
+    assert cfg.routes == (
+        Route(frozenset({"shop1"}), ("+4790", "+4791"), "link", "main"),
+        Route(frozenset(), ("+46",), "link", None),
+        Route(frozenset({"shop1", "shop2"}), (), "main", "link"),
+        Route(frozenset(), (), "link", None),
+    )
+
+
+def test_no_routes_by_default() -> None:
+    assert parse(minimal()).routes == ()
+
+
+# --- MO -------------------------------------------------------------------------
+
+
+def test_mo_defaults() -> None:
+    cfg = parse(minimal())
+    assert cfg.mo == config.MoSettings(callback_path="/callbacks/mo", ttl=48 * 3600.0)
+    assert cfg.mo.default_account is None
+    shop1 = cfg.accounts["shop1"]
+    assert (shop1.mo_numbers, shop1.mo_keywords, shop1.route_tlv) == ((), (), None)
+
+
+def test_mo_numbers_keywords_and_sharing() -> None:
+    tree = minimal()
+    tree["accounts"][0].update(mo_numbers=["2233", "4790001234", "+4790005678"])
+    _account_too(mo_numbers=["2233"], mo_keywords=["shop", "Buy"])(tree)
+    tree["accounts"].append(
+        {
+            "system_id": "shop3",
+            "password": HASH,
+            "connector": "main",
+            "mo_numbers": ["2233", "004790009999"],
+            "mo_keywords": ["STOP"],
+        }
+    )
+    tree["mo"] = {"callback_path": "/mo", "ttl": "2d", "default_account": "shop3"}
+    cfg = parse(tree)
+    assert cfg.mo == config.MoSettings(callback_path="/mo", ttl=172800.0, default_account="shop3")
+    assert cfg.accounts["shop1"].mo_numbers == ("2233", "+4790001234", "+4790005678")
+    assert cfg.accounts["shop2"].mo_keywords == ("SHOP", "BUY")
+    assert cfg.accounts["shop3"].mo_numbers == ("2233", "+4790009999")
+    routes = _MoOwners(cfg)
+    assert routes.account_for("2233", "buy 2") == "shop2"
+    assert routes.account_for("2233", "Stop") == "shop3"
+    assert routes.account_for("2233", "hello") == "shop1"
+    assert routes.account_for("+4790009999", "hello") == "shop3"  # the default
+    assert routes.account_for("4790001234", "stop") == "shop1"
+
+
+class _MoOwners:
+    """The account an MO to `number` saying `text` goes to, as the gateway routes it."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        self._router = MoRouter.from_config(cfg)
+
+    def account_for(self, number: str, text: str) -> str | None:
+        return self._router.route(IncomingMo("id", "+4790000000", number, text))
+
+
+def test_mo_conflict_names_the_owner() -> None:
+    tree = minimal()
+    tree["accounts"][0]["mo_numbers"] = ["2233"]
+    _account_too(mo_numbers=["2233"])(tree)
+    with pytest.raises(ConfigError) as info:
+        parse(tree, source="mo.toml")
+    assert str(info.value) == (
+        "mo.toml: accounts[1].mo_numbers: MO number 2233 is the catch-all of both"
+        " 'shop1' and 'shop2'; give one of them keywords"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"), [(0x1410, 0x1410), ("0x1410", 0x1410), ("5136", 5136), (0x3FFF, 0x3FFF)]
+)
+def test_route_tlv(value: Any, tag: int) -> None:
+    tree = minimal()
+    tree["accounts"][0]["route_tlv"] = value
+    assert parse(tree).accounts["shop1"].route_tlv == tag
+
+
+def test_example_linksmpp_block_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The production example keeps its LINK SMPP connector and route commented
+    # out; uncommented, they must be valid next to the rest of the file.
+    monkeypatch.setenv("LINK_PASSWORD", "example-secret")
+    monkeypatch.setenv("CALLBACK_PASSWORD", "example-secret")
+    monkeypatch.setenv("LINK_SMPP_PASSWORD", "example-secret")
+    text = (ETC / "gateway.example.toml").read_text()
+    lines = text.splitlines()
+    start = lines.index("# [connectors.linksmpp]")
+    block = []
+    for line in lines[start:]:
+        if line != "#" and not line.startswith("# "):
+            break
+        block.append(line[2:])
+    cfg = parse(tomllib.loads(text + "\n" + "\n".join(block)))
+    assert cfg.connectors["linksmpp"].linksmpp == LinkSmppSettings(
+        system_id="my-smpp-user", password="example-secret"
+    )
+    assert cfg.routes == (Route(frozenset({"shop1"}), ("+474", "+479"), "linksmpp", "common"),)
+    assert cfg.accounts["shop1"].mo_numbers == ("2233", "+4790001234")
+
+
+# --- properties of the new sections -------------------------------------------------
+
+_mo_pool = st.sampled_from(["2233", "+2233", "4790001234", "+4790001234", "004790001234", "1"])
+_word_pool = st.sampled_from(["SHOP", "shop", "STOP", "Info"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(_mo_pool, max_size=3), st.lists(_word_pool, max_size=2)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_mo_claims_are_refused_or_unambiguous(claims: list[tuple[list[str], list[str]]]) -> None:
+    tree = minimal()
+    tree["accounts"] = [
+        {
+            "system_id": f"a{i}",
+            "password": HASH,
+            "connector": "main",
+            "mo_numbers": numbers,
+            "mo_keywords": words,
+        }
+        for i, (numbers, words) in enumerate(claims)
+    ]
+    try:
+        cfg = parse(tree, source="mo.toml")
+    except ConfigError as e:
+        assert re.fullmatch(r"accounts\[\d+\]\.mo_(numbers|keywords)", e.key), e
+        return
+    routes = _MoOwners(cfg)
+    for name, account in cfg.accounts.items():
+        for number in account.mo_numbers:
+            for word in account.mo_keywords:
+                assert routes.account_for(number, f"{word.lower()} please") == name
+            if not account.mo_keywords:
+                assert routes.account_for(number, "zzz") == name
+
+
+_hosts = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["tls", "tcp"]), _hosts, st.integers(1, 65535))
+def test_endpoint_shorthand_round_trips(scheme: str, host: str, port: int) -> None:
+    link = parse(_with_link(endpoint=f"{scheme}:{host}:{port}")).connectors["link"].linksmpp
+    assert link is not None
+    assert (link.host, link.port, link.tls) == (host.strip("[]"), port, scheme == "tls")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_any_endpoint_string_fails_only_with_config_error(endpoint: str) -> None:
+    try:
+        parse(_with_link(endpoint=endpoint))
+    except ConfigError as e:
+        assert e.key == "connectors.link.endpoint"
+
+
+@pytest.mark.parametrize("section", ["linksmpp", "breaker", "route", "mo"])
+def test_readme_documents_the_routing_keys(section: str) -> None:
+    readme = (ETC.parent / "README.md").read_text()
+    # Tables are documented as sections of their own.
+    keys = [k for k in _SECTION_KEYS[section] if k not in ("retry", "breaker")]
+    missing = [k for k in keys if f"`{k}`" not in readme]
+    assert not missing, f"README.md does not document {missing}"
+    for key in ("mo_numbers", "mo_keywords", "route_tlv"):
+        assert f"| `{key}` |" in readme

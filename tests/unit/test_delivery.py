@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from gateway.delivery import LOST, TIMEOUT, ReceiptDeliverer
 from gateway.metrics import Metrics
 from gateway.smpp.pdu import CommandStatus
-from gateway.store.base import Receipt
+from gateway.store.base import MO, Receipt
 
 S = CommandStatus
 
@@ -252,3 +252,22 @@ def test_detached_receiver_gets_nothing_more(rig: Rig) -> None:
     rig.deliverer.add([receipt(n) for n in range(1, 4)])
     assert a.ids() == []
     assert b.ids() == ["m1", "m2", "m3"]
+
+
+def test_expired_mo_is_dropped_not_delivered() -> None:
+    clock = Clock()
+    store = RecordingStore()
+    metrics = Metrics()
+    deliverer = ReceiptDeliverer(clock, store, metrics)  # type: ignore[arg-type]
+    stale, fresh = receipt(1), receipt(2)
+    for item, ttl in ((stale, 10.0), (fresh, 100.0)):
+        item.kind, item.expires_at = MO, ttl
+    deliverer.add([stale, fresh, receipt(3)])
+    assert deliverer.depth(MO) == (2, 201.0) and deliverer.depth()[0] == 1
+    clock.advance(50)
+    receiver = FakeReceiver("rx", clock)
+    deliverer.attach("shop1", receiver)
+    assert receiver.ids() == ["m2", "m3"]
+    assert store.done == [1]
+    expired = metrics.child(metrics.receipt_deliveries, "expired")
+    assert expired._value.get() == 1

@@ -14,6 +14,7 @@ from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
 from gateway.dispatcher import Dispatcher
 from gateway.mapping import Outcome
 from gateway.metrics import Metrics
+from gateway.router import CircuitBreaker, Route, Router
 from gateway.smpp.pdu import MessageState
 from gateway.store.base import Finish, Message, Receipt
 
@@ -52,10 +53,20 @@ class RecordingStore:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str | None]] = []
         self.finished: list[Finish] = []
+        self.parts: list[tuple[str, tuple[str, ...]]] = []
+        self.rerouted: list[tuple[str, str]] = []
         self._seq = 0
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         self.sent.extend(sent)
+        return succeed(None)
+
+    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
+        self.parts.extend(sent)
+        return succeed(None)
+
+    def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
+        self.rerouted.extend(moved)
         return succeed(None)
 
     def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
@@ -433,3 +444,98 @@ def test_a_message_in_a_request_is_not_waiting() -> None:
     rig.run_until(5.0)
     assert len(rig.connector.times_of("m")) == 1
     assert rig.dispatcher.queued_by_account == {"shop1": 0}
+
+
+# --- routes, breakers and failover ---------------------------------------------------
+
+
+class Routed:
+    """Two connectors, "main" and "backup", one route with main first, breakers on both."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.store = RecordingStore()
+        self.main = ScriptedConnector(self.clock)
+        self.backup = ScriptedConnector(self.clock)
+        self.main.name, self.backup.name = "main", "backup"
+        self.breakers = {
+            "main": CircuitBreaker(self.clock.seconds, failures=2, open_for=30.0),
+            "backup": CircuitBreaker(self.clock.seconds, failures=2, open_for=30.0),
+        }
+        self.router = Router(
+            [Route(frozenset(), (), "main", "backup")], {"shop1": "main"}, self.breakers
+        )
+        retry = RetrySettings(initial=1.0, maximum=1.0, factor=1.0)
+        self.dispatcher = Dispatcher(
+            self.clock,
+            self.store,
+            {"main": self.main, "backup": self.backup},
+            {"main": retry, "backup": retry},
+            Metrics(),
+            lambda receipts: None,
+            batch_delay=BATCH_DELAY,
+            tick=TICK,
+            router=self.router,
+        )
+        self.dispatcher.start()
+
+    def run_until(self, t: float) -> None:
+        while self.clock.seconds() < t - EPS:
+            self.clock.advance(min(STEP, t - self.clock.seconds()))
+
+
+def routed_message(id_: str) -> Message:
+    m = message(id_, connector="main")
+    m.fields = {"destination": "+4712345678"}
+    return m
+
+
+def test_an_open_breaker_sends_waiting_messages_to_the_fallback_and_back() -> None:
+    rig = Routed()
+    for id_ in ("a", "b"):
+        rig.main.script[id_] = [TEMPORARY] * 10
+    rig.dispatcher.enqueue([routed_message("a")])
+    rig.dispatcher.enqueue([routed_message("b")])
+    rig.run_until(3.0)
+    # Two failed requests opened main's breaker; the retries went to backup.
+    assert rig.breakers["main"].state == "open"
+    assert rig.backup.times_of("a") and rig.backup.times_of("b")
+    assert {m for m, _ in rig.store.sent} == {"a", "b"}
+    assert set(rig.store.rerouted) == {("a", "backup"), ("b", "backup")}
+    # While main is open, nothing is tried there; after open_for a probe is.
+    rig.dispatcher.enqueue([routed_message("c")])
+    rig.run_until(10.0)
+    assert not rig.main.times_of("c") and rig.backup.times_of("c")
+    rig.run_until(40.0)
+    rig.dispatcher.enqueue([routed_message("d")])
+    rig.run_until(41.0)
+    assert rig.main.times_of("d") and rig.breakers["main"].state == "closed"
+
+
+def test_a_link_that_is_down_fails_over_at_once() -> None:
+    rig = Routed()
+    rig.main.link_up = False  # type: ignore[attr-defined]
+    rig.main.limit = 0
+    rig.dispatcher.enqueue([routed_message("a")])
+    rig.run_until(1.0)
+    assert rig.breakers["main"].forced_down
+    assert rig.backup.times_of("a") and not rig.main.times_of("a")
+    rig.main.link_up = True  # type: ignore[attr-defined]
+    rig.main.limit = 100
+    rig.run_until(2.0)
+    assert rig.breakers["main"].state == "closed"
+    rig.dispatcher.enqueue([routed_message("b")])
+    rig.run_until(3.0)
+    assert rig.main.times_of("b")
+
+
+def test_without_a_usable_fallback_messages_wait_for_their_connector() -> None:
+    rig = Routed()
+    rig.main.link_up = False  # type: ignore[attr-defined]
+    rig.backup.link_up = False  # type: ignore[attr-defined]
+    rig.main.limit = rig.backup.limit = 0
+    rig.dispatcher.enqueue([routed_message("a")])
+    rig.run_until(2.0)
+    assert rig.dispatcher.waiting("a") is not None
+    assert rig.dispatcher.waiting("a").connector == "main"  # type: ignore[union-attr]
+    assert rig.store.rerouted == []

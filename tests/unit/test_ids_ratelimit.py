@@ -8,8 +8,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.ids import IdGenerator
+from gateway.ids import IdGenerator, upstream_id_forms
 from gateway.ratelimit import TokenBucket
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -188,3 +190,24 @@ def test_rate_zero_is_unlimited() -> None:
     assert all(bucket.take() for _ in range(100_000))
     assert bucket.take(1e9)
     assert bucket.delay(1e9) == 0.0
+
+
+# --- LINK's ids, however LINK spells them back -------------------------------------
+
+
+@given(st.integers(min_value=0, max_value=2**64), st.integers(min_value=0, max_value=3))
+def test_decimal_and_hex_spellings_of_one_id_share_a_form(n: int, zeros: int) -> None:
+    decimal, hexadecimal = str(n), f"{n:x}"
+    for one, other in (
+        (decimal, "0" * zeros + hexadecimal.upper()),
+        (hexadecimal, "0" * zeros + decimal),
+        ("0" * zeros + hexadecimal, hexadecimal.upper()),
+    ):
+        assert set(upstream_id_forms(one)) & set(upstream_id_forms(other))
+
+
+def test_id_forms() -> None:
+    assert upstream_id_forms("00A1B2") == ("a1b2", "41394")
+    assert upstream_id_forms("4096") == ("4096", "1000", "16534")
+    assert upstream_id_forms("000") == ("0",)
+    assert upstream_id_forms("msg-1") == ("msg-1",)

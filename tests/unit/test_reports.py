@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.mapping import RESULT_CODES, Outcome
+from gateway.mapping import Outcome, outcome_for
 from gateway.reports import decide, esme_wants, split_part
 from gateway.smpp.pdu import MessageState
 
@@ -61,12 +61,11 @@ def _decide(
 ):
     return decide(
         already_final=already_final,
-        parts=parts or {},
+        parts={k: outcome_for(v) for k, v in (parts or {}).items()},
         expected_parts=expected_parts,
-        result_code=result_code,
+        outcome=outcome_for(result_code),
         part=part,
         segments=segments,
-        table=RESULT_CODES,
     )
 
 
@@ -212,7 +211,7 @@ def test_decide(
 
 def test_decide_records_the_part_result() -> None:
     decision = _decide(NOT_DELIVERED, part=1, segments=3, parts={"0": DELIVERED})
-    assert decision.parts == {"0": DELIVERED, "1": NOT_DELIVERED}
+    assert decision.parts == {"0": outcome_for(DELIVERED), "1": outcome_for(NOT_DELIVERED)}
 
 
 def test_decide_does_not_mutate_its_input() -> None:
@@ -238,20 +237,18 @@ def test_decide_duplicates(kwargs: dict) -> None:
     assert decision.outcome is None
 
 
-def test_decide_uses_the_given_table() -> None:
-    table = dict(RESULT_CODES)
-    table[1006] = Outcome("DELETED", 221, True, MessageState.DELETED)
+def test_decide_takes_the_outcome_it_is_given() -> None:
+    # LINK SMPP's stat and err pass through as they are, whatever the Common table says.
+    given = Outcome("DELETED", 221, True, MessageState.DELETED)
     decision = decide(
         already_final=False,
         parts={},
         expected_parts=1,
-        result_code=1006,
+        outcome=given,
         part=None,
         segments=None,
-        table=table,
     )
-    assert decision.outcome is not None
-    assert (decision.outcome.stat, decision.outcome.err) == ("DELETED", 221)
+    assert decision.outcome is given
 
 
 # --- esme_wants ------------------------------------------------------------------

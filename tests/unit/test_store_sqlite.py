@@ -10,8 +10,9 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from gateway.common.callbacks import DeliveryReport
+from gateway.inbound import LinkReceipt
 from gateway.mapping import RESULT_CODES
-from gateway.store.base import FINAL, QUEUED, SENT, Finish, Message, MessageStatus, Receipt
+from gateway.store.base import FINAL, MO, QUEUED, SENT, Finish, Message, MessageStatus, Receipt
 from gateway.store.sqlite import _MIGRATIONS, SqliteStore
 
 NOW = 1_760_000_000.0
@@ -670,3 +671,87 @@ class SqliteStoreTests(TestCase):
         finally:
             conn.close()
         self.assertGreater(int(reserved), block)
+
+    # --- LINK SMPP receipts and MO ----------------------------------------------------
+
+    @inlineCallbacks
+    def test_link_receipt_matches_any_spelling_of_links_id(self):
+        yield self.store.add_messages([message("m1"), message("m2")])
+        yield self.store.mark_sent([("m1", "00A1B2"), ("m2", "4096")])
+        yield self.store.record_parts([("m1", ("00A1B2",)), ("m2", ("4096",))])
+        results = yield self.store.apply_link_receipts(
+            [
+                LinkReceipt(str(0xA1B2), "UNDELIV", 101, None),  # decimal of the hex id
+                LinkReceipt("0x1000"[2:].upper(), "DELIVRD", 0, None),  # hex of the decimal id
+                LinkReceipt("ffff", "DELIVRD", 0, None),  # nobody's
+            ]
+        )
+        self.assertEqual([r.outcome for r in results], ["final", "final", "unknown"])
+        first = results[0].receipt
+        self.assertEqual((first.message_id, first.stat, first.err), ("m1", "UNDELIV", 101))
+        self.assertEqual(results[1].receipt.message_id, "m2")
+
+    @inlineCallbacks
+    def test_link_segments_make_one_receipt(self):
+        yield self.store.add_messages([message("m1")])
+        yield self.store.mark_sent([("m1", "a1")])
+        yield self.store.record_parts([("m1", ("a1", "a2", "a3"))])
+        first = yield self.store.apply_link_receipts(
+            [LinkReceipt("A1", "DELIVRD", 0), LinkReceipt("a2", "ENROUTE", 0)]
+        )
+        # An ENROUTE the ESME did not ask to hear about is silent.
+        self.assertEqual([r.outcome for r in first], ["partial", "silent"])
+        results = yield self.store.apply_link_receipts(
+            [LinkReceipt("a3", "DELIVRD", 0), LinkReceipt("a2", "UNDELIV", 222)]
+        )
+        self.assertEqual([r.outcome for r in results], ["partial", "final"])
+        receipt = results[1].receipt
+        self.assertEqual(
+            (receipt.stat, receipt.err, receipt.sub, receipt.dlvrd), ("UNDELIV", 222, 3, 2)
+        )
+        again = yield self.store.apply_link_receipts([LinkReceipt("a1", "DELIVRD", 0)])
+        self.assertEqual(again[0].outcome, "duplicate")
+
+    @inlineCallbacks
+    def test_schema_1_part_results_still_read(self):
+        yield self.store.add_messages([message("m1", parts=2)])
+        yield self.store.mark_sent([("m1", "link-m1")])
+        conn = sqlite3.connect(self.path)
+        conn.execute("UPDATE messages SET part_results = '{\"0\": 1001}' WHERE id = 'm1'")
+        conn.commit()
+        conn.close()
+        yield self.reopen()
+        (result,) = yield self.store.apply_reports([report("link-m1$1", NOT_DELIVERED)])
+        self.assertEqual((result.outcome, result.receipt.dlvrd), ("final", 1))
+
+    @inlineCallbacks
+    def test_mo_is_stored_once_per_link_id_and_recovered(self):
+        item = Receipt(
+            account="shop1",
+            message_id="mo-1",
+            source_addr="4790000000",
+            source_ton=1,
+            source_npi=1,
+            destination_addr="2233",
+            dest_ton=3,
+            dest_npi=0,
+            stat="",
+            err=0,
+            sub=0,
+            dlvrd=0,
+            submit_date=NOW,
+            done_date=NOW,
+            text="hello",
+            kind=MO,
+            data_coding=8,
+            esm_class=0x40,
+            payload=b"\x05\x00\x03\x01\x02\x01\x00h",
+            expires_at=NOW + 60,
+        )
+        first = yield self.store.add_mo([("mo-1", [item]), ("", [item])])
+        again = yield self.store.add_mo([("mo-1", [item])])
+        self.assertEqual([len(r) for r in first], [1, 1])
+        self.assertEqual(again, [None])
+        yield self.reopen()
+        kinds = [(r.kind, r.payload, r.esm_class, r.expires_at) for r in self.recovered.receipts]
+        self.assertEqual(kinds, [(MO, item.payload, 0x40, NOW + 60)] * 2)
