@@ -29,8 +29,8 @@ from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_status
 from gateway.metrics import Metrics
 from gateway.mo import MoRouter, mo_segments
-from gateway.router import Router
 from gateway.ratelimit import TokenBucket
+from gateway.router import Router
 from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry
 from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding, parse_udh

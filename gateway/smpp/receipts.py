@@ -14,10 +14,14 @@ What always holds:
   and network_error_code (smpplib raises on any other).
 - Parsing is tolerant (case, 10 or 12 digit dates, missing sub/dlvrd/err/text)
   and raises `ReceiptError`, a ValueError, on anything without an id and a stat.
+  LINK's SMPP endpoint writes its dates either way (seed 004: `YYMMDDhhmmss`
+  by default, `YYMMDDhhmm` as an account option); `parse_receipt_date` reads
+  both as UTC and gives None, never an exception, for a date that cannot be.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -37,6 +41,7 @@ __all__ = [
     "ReceiptError",
     "build_receipt",
     "format_receipt_text",
+    "parse_receipt_date",
     "parse_receipt_text",
 ]
 
@@ -147,6 +152,29 @@ def parse_receipt_text(data: bytes) -> ParsedReceipt:
         # Some SMSCs send the text as a C-string, NUL included.
         text="" if text is None else text.rstrip("\x00"),
     )
+
+
+# YYMMDDhhmm[ss]; re.ASCII so that only ASCII digits count.
+_RECEIPT_DATE: Final = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?", re.ASCII)
+
+
+def parse_receipt_date(value: str) -> float | None:
+    """Epoch seconds for a receipt date (`YYMMDDhhmm` or `YYMMDDhhmmss`, UTC, 20YY).
+
+    None for an empty value or one that is not a real date and time: a
+    receipt with a bad date is still a receipt, only its date is unknown.
+    """
+    match = _RECEIPT_DATE.fullmatch(value)
+    if match is None:
+        return None
+    yy, mo, dd, hh, mi, ss = match.groups()
+    year, month, day = 2000 + int(yy), int(mo), int(dd)
+    hour, minute, second = int(hh), int(mi), int(ss or 0)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
 
 
 def build_receipt(

@@ -6,6 +6,10 @@ the socket. This class adds only what needs a reactor: timers (bind timeout,
 inactivity, enquire_link, response timeouts, partial PDUs) and TCP
 backpressure: while the session's window for the peer is full, the transport
 stops reading, so a fast ESME is slowed by TCP instead of being refused.
+
+Both ends use it: the ESME-facing server (Role.SMSC) and the upstream LINK
+client (Role.ESME, gateway.linksmpp.connector), which subclasses it only to
+learn when the connection is made and why it was lost.
 """
 
 from __future__ import annotations
@@ -43,7 +47,16 @@ class LinkTimeout(Exception):
 
 
 class SmppProtocol(Protocol):
-    def __init__(self, clock: Any, settings: SmppSettings, role: Role, send_window: int) -> None:
+    def __init__(
+        self,
+        clock: Any,
+        settings: SmppSettings,
+        role: Role,
+        send_window: int,
+        *,
+        tick: float = 1.0,
+    ) -> None:
+        """`tick` is how often the timers are checked; sub-second timeouts need a finer one."""
         self.clock = clock
         self.settings = settings
         self.session = Session(
@@ -59,6 +72,7 @@ class SmppProtocol(Protocol):
         self._closing = False
         self._timer = LoopingCall(self._check_timers)
         self._timer.clock = clock
+        self._tick = tick
         self.connected_at = 0.0
         self.last_received = 0.0
         self.last_sent = 0.0
@@ -77,7 +91,7 @@ class SmppProtocol(Protocol):
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
         self.peer_host = getattr(peer, "host", "")
-        self._timer.start(1.0, now=False)
+        self._timer.start(self._tick, now=False)
 
     def dataReceived(self, data: bytes) -> None:
         self.last_received = self.clock.seconds()
@@ -90,7 +104,8 @@ class SmppProtocol(Protocol):
         self.session.close()
         waiting, self._waiting = self._waiting, {}
         for d in waiting.values():
-            d.errback(LinkLost())
+            if not d.called:
+                d.errback(LinkLost())
         if self.handler is not None:
             self.handler.closed()
 
@@ -101,7 +116,7 @@ class SmppProtocol(Protocol):
         while (event := session.next_event()) is not None:
             if isinstance(event, Response):
                 d = self._waiting.pop(event.pdu.sequence, None)
-                if d is not None:
+                if d is not None and not d.called:
                     d.callback(event)
                 continue
             assert self.handler is not None
@@ -136,7 +151,12 @@ class SmppProtocol(Protocol):
         Fails with LinkTimeout after `response_timeout`, LinkLost if the connection goes.
         """
         sequence = self.session.send_request(pdu, self.clock.seconds())
-        d: Deferred[Response] = Deferred()
+
+        def cancel(_: Deferred[Response]) -> None:
+            # The caller stopped waiting; a late response is then simply dropped.
+            self._waiting.pop(sequence, None)
+
+        d: Deferred[Response] = Deferred(cancel)
         self._waiting[sequence] = d
         self.flush()
         return d
@@ -181,7 +201,7 @@ class SmppProtocol(Protocol):
         expired = session.expire(now, s.response_timeout)
         for request in expired:
             d = self._waiting.pop(request.sequence, None)
-            if d is not None:
+            if d is not None and not d.called:
                 d.errback(LinkTimeout())
         if expired:
             # An unbind may have been waiting for these: let it be answered.

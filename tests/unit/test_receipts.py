@@ -16,6 +16,7 @@ from gateway.smpp.receipts import (
     ReceiptError,
     build_receipt,
     format_receipt_text,
+    parse_receipt_date,
     parse_receipt_text,
 )
 
@@ -247,3 +248,78 @@ def test_round_trip(
     assert parsed.stat == stat
     assert parsed.err == f"{err:03d}"
     assert parsed.text == _sanitized(text)
+
+
+# --- LINK's SMPP receipts (seed 004): both date formats ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            # the default format: dates with seconds, empty text
+            b"id:3000000001 sub:001 dlvrd:001 submit date:240102030405"
+            b" done date:240102030506 stat:DELIVRD err:000 text:",
+            ParsedReceipt("3000000001", 1, 1, "240102030405", "240102030506", "DELIVRD", "000", ""),
+        ),
+        (
+            # the alternative: without seconds
+            b"id:B2D05E01 sub:001 dlvrd:000 submit date:2401020304"
+            b" done date:2401020305 stat:REJECTD err:945 text:",
+            ParsedReceipt("B2D05E01", 1, 0, "2401020304", "2401020305", "REJECTD", "945", ""),
+        ),
+        (
+            # mixed, as a NUL-terminated C-string
+            b"id:0042 sub:001 dlvrd:000 submit date:2401020304"
+            b" done date:240102030506 stat:ACCEPTD err:223 text:\x00",
+            ParsedReceipt("0042", 1, 0, "2401020304", "240102030506", "ACCEPTD", "223", ""),
+        ),
+    ],
+)
+def test_parse_link_formats(data: bytes, expected: ParsedReceipt) -> None:
+    assert parse_receipt_text(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("240102030506", datetime(2024, 1, 2, 3, 5, 6, tzinfo=UTC).timestamp()),
+        ("2401020305", datetime(2024, 1, 2, 3, 5, tzinfo=UTC).timestamp()),
+        ("240229235959", datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC).timestamp()),
+        ("991231235959", datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()),
+        ("", None),
+        ("24010203", None),
+        ("24010203050", None),
+        ("2401020305066", None),
+        ("230229000000", None),  # no 29 February in 2023
+        ("241301000000", None),
+        ("240100000000", None),
+        ("240102240000", None),
+        ("240102236000", None),
+        ("240102235960", None),
+        ("٢٤٠١٠٢٠٣٠٥", None),  # non-ASCII digits
+    ],
+)
+def test_parse_receipt_date(value: str, expected: float | None) -> None:
+    assert parse_receipt_date(value) == expected
+
+
+def test_receipt_date_round_trip() -> None:
+    parsed = parse_receipt_text(receipt())
+    assert parse_receipt_date(parsed.done_date) == DONE - DONE % 60
+
+
+@given(st.text(max_size=20))
+def test_parse_receipt_date_never_raises(value: str) -> None:
+    result = parse_receipt_date(value)
+    assert result is None or isinstance(result, float)
+
+
+@given(st.binary(max_size=300))
+def test_parse_receipt_text_raises_only_receipt_error(data: bytes) -> None:
+    try:
+        parsed = parse_receipt_text(data)
+    except ReceiptError:
+        return
+    assert parsed.message_id and parsed.stat
+    assert parse_receipt_date(parsed.done_date) is None or parsed.done_date
