@@ -38,8 +38,8 @@ class SubmitOutcome:
     http_status: int | None = None
     code: int | None = None
     description: str = ""
-    # LINK's id of every segment, in order, when the connector split the message
-    # itself (LINK SMPP); each segment gets its own receipt.
+    # LINK's id of every segment, in order (LINK SMPP, which splits messages itself
+    # and whose receipts may spell an id otherwise); each segment gets a receipt.
     upstream_parts: tuple[str, ...] = ()
 
 

@@ -65,14 +65,70 @@ def _env() -> dict[str, str]:
     return env
 
 
-class FakeCommonProcess:
+class _FakeProcess:
+    """A fake of LINK run as a process: started, asked through /_control, stopped."""
+
+    module = ""
+    args: list[str]
+    url: str
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.banner: list[str] = []
+
+    def start(self, banner_lines: int = 1) -> Any:
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self.proc.stdout is not None
+        self.banner = [self.proc.stdout.readline().decode() for _ in range(banner_lines)]
+        if "listening on" not in self.banner[0]:
+            self.stop()
+            raise RuntimeError(f"{self.module} did not start: {self.banner!r}")
+        # Keep draining its output so a chatty fake never blocks on a full pipe.
+        self._drain = subprocess.Popen(["cat"], stdin=self.proc.stdout, stdout=subprocess.DEVNULL)
+        return self
+
+    def control(self, command: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if command is None else json.dumps(command).encode()
+        request = urllib.request.Request(f"{self.url}/_control", data=data)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_drain", None) is not None:
+            self._drain.wait(5)
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeCommonProcess(_FakeProcess):
+    module = "tests.fakes.fake_common"
+
     def __init__(self, callback_url: str, *, port: int | None = None, **options: Any) -> None:
+        super().__init__()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [
             PYTHON,
             "-m",
-            "tests.fakes.fake_common",
+            self.module,
             "--port",
             str(self.port),
             "--callback",
@@ -93,44 +149,72 @@ class FakeCommonProcess:
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> FakeCommonProcess:
-        self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"fake Common did not start: {line!r}")
-        # Keep draining its output so a chatty fake never blocks on a full pipe.
-        self._drain = subprocess.Popen(["cat"], stdin=self.proc.stdout, stdout=subprocess.DEVNULL)
+    def start(self, banner_lines: int = 1) -> FakeCommonProcess:
+        super().start(banner_lines)
         return self
-
-    def control(self, command: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if command is None else json.dumps(command).encode()
-        request = urllib.request.Request(f"{self.url}/_control", data=data)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            result: dict[str, Any] = json.loads(response.read())
-            return result
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_drain", None) is not None:
-            self._drain.wait(5)
 
     def __enter__(self) -> FakeCommonProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+
+class FakeLinkSmppProcess(_FakeProcess):
+    """LINK's SMPP endpoint (tests/fakes/fake_linksmpp.py) over TLS with a test CA.
+
+    Options become its command-line flags (`rate=20` -> `--rate 20`; True -> a bare
+    flag). `ca_file` is the CA a client must trust; `smpp_port` where it listens.
+    """
+
+    module = "tests.fakes.fake_linksmpp"
+
+    def __init__(self, directory: Path, **options: Any) -> None:
+        super().__init__()
+        self.smpp_port = free_port()
+        self.control_port = free_port()
+        self.url = f"http://127.0.0.1:{self.control_port}"
+        self.ca_file = directory / "fake-link-ca.pem"
+        args = [
+            PYTHON,
+            "-m",
+            self.module,
+            "--port",
+            str(self.smpp_port),
+            "--control-port",
+            str(self.control_port),
+            "--ca-out",
+            str(self.ca_file),
+            "--system-id",
+            "link",
+            "--password",
+            "secret",
+        ]
+        for key, value in options.items():
+            flag = f"--{key.replace('_', '-')}"
+            args += [flag] if value is True else [flag, str(value)]
+        self.args = args
+
+    def start(self, banner_lines: int = 3) -> FakeLinkSmppProcess:
+        super().start(banner_lines)
+        return self
+
+    def __enter__(self) -> FakeLinkSmppProcess:
+        return self.start()
+
+    def connector_toml(self, name: str = "link", **extra: Any) -> str:
+        """A `[connectors.NAME]` table for the gateway to reach this fake."""
+        lines = [
+            f"[connectors.{name}]",
+            'type = "linksmpp"',
+            'host = "127.0.0.1"',
+            f"port = {self.smpp_port}",
+            f'ca_file = "{self.ca_file}"',
+            'system_id = "link"',
+            'password = "secret"',
+            "reconnect_delay = 0.5",
+        ]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+        lines.append(f"[connectors.{name}.retry]\ninitial = 0.2\nmaximum = 1.0")
+        return "\n".join(lines) + "\n"
 
 
 def account_toml(system_id: str, password: str, connector: str, **extra: Any) -> str:

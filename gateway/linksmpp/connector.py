@@ -14,7 +14,7 @@ keeps them and a router can fail over). submit_sm goes out with at most
 `window` outstanding and at most `rate` a second (token bucket with `burst`).
 A message is one or more segments; it is ACCEPTED once LINK accepted every
 segment, reported with the first segment's id as `upstream_id` and all of them
-as `upstream_parts`.
+(one for a message of one segment) as `upstream_parts`.
 
 What always holds:
 - Every message given to `submit` gets exactly one outcome, and the Deferred
@@ -65,7 +65,8 @@ from twisted.python.failure import Failure
 
 from gateway.config import ConnectorSettings, SmppSettings
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
-from gateway.inbound import Inbound
+from gateway.ids import upstream_id_forms
+from gateway.inbound import Inbound, LinkReceipt
 from gateway.linksmpp.mapping import (
     THROTTLE_STATUSES,
     MappingError,
@@ -130,6 +131,10 @@ class _Batch:
     outcomes: list[SubmitOutcome | None]
     left: int
     done: Deferred[list[SubmitOutcome]] = field(default_factory=Deferred)
+    # Forms of LINK's ids accepted for this batch, and receipts for them held
+    # back until the batch is reported (see LinkSmppConnector._deliver).
+    forms: list[str] = field(default_factory=list)
+    held: list[tuple[_Connection, p.DeliverSm, LinkReceipt]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -340,6 +345,8 @@ class LinkSmppConnector:
         self._queue_limit = max(1, s.window) + max(1, math.ceil(s.burst))
         self._queue: deque[_Job] = deque()
         self._progress: dict[str, _Progress] = {}
+        # Every form of every id LINK gave for a batch not yet reported -> the batch.
+        self._unreported: dict[str, _Batch] = {}
         self._ref = 0
         self._backoff = s.throttle_backoff
         self._paused_until = 0.0
@@ -575,6 +582,9 @@ class LinkSmppConnector:
             assert isinstance(pdu, p.SubmitSmResp)
             self._observe("submit_sm", "ok", started)
             job.progress.ids[index] = pdu.message_id
+            for form in upstream_id_forms(pdu.message_id):
+                self._unreported[form] = job.batch
+                job.batch.forms.append(form)
             self._backoff = self.link_settings.throttle_backoff
         elif status in THROTTLE_STATUSES:
             self._observe("submit_sm", "throttled", started)
@@ -667,7 +677,10 @@ class LinkSmppConnector:
                     connector=self.name,
                     message_id=message.id,
                 )
-            parts = tuple(ids) if len(ids) > 1 and all(ids) else ()
+            # Every id, even a lone one: receipts may spell it otherwise (hex for
+            # decimal, other case, leading zeros), and the store matches them by
+            # the forms it records for these.
+            parts = tuple(ids) if all(ids) else ()
             outcome = SubmitOutcome(
                 message, ACCEPTED, upstream_id=ids[0] or None, upstream_parts=parts
             )
@@ -692,13 +705,20 @@ class LinkSmppConnector:
             while len(remembered) > _MAX_REMEMBERED:
                 del remembered[next(iter(remembered))]
 
-    @staticmethod
-    def _record(batch: _Batch, position: int, outcome: SubmitOutcome) -> None:
+    def _record(self, batch: _Batch, position: int, outcome: SubmitOutcome) -> None:
         batch.outcomes[position] = outcome
         batch.left -= 1
         if batch.left == 0:
             outcomes = [o for o in batch.outcomes if o is not None]
+            # The dispatcher records LINK's ids as this fires, so receipts held
+            # for them can go to the store after it and find their messages.
             batch.done.callback(outcomes)
+            for form in batch.forms:
+                if self._unreported.get(form) is batch:
+                    del self._unreported[form]
+            held, batch.held = batch.held, []
+            for connection, pdu, receipt in held:
+                self._store_receipt(connection, pdu, receipt)
 
     # --- the link ------------------------------------------------------------------------
 
@@ -796,10 +816,7 @@ class LinkSmppConnector:
     # --- from LINK ---------------------------------------------------------------------
 
     def _deliver(self, connection: _Connection, pdu: p.DeliverSm) -> None:
-        now = self.reactor.seconds()
-        stored: Deferred[None]
         if is_receipt(pdu.esm_class):
-            kind = "receipt"
             try:
                 receipt = receipt_from_deliver_sm(pdu)
             except ReceiptError as exc:
@@ -814,22 +831,34 @@ class LinkSmppConnector:
                 connection.respond(pdu, p.DeliverSmResp())
                 return
             assert receipt is not None
-            stored = maybeDeferred(self._inbound.link_receipts, self.name, [receipt])
-        else:
-            kind = "mo"
-            try:
-                mo = mo_from_deliver_sm(pdu, self.name, now)
-            except MappingError as exc:
-                self._count_inbound("undecodable")
-                log.warn(
-                    "{connector}: MO from LINK that cannot be decoded ({error});"
-                    " answered ESME_RX_P_APPN",
-                    connector=self.name,
-                    error=str(exc),
-                )
-                connection.respond(pdu, p.DeliverSmResp(status=S.ESME_RX_P_APPN))
+            batch = self._unreported_batch(receipt.upstream_id)
+            if batch is not None:
+                # LINK reported a segment before we reported its whole message:
+                # the store does not know the id yet. LINK waits for our answer.
+                batch.held.append((connection, pdu, receipt))
                 return
-            stored = maybeDeferred(self._inbound.mo_received, [mo])
+            self._store_receipt(connection, pdu, receipt)
+            return
+        try:
+            mo = mo_from_deliver_sm(pdu, self.name, self.reactor.seconds())
+        except MappingError as exc:
+            self._count_inbound("undecodable")
+            log.warn(
+                "{connector}: MO from LINK that cannot be decoded ({error});"
+                " answered ESME_RX_P_APPN",
+                connector=self.name,
+                error=str(exc),
+            )
+            connection.respond(pdu, p.DeliverSmResp(status=S.ESME_RX_P_APPN))
+            return
+        stored = maybeDeferred(self._inbound.mo_received, [mo])
+        self._acknowledge_when(stored, connection, pdu, "mo")
+
+    def _acknowledge_when(
+        self, stored: Deferred[None], connection: _Connection, pdu: p.DeliverSm, kind: str
+    ) -> None:
+        """deliver_sm_resp once what the deliver_sm carried is stored; on failure
+        ESME_RX_T_APPN, so that LINK sends it again."""
 
         def acknowledge(_: object) -> None:
             self._count_inbound(kind)
@@ -846,6 +875,19 @@ class LinkSmppConnector:
             connection.respond(pdu, p.DeliverSmResp(status=S.ESME_RX_T_APPN))
 
         stored.addCallbacks(acknowledge, retry_later)
+
+    def _unreported_batch(self, link_id: str) -> _Batch | None:
+        for form in upstream_id_forms(link_id):
+            batch = self._unreported.get(form)
+            if batch is not None:
+                return batch
+        return None
+
+    def _store_receipt(
+        self, connection: _Connection, pdu: p.DeliverSm, receipt: LinkReceipt
+    ) -> None:
+        stored = maybeDeferred(self._inbound.link_receipts, self.name, [receipt])
+        self._acknowledge_when(stored, connection, pdu, "receipt")
 
     # --- metrics ------------------------------------------------------------------------
 

@@ -214,7 +214,7 @@ class BindTests(LinkTestCase):
         self.assertEqual([o.kind for o in outcomes], [ACCEPTED])
         submitted = fake.submits[0]
         self.assertEqual(outcomes[0].upstream_id, submitted.message_id)
-        self.assertEqual(outcomes[0].upstream_parts, ())
+        self.assertEqual(outcomes[0].upstream_parts, (submitted.message_id,))
         self.assertEqual(
             (submitted.source_addr, submitted.source_addr_ton, submitted.source_addr_npi),
             ("Shop", 5, 0),
