@@ -60,7 +60,12 @@ def stack(
     callback = f"http://127.0.0.1:{http_port}/callbacks/dlr"
     with (
         FakeLinkSmppProcess(
-            directory, rate=50, burst=5, receipt_format="minutes", receipt_id_variant="other_base"
+            directory,
+            rate=50,
+            burst=5,
+            receipt_format="minutes",
+            receipt_id_variant="other_base",
+            idle_timeout=2,
         ) as link,
         FakeCommonProcess(callback, keep_messages="true") as common,
     ):
@@ -70,7 +75,8 @@ def stack(
             http_port=http_port,
             common_url=common.url,
             accounts=ACCOUNTS,
-            connector_extra=link.connector_toml(rate=50, burst=5) + ROUTES,
+            connector_extra=link.connector_toml(rate=50, burst=5, enquire_link_interval=0.5)
+            + ROUTES,
         )
         with GatewayProcess(path, smpp_port, http_port) as gateway:
             yield gateway, link, common
@@ -241,3 +247,38 @@ def test_mo_over_smpp_reaches_the_owning_esme_even_if_it_binds_later(
         udh = parse_udh(part.short_message[: part.short_message[0] + 1])
         body += part.short_message[len(udh.raw) :]
     assert body.decode("ascii") == long_text
+
+
+def test_a_burst_of_100_respects_links_window_and_rate(
+    gateway: GatewayProcess, link: FakeLinkSmppProcess
+) -> None:
+    wait_link_up(gateway)
+    before = link.control()["violations"]
+    with bound(gateway, "viasmpp") as esme:
+        ids = {
+            esme.request(submit(f"4790001{n:03d}")).message_id  # type: ignore[attr-defined]
+            for n in range(100)
+        }
+        receipts_for(esme, ids, timeout=60)
+    # The fake refuses (and counts) a second outstanding submit_sm or one over
+    # its 50/s: the gateway never made it.
+    assert link.control()["violations"] == before
+    assert sum(len(submits_to(link, f"4790001{n:03d}")) for n in range(100)) == 100
+
+
+def test_reconnects_after_the_delay_and_pings_an_idle_link(
+    gateway: GatewayProcess, link: FakeLinkSmppProcess
+) -> None:
+    wait_link_up(gateway)
+    link.control({"drop": True})
+    time.sleep(0.2)
+    wait_link_up(gateway)
+    connections = link.control()["connections"]
+    dropped, again = connections[-2], connections[-1]
+    # reconnect_delay = 0.5 s: LINK asks for a pause before reconnecting.
+    assert again["connected_at"] - dropped["closed_at"] >= 0.5
+    # The fake closes a link idle for 2 s; enquire_link every 0.5 s keeps it open.
+    time.sleep(3.0)
+    latest = link.control()["connections"][-1]
+    assert latest["closed_at"] is None and latest["enquire_links"] >= 3
+    assert len(link.control()["connections"]) == len(connections)
