@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from gateway.common.callbacks import DeliveryReport
+from gateway.common.callbacks import CallbackEndpoint, DeliveryReport
 from gateway.config import AccountSettings, Config
 from gateway.connectors import ACCEPTED, Connector, SubmitOutcome
 from gateway.delivery import ReceiptDeliverer
@@ -90,6 +90,8 @@ class Gateway:
             router=self.router,
         )
         self.escapes = EscapeCarry(reactor.seconds)
+        # The HTTP site's callback paths, whose credentials a reload may change.
+        self.callback_endpoints: list[CallbackEndpoint[Any]] = []
         self.mo_router = MoRouter.from_config(config)
         self._mo_ref = 0
         self._mo_parts: OrderedDict[tuple[str, str, int], str | None] = OrderedDict()
@@ -99,10 +101,25 @@ class Gateway:
         self._configure_buckets()
 
     def _configure_buckets(self) -> None:
+        buckets = {}
         for account in self.config.accounts.values():
-            self._buckets[account.system_id] = TokenBucket(
-                account.rate, account.burst, self.reactor.seconds
-            )
+            bucket = self._buckets.get(account.system_id)
+            if bucket is None or (bucket.rate, bucket.burst) != (account.rate, account.burst):
+                bucket = TokenBucket(account.rate, account.burst, self.reactor.seconds)
+            buckets[account.system_id] = bucket
+        # Removed accounts' buckets go; an unchanged one keeps its tokens.
+        self._buckets = buckets
+
+    def reconfigure(self, config: Config) -> None:
+        """Run with a reloaded config (gateway/reload.py says which parts change)."""
+        self.config = config
+        self._configure_buckets()
+        self.router = self.router.reconfigured(config)
+        self.dispatcher.set_router(self.router)
+        self.mo_router = MoRouter.from_config(config)
+        self.store.result_codes = config.result_codes
+        for endpoint in self.callback_endpoints:
+            endpoint.set_credentials(config.http.callback_username, config.http.callback_password)
 
     def start(self, recovered: Recovered) -> None:
         for connector in self.connectors.values():

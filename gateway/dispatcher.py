@@ -164,6 +164,10 @@ class Dispatcher:
                 self._waiting.pop(message_id, None)
                 self._done(message)
 
+    def set_router(self, router: Router) -> None:
+        """A reload's routes apply from the next pump on."""
+        self._router = router
+
     def waiting(self, message_id: str) -> Message | None:
         """The message if it is still queued here and not in a request right now."""
         return self._waiting.get(message_id)

@@ -259,6 +259,12 @@ class Router:
         default = {name: account.connector for name, account in config.accounts.items()}
         return cls(config.routes, default, breakers)
 
+    def reconfigured(self, config: Config) -> Router:
+        """The routes and accounts of `config`, with the breakers (and what they
+        learned) of this router: a reload does not forget that a connector is down."""
+        default = {name: account.connector for name, account in config.accounts.items()}
+        return type(self)(config.routes, default, self._breakers)
+
     @property
     def connectors(self) -> frozenset[str]:
         """Every connector `choose` may return."""

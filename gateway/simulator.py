@@ -58,6 +58,9 @@ class SimulatorConnector:
             token = base64.b64encode(f"{http.callback_username}:{http.callback_password}".encode())
             self._headers[b"Authorization"] = [b"Basic " + token]
         self._posting = 0
+        # Reports per callback: a report is well under 300 bytes of JSON, and a
+        # body over the HTTP site's limit would be refused (413) for ever.
+        self._chunk = max(1, min(1000, http.max_body // 300))
 
     def start(self) -> None:
         pass
@@ -91,7 +94,7 @@ class SimulatorConnector:
         return succeed(outcomes)
 
     def _post(self) -> None:
-        reports, self._due = self._due[:1000], self._due[1000:]
+        reports, self._due = self._due[: self._chunk], self._due[self._chunk :]
         if self._due:
             self._flush_call = self._reactor.callLater(0, self._post)
         if not reports:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from typing import Any
 
@@ -27,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from gateway import config as config_module
-from gateway import systemd
+from gateway import reload, systemd
 from gateway.connectors import build_connector
 from gateway.core import Gateway
 from gateway.inbound import IncomingMo, LinkReceipt
@@ -105,6 +106,7 @@ class GatewayService(Service):
         self.http_factory: Any = None
         self.ready: Deferred[None] = Deferred()
         self._loops: list[LoopingCall] = []
+        self._previous_sighup: Any = None
         self._started = False
 
     # --- start --------------------------------------------------------------------
@@ -112,6 +114,42 @@ class GatewayService(Service):
     def startService(self) -> None:
         super().startService()
         self._start().addErrback(self._start_failed)
+        if hasattr(signal, "SIGHUP"):
+            # systemctl reload sends SIGHUP; the handler only schedules the work.
+            self._previous_sighup = signal.signal(
+                signal.SIGHUP, lambda signum, frame: self.reactor.callFromThread(self.reload)
+            )
+
+    def reload(self) -> None:
+        """Read the config file again and apply what can change live (gateway/reload.py)."""
+        path = self.config.source
+        systemd.notify("RELOADING=1")
+        try:
+            the_plan = reload.plan(self.gateway.config, config_module.load(path))
+        except (config_module.ConfigError, reload.ReloadRefused, OSError) as e:
+            log.error(
+                "config reload refused, still running the previous config: {error}", error=str(e)
+            )
+            systemd.notify("READY=1")
+            return
+        for part in the_plan.restart_needed:
+            log.warn(
+                "{part} changed in {path} but needs a restart; running with the old values",
+                part=part,
+                path=path,
+            )
+        self.gateway.reconfigure(the_plan.config)
+        self.smpp.reconfigure(the_plan)
+        self.config = the_plan.config
+        log.info(
+            "config reloaded from {path}: accounts added {added}, removed {removed},"
+            " changed {changed}",
+            path=path,
+            added=list(the_plan.added),
+            removed=list(the_plan.removed),
+            changed=list(the_plan.changed),
+        )
+        systemd.notify("READY=1")
 
     @inlineCallbacks
     def _start(self) -> Any:
@@ -173,6 +211,9 @@ class GatewayService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
         return self._stop()
 
     @inlineCallbacks

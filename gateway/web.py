@@ -131,6 +131,8 @@ def build_http_factory(
     router.add(b"/metrics", _READ_ONLY, metrics_page)
     router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")))
     router.add(b"/readyz", _READ_ONLY, probe(ready))
+    # A reload may change the credentials LINK must send (gateway/reload.py).
+    gateway.callback_endpoints = [callback, mo_callback]
     return HttpServerFactory(
         gateway.reactor, router, max_body=http.max_body, on_error=callback.on_http_error
     )

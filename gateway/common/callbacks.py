@@ -417,13 +417,17 @@ class CallbackEndpoint(Generic[T]):
         self._handler = handler
         self._parse = parse
         self._what = what
+        self.set_credentials(username, password)
+        self._on_outcome = on_outcome
+        self._last_failure_log = float("-inf")
+        self._failures_not_logged = 0
+
+    def set_credentials(self, username: str | None, password: str | None) -> None:
+        """The Basic credentials LINK must send (None, None: no check); a reload may change them."""
         if (username is None) != (password is None):
             raise ValueError("set both username and password, or neither")
         self._username = username.encode() if username is not None else None
         self._password = password.encode() if password is not None else None
-        self._on_outcome = on_outcome
-        self._last_failure_log = float("-inf")
-        self._failures_not_logged = 0
 
     def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
         # A Gate destination can be switched to GET or PUT (seed 000, "method").

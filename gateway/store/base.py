@@ -13,12 +13,14 @@ so callers should issue them as they come and not serialise them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
 
 from gateway.common.callbacks import DeliveryReport
+from gateway.mapping import Outcome
 
 if TYPE_CHECKING:
     from gateway.inbound import LinkReceipt
@@ -151,6 +153,9 @@ class Depths:
 
 
 class Store(Protocol):
+    # Common resultCode -> receipt; a config reload replaces it.
+    result_codes: Mapping[int, Outcome]
+
     def open(self) -> Deferred[Recovered]:
         """Create or migrate the schema; return what was pending at the last stop."""
 

@@ -28,6 +28,7 @@ from gateway.core import Gateway
 from gateway.delivery import LOST, TIMEOUT
 from gateway.operations import Operations
 from gateway.passwords import verify_password
+from gateway.reload import Plan
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
 from gateway.smpp.session import (
@@ -87,6 +88,23 @@ class SmppServer:
             # Many addresses failing (a scan): forget those quiet for five minutes.
             self._failures = {h: v for h, v in self._failures.items() if now - v[1] <= 300}
         self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
+
+    def reconfigure(self, plan: Plan) -> None:
+        """After a reload: removed accounts' sessions are unbound; changed ones go on
+        bound, with the new settings from their next PDU."""
+        for connection in list(self.connections):
+            account = connection.account
+            if account is None:
+                continue
+            if account.system_id in plan.removed:
+                log.info(
+                    "{account} is no longer configured: unbinding its session from {peer}",
+                    account=account.system_id,
+                    peer=connection.link.peer_host,
+                )
+                connection.unbind()
+            elif account.system_id in plan.changed:
+                connection.account = plan.config.accounts[account.system_id]
 
     def bind_succeeded(self, host: str) -> None:
         self._failures.pop(host, None)
