@@ -1,33 +1,74 @@
 """`smpp-gateway`: the operator's command line.
 
-    smpp-gateway check-config FILE     validate a config; exit 0 if it would start
-    smpp-gateway hash-password         read a password, print the hash for [[accounts]]
-    smpp-gateway run --config FILE     the same as `twistd -n smpp-gateway --config FILE`
+    smpp-gateway check-config FILE          validate a config; exit 0 if it would start
+    smpp-gateway hash-password              read a password, print the hash for [[accounts]]
+    smpp-gateway run --config FILE          the same as `twistd -n smpp-gateway --config FILE`
+    smpp-gateway gate register|list|delete  LINK Gates that post reports and MO to us
+    smpp-gateway send --config FILE ...     send one SMS through the running gateway
+    smpp-gateway queues --config FILE       what waits in the store, and since when
 
-Exit codes: 0 success, 1 the check failed, 2 usage error.
+Exit codes: 0 success; 1 the check or the request failed (invalid config, an
+API error, a refused bind or submit); 2 usage or config error; `send` also 3
+for a final receipt other than DELIVRD and 4 when no receipt came in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import os
+import re
 import sys
+import time
+import tomllib
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 from gateway import config as config_module
 from gateway.passwords import hash_password
+
+if TYPE_CHECKING:
+    # Imported where used: check-config and send need no HTTP stack.
+    from gateway.common.client import CommonError
+    from gateway.gate import GateApi
+
+OK = 0
+FAILED = 1
+USAGE = 2
+RECEIPT_FAILED = 3
+TIMED_OUT = 4
+INTERRUPTED = 130  # the shell's code for SIGINT
+
+_DEFAULT_SOURCE = "SMPPGW"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class UsageError(Exception):
+    """A command line or config problem: exit 2 with the message."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+# -- check-config, hash-password, run -------------------------------------------------
 
 
 def _check_config(args: argparse.Namespace) -> int:
     try:
         cfg = config_module.load(args.file)
     except config_module.ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        # The error reads `FILE: key: problem`, as the daemon logs it.
+        print(e, file=sys.stderr)
+        return FAILED
     print(
         f"{args.file}: OK ({len(cfg.accounts)} account(s), "
         f"connectors: {', '.join(sorted(cfg.connectors))})"
     )
-    return 0
+    return OK
 
 
 def _hash_password(args: argparse.Namespace) -> int:
@@ -37,14 +78,14 @@ def _hash_password(args: argparse.Namespace) -> int:
         password = getpass.getpass("SMPP password: ")
         if getpass.getpass("again: ") != password:
             print("error: the passwords differ", file=sys.stderr)
-            return 1
+            return FAILED
     else:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
         print("error: empty password", file=sys.stderr)
-        return 1
+        return FAILED
     print(hash_password(password))
-    return 0
+    return OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,25 +93,535 @@ def _run(args: argparse.Namespace) -> int:
 
     sys.argv = ["twistd", "--nodaemon", "smpp-gateway", "--config", args.config]
     run()
-    return 0
+    return OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smpp-gateway", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check-config", help="validate a configuration file")
+# -- config helpers -------------------------------------------------------------------
+
+
+def _load_config(path: str) -> config_module.Config:
+    try:
+        return config_module.load(path)
+    except config_module.ConfigError as e:
+        _fail(str(e))
+
+
+def _raw_config(path: str) -> dict[str, Any]:
+    """The TOML tree without validation.
+
+    `send` and `queues` need two or three keys; validating the whole file would
+    also resolve every `*_env` and `*_file` secret, which an operator's shell
+    (unlike the service) usually cannot.
+    """
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        _fail(f"{path}: (file): cannot read: {e.strerror}")
+    except tomllib.TOMLDecodeError as e:
+        _fail(f"{path}: (syntax): {e}")
+
+
+def _table(tree: dict[str, Any], name: str) -> dict[str, Any]:
+    value = tree.get(name, {})
+    return value if isinstance(value, dict) else {}
+
+
+# -- gate -----------------------------------------------------------------------------
+
+
+def _common_connector(
+    cfg: config_module.Config, name: str | None
+) -> config_module.ConnectorSettings:
+    """The named connector, or the config's only common one."""
+    if name is not None:
+        connector = cfg.connectors.get(name)
+        if connector is None:
+            _fail(f"{cfg.source}: no connector named {name!r}")
+        if connector.type != "common":
+            _fail(
+                f"{cfg.source}: connector {name!r} is of type {connector.type!r};"
+                " Gates belong to a common connector"
+            )
+        return connector
+    commons = sorted(n for n, c in cfg.connectors.items() if c.type == "common")
+    if not commons:
+        _fail(f"{cfg.source}: no connector of type common; Gates belong to a Common account")
+    if len(commons) > 1:
+        _fail(f"{cfg.source}: several common connectors ({', '.join(commons)}): use --connector")
+    return cfg.connectors[commons[0]]
+
+
+def _run_reactor(work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    """Run one coroutine on the global reactor; its int is the exit code."""
+    from twisted.internet import reactor as global_reactor
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+
+    reactor: Any = global_reactor
+
+    outcome: list[int] = []
+
+    def finished(result: int | Failure) -> None:
+        if isinstance(result, Failure):
+            print(f"error: {result.getErrorMessage()}", file=sys.stderr)
+            outcome.append(FAILED)
+        else:
+            outcome.append(result)
+        reactor.stop()
+
+    def start() -> None:
+        Deferred.fromCoroutine(work(reactor)).addBoth(finished)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return outcome[0] if outcome else FAILED
+
+
+def _api_error(error: CommonError, connector: config_module.ConnectorSettings) -> str:
+    """One line for a CommonError: HTTP status, LINK's code and text, and a hint."""
+    from gateway.gate import ERROR_NAMES
+
+    text = f"error: Gate API ({connector.name}): {error.description}"
+    if error.code is not None:
+        name = ERROR_NAMES.get(error.code)
+        text += f" [code {error.code}{' ' + name if name else ''}]"
+    if error.http_status in (401, 403):
+        assert connector.common is not None
+        text += (
+            f"\nhint: check username, password and auth (now {connector.common.auth!r})"
+            f" of [connectors.{connector.name}]"
+        )
+        if error.http_status == 403:
+            text += ", and platform_id / platform_partner_id"
+    return text
+
+
+def _gate(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    connector = _common_connector(cfg, args.connector)
+    action: Callable[
+        [GateApi, argparse.Namespace, config_module.Config, config_module.ConnectorSettings],
+        Coroutine[Any, Any, int],
+    ] = {
+        "register": _gate_register,
+        "list": _gate_list,
+        "delete": _gate_delete,
+    }[args.gate_command]
+    if args.gate_command == "register":
+        _check_public_url(cfg)
+
+    async def work(reactor: Any) -> int:
+        from gateway.common.client import CommonClient, CommonError
+        from gateway.gate import GateApi
+
+        assert connector.common is not None
+        client = CommonClient(reactor, connector.common)
+        api = GateApi(
+            client, connector.gate_path, connector.platform_id, connector.platform_partner_id
+        )
+        try:
+            result: int = await action(api, args, cfg, connector)
+        except CommonError as e:
+            print(_api_error(e, connector), file=sys.stderr)
+            result = FAILED
+        finally:
+            await client.close()
+        return result
+
+    return _run_reactor(work)
+
+
+def _callback_url(cfg: config_module.Config, kind: str) -> str:
+    path = cfg.http.callback_path if kind == "dlr" else cfg.mo.callback_path
+    return cfg.http.public_url + path
+
+
+def _check_public_url(cfg: config_module.Config) -> None:
+    parts = urlsplit(cfg.http.public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(f"{cfg.source}: http.public_url: must be an http:// or https:// URL LINK can reach")
+    if parts.hostname in _LOOPBACK:
+        print(
+            f"warning: http.public_url is {cfg.http.public_url}: LINK cannot reach a loopback"
+            " address",
+            file=sys.stderr,
+        )
+    elif parts.scheme == "http":
+        print("warning: http.public_url is not https://; LINK recommends HTTPS", file=sys.stderr)
+    if cfg.http.callback_username is None:
+        print(
+            "warning: no http.callback_username/callback_password: anyone who finds the"
+            " callback URL can post to it",
+            file=sys.stderr,
+        )
+
+
+async def _gate_register(
+    api: GateApi,
+    args: argparse.Namespace,
+    cfg: config_module.Config,
+    connector: config_module.ConnectorSettings,
+) -> int:
+    from gateway.gate import partner_gate
+
+    url = _callback_url(cfg, args.kind)
+    gate = partner_gate(
+        url=url,
+        platform_id=connector.platform_id,
+        platform_partner_id=connector.platform_partner_id,
+        username=cfg.http.callback_username,
+        password=cfg.http.callback_password,
+        ref_id=args.ref_id,
+    )
+    gate_id: str = await api.create(gate)
+    # The id alone on stdout, so that scripts can take it; the advice goes to stderr.
+    print(gate_id)
+    print(f"created {args.kind} gate {gate_id} posting to {url}", file=sys.stderr)
+    if args.kind == "dlr":
+        print(
+            f'next: set gate_id = "{gate_id}" in [connectors.{connector.name}] and restart'
+            " the gateway, so that messages ask for delivery reports through this gate",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"next: ask LINK support to route MO for your numbers and keywords to gate {gate_id}",
+            file=sys.stderr,
+        )
+    return OK
+
+
+async def _gate_list(
+    api: GateApi,
+    args: argparse.Namespace,
+    cfg: config_module.Config,
+    connector: config_module.ConnectorSettings,
+) -> int:
+    gates: list[dict[str, Any]] = await api.list()
+    if not gates:
+        print(
+            f"no gates for platform {connector.platform_id}"
+            f" partner {connector.platform_partner_id}",
+            file=sys.stderr,
+        )
+        return OK
+    ours = {_callback_url(cfg, "dlr"): "dlr callback", _callback_url(cfg, "mo"): "mo callback"}
+    rows = [("ID", "REF_ID", "DESTINATIONS", "NOTE")]
+    for gate in gates:
+        gate_id = str(gate.get("id") or "")
+        urls = [
+            str(d.get("url"))
+            for d in gate.get("destinations") or []
+            if isinstance(d, dict) and d.get("url")
+        ]
+        notes = sorted({ours[u] for u in urls if u in ours})
+        if gate_id and gate_id == connector.gate_id:
+            notes.insert(0, "gate_id")
+        rows.append(
+            (gate_id, str(gate.get("refId") or "-"), " ".join(urls) or "-", ", ".join(notes))
+        )
+    _print_table(rows)
+    return OK
+
+
+async def _gate_delete(
+    api: GateApi,
+    args: argparse.Namespace,
+    cfg: config_module.Config,
+    connector: config_module.ConnectorSettings,
+) -> int:
+    await api.delete(args.gate_id)
+    print(f"deleted gate {args.gate_id}")
+    if args.gate_id == connector.gate_id:
+        print(
+            f"warning: [connectors.{connector.name}] gate_id still names this gate;"
+            " register another and update the config, or delivery reports stop",
+            file=sys.stderr,
+        )
+    return OK
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip())
+
+
+# -- send -----------------------------------------------------------------------------
+
+# Twisted endpoint strings: colons inside a value are escaped as `\:`.
+_ENDPOINT_SPLIT = re.compile(r"(?<!\\):")
+
+
+def _listener(raw: dict[str, Any]) -> tuple[str, int] | None:
+    """(host, port) of the first plain TCP listener in [smpp] listen, if any."""
+    listen = _table(raw, "smpp").get("listen", ["tcp:2775"])
+    if isinstance(listen, str):
+        listen = [listen]
+    for endpoint in listen if isinstance(listen, list) else []:
+        if not isinstance(endpoint, str):
+            continue
+        kind, *params = (p.replace("\\:", ":") for p in _ENDPOINT_SPLIT.split(endpoint))
+        if kind not in ("tcp", "tcp6"):
+            continue
+        port: str | None = None
+        interface = ""
+        for param in params:
+            key, equals, value = param.partition("=")
+            if not equals:
+                port = port or key
+            elif key == "port":
+                port = value
+            elif key == "interface":
+                interface = value
+        if port is None or not port.isdigit():
+            continue
+        if interface in ("", "0.0.0.0", "::"):
+            interface = "::1" if kind == "tcp6" else "127.0.0.1"
+        return interface, int(port)
+    return None
+
+
+def _smpp_password(args: argparse.Namespace) -> str:
+    if args.password_env is not None:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            _fail(f"--password-env: environment variable {args.password_env} is not set")
+        return value
+    try:
+        return Path(args.password_file).read_text().rstrip("\r\n")
+    except OSError as e:
+        _fail(f"--password-file: cannot read {args.password_file}: {e.strerror}")
+
+
+def _send(args: argparse.Namespace) -> int:
+    from gateway import esme
+
+    raw = _raw_config(args.config)
+    accounts = raw.get("accounts")
+    system_ids = [a.get("system_id") for a in accounts or [] if isinstance(a, dict)]
+    if args.account not in system_ids:
+        _fail(f"{args.config}: no [[accounts]] entry with system_id {args.account!r}")
+    password = _smpp_password(args)
+    listener = _listener(raw)
+    host = args.host or (listener[0] if listener else "127.0.0.1")
+    port = args.port or (listener[1] if listener else None)
+    if port is None:
+        _fail(f"{args.config}: smpp.listen has no tcp: listener; give --port")
+    if args.timeout <= 0:
+        _fail("--timeout must be more than 0")
+    try:
+        submit = esme.submit_for(args.text, args.source, args.to)
+    except ValueError as e:
+        _fail(f"--to/--from/TEXT: {e}")
+
+    def submitted(message_id: str) -> None:
+        print(f"message id: {message_id}", flush=True)
+
+    def intermediate(receipt: esme.ReceiptInfo) -> None:
+        print(f"status: {receipt.stat} err {receipt.err or '-'}", flush=True)
+
+    started = time.monotonic()
+    try:
+        receipt = esme.send_and_wait(
+            host,
+            port,
+            system_id=args.account,
+            password=password,
+            submit=submit,
+            timeout=args.timeout,
+            submitted=submitted,
+            intermediate=intermediate,
+        )
+    except esme.SmppFailure as e:
+        print(f"error: {host}:{port}: {e}", file=sys.stderr)
+        return FAILED
+    if receipt is None:
+        print(
+            f"error: no receipt within {args.timeout:g}s; the message may still be on its way"
+            " (see `smpp-gateway queues`)",
+            file=sys.stderr,
+        )
+        return TIMED_OUT
+    print(
+        f"receipt: stat {receipt.stat} err {receipt.err or '-'}"
+        f" done date {receipt.done_date or '-'} ({time.monotonic() - started:.1f}s)"
+    )
+    return OK if receipt.stat == "DELIVRD" else RECEIPT_FAILED
+
+
+# -- queues ---------------------------------------------------------------------------
+
+
+def _queues(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from gateway import queues as q
+
+    raw = _raw_config(args.config)
+    path = _table(raw, "store").get("path", config_module.StoreSettings().path)
+    if not isinstance(path, str):
+        _fail(f"{args.config}: store.path: must be a string")
+    try:
+        depths = q.read_depths(path)
+    except q.StoreMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return FAILED
+    except sqlite3.Error as e:
+        print(f"error: {path}: {e}", file=sys.stderr)
+        return FAILED
+    now = time.time()
+
+    def age(oldest: float | None) -> float | None:
+        return None if oldest is None else round(max(0.0, now - oldest), 3)
+
+    totals = q.totals(depths)
+    if args.json:
+        document = {
+            "store": path,
+            "time": now,
+            "queues": [
+                {
+                    "queue": d.kind,
+                    "account": d.account,
+                    "connector": d.connector,
+                    "count": d.count,
+                    "oldest_age_s": age(d.oldest),
+                }
+                for d in depths
+            ],
+            "totals": {
+                kind: {"count": count, "oldest_age_s": age(oldest)}
+                for kind, (count, oldest) in totals.items()
+            },
+        }
+        print(json.dumps(document, indent=2))
+        return OK
+    rows = [("QUEUE", "ACCOUNT", "CONNECTOR", "COUNT", "OLDEST")]
+    for d in depths:
+        rows.append(
+            (
+                q.LABELS[d.kind],
+                d.account,
+                d.connector or "-",
+                str(d.count),
+                q.format_age(age(d.oldest)),
+            )
+        )
+    for kind, (count, oldest) in totals.items():
+        rows.append((q.LABELS[kind], "(all)", "-", str(count), q.format_age(age(oldest))))
+    print(f"store: {path}")
+    _print_table(rows)
+    return OK
+
+
+# -- the parser -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smpp-gateway",
+        description="Operate the SMPP gateway in front of LINK Mobility.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage or config error;"
+        " send: 3 failure receipt, 4 no receipt in time.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file (exit 1 if invalid)"
+    )
     check.add_argument("file")
     check.set_defaults(func=_check_config)
+
     hashing = commands.add_parser("hash-password", help="hash an SMPP account password")
     hashing.add_argument(
         "--password", help="the password (default: prompt, or read a line from stdin)"
     )
     hashing.set_defaults(func=_hash_password)
+
     run = commands.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", required=True)
     run.set_defaults(func=_run)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
+
+    gate = commands.add_parser(
+        "gate",
+        help="LINK Gates (Gate API) that post delivery reports and MO to the gateway",
+        description="Create, list and delete PartnerGates with the Common account of a"
+        " common connector (its base_url + gate_path, its credentials and auth).",
+    )
+    gate_commands = gate.add_subparsers(dest="gate_command", required=True, metavar="ACTION")
+    register = gate_commands.add_parser(
+        "register", help="create a gate posting to http.public_url + the callback path"
+    )
+    listing = gate_commands.add_parser("list", help="list the platform partner's gates")
+    delete = gate_commands.add_parser("delete", help="delete one gate")
+    for sub in (register, listing, delete):
+        sub.add_argument("--config", required=True, metavar="FILE")
+        sub.add_argument(
+            "--connector", metavar="NAME", help="a common connector (default: the only one)"
+        )
+        sub.set_defaults(func=_gate)
+    register.add_argument(
+        "--kind",
+        choices=("dlr", "mo"),
+        default="dlr",
+        help="dlr: [http] callback_path (default); mo: [mo] callback_path",
+    )
+    register.add_argument("--ref-id", metavar="REF", help="the gate's refId")
+    delete.add_argument("gate_id", metavar="GATE_ID")
+
+    send = commands.add_parser(
+        "send",
+        help="send one SMS through the running gateway and wait for its receipt",
+        description="Bind to the gateway as a transceiver of an account, submit TEXT and"
+        " wait for the delivery receipt. Receipts and MO of the account's other"
+        " messages are refused with ESME_RX_T_APPN, so the gateway keeps them for the"
+        " account's own ESMEs.",
+    )
+    send.add_argument("--config", required=True, metavar="FILE")
+    send.add_argument("--account", required=True, metavar="SYSTEM_ID")
+    secret = send.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--password-env", metavar="VAR", help="environment variable to read")
+    secret.add_argument("--password-file", metavar="PATH", help="file holding the password")
+    send.add_argument("--host", help="default: the [smpp] listener's interface, or 127.0.0.1")
+    send.add_argument("--port", type=int, help="default: the first tcp: port in [smpp] listen")
+    send.add_argument("--to", required=True, metavar="NUMBER", help="+4799999999 or digits")
+    send.add_argument(
+        "--from",
+        dest="source",
+        default=_DEFAULT_SOURCE,
+        metavar="SOURCE",
+        help=f"alphanumeric, short code or +number (default {_DEFAULT_SOURCE})",
+    )
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    send.add_argument("text", metavar="TEXT")
+    send.set_defaults(func=_send)
+
+    queues = commands.add_parser(
+        "queues", help="messages, receipts and MO waiting in the store (read-only)"
+    )
+    queues.add_argument("--config", required=True, metavar="FILE")
+    queues.add_argument("--json", action="store_true", help="machine-readable output")
+    queues.set_defaults(func=_queues)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except UsageError as e:
+        print(f"smpp-gateway {args.command}: error: {e}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        # The reader (head, a pager) went away; Python would complain again when
+        # flushing stdout at exit, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
     return result
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import mapping
+from gateway import mapping, sources, tls
 from gateway.common.settings import CommonSettings
 from gateway.linksmpp.settings import BIND_MODES, LinkSmppSettings
 from gateway.mo import MoRouter, claimed_keyword, claimed_number
@@ -51,6 +51,19 @@ class SmppSettings:
     # "throttle": answer requests beyond it with ESME_RTHROTTLED.
     window_overrun: str = "wait"
     max_destinations: int = 254
+    # SIGTERM: how long requests already taken (ESMEs' and ours to LINK) may take to finish.
+    shutdown_timeout: float = 10.0
+    # SMPP over TLS (gateway.tls): listeners, PEM files, protocol floor, 1.2 suites.
+    tls_listen: tuple[str, ...] = ()
+    tls_certificate: str = ""
+    tls_private_key: str = ""
+    tls_min_version: str = "1.2"
+    tls_ciphers: tuple[str, ...] = tls.DEFAULT_CIPHERS
+    # After lockout_failures failed binds from one address within lockout_window,
+    # its binds are refused unchecked for lockout_time; 0 failures: no lockout.
+    lockout_failures: int = 10
+    lockout_window: float = 300.0
+    lockout_time: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,15 @@ class HttpSettings:
     callback_username: str | None = None
     callback_password: str | None = None
     max_body: int = 65536
+    # Who may call the callback paths (callback_sources and the file's entries
+    # together); None: anyone. metrics_sources likewise for /metrics and probes.
+    callback_sources: tuple[sources.Network, ...] | None = None
+    callback_sources_file: str = ""
+    metrics_sources: tuple[sources.Network, ...] | None = None
+    # Peers whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[sources.Network, ...] = ()
+    request_timeout: float = 30.0
+    keepalive_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,8 @@ class ConnectorSettings:
     platform_id: str = ""
     platform_partner_id: str = ""
     gate_id: str = ""
+    # common: the Gate API under base_url (`smpp-gateway gate ...`)
+    gate_path: str = "/gate"
     max_batch: int = 1000
     batch_delay: float = 0.02
     retry: RetrySettings = RetrySettings()
@@ -378,15 +402,50 @@ def _smpp(r: _Reader) -> SmppSettings:
         failed_bind_delay=r.duration("failed_bind_delay", d.failed_bind_delay),
         window_overrun=r.choice("window_overrun", d.window_overrun, WINDOW_OVERRUN),
         max_destinations=r.integer("max_destinations", d.max_destinations, minimum=1),
+        shutdown_timeout=r.duration("shutdown_timeout", d.shutdown_timeout),
+        tls_listen=r.strings("tls_listen", d.tls_listen),
+        tls_certificate=r.text("tls_certificate", d.tls_certificate),
+        tls_private_key=r.text("tls_private_key", d.tls_private_key),
+        tls_min_version=r.choice("tls_min_version", d.tls_min_version, tuple(tls.TLS_VERSIONS)),
+        tls_ciphers=r.strings("tls_ciphers", d.tls_ciphers),
+        lockout_failures=r.integer("lockout_failures", d.lockout_failures),
+        lockout_window=r.duration("lockout_window", d.lockout_window, positive=True),
+        lockout_time=r.duration("lockout_time", d.lockout_time, positive=True),
     )
+    _smpp_tls(r, settings)
     if settings.max_destinations > MAX_DESTINATIONS:
         raise r.fail("max_destinations", "at most 254 (SMPP 3.4 number_of_dests)")
     if len(settings.system_id) > 15:
         raise r.fail("system_id", "at most 15 characters (SMPP C-Octet String of 16)")
-    if not settings.listen:
-        raise r.fail("listen", "give at least one listener")
+    if not settings.listen and not settings.tls_listen:
+        raise r.fail("listen", "give at least one listener (listen or tls_listen)")
     r.check_unknown()
     return settings
+
+
+def _smpp_tls(r: _Reader, settings: SmppSettings) -> None:
+    """The TLS listener's files and settings, checked by building its context."""
+    if not settings.tls_listen:
+        return
+    for description in settings.tls_listen:
+        if description.strip().lower().startswith(("ssl:", "tls:")):
+            raise r.fail("tls_listen", f"give a plain endpoint (tcp:...), not {description}")
+    for key in ("tls_certificate", "tls_private_key"):
+        path = getattr(settings, key)
+        if not path:
+            raise r.fail(key, "is required with tls_listen (a PEM file)")
+        try:
+            exists = Path(path).is_file()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
+            raise r.fail(key, f"no such file: {path}")
+    if not settings.tls_ciphers:
+        raise r.fail("tls_ciphers", "give at least one cipher")
+    try:
+        tls.check(settings)
+    except tls.TlsProblem as e:
+        raise r.fail(e.key, e.problem) from None
 
 
 def _http(r: _Reader) -> HttpSettings:
@@ -402,11 +461,51 @@ def _http(r: _Reader) -> HttpSettings:
         callback_username=user,
         callback_password=password,
         max_body=r.integer("max_body", d.max_body, minimum=1024),
+        callback_sources=_callback_sources(r),
+        callback_sources_file=r.text("callback_sources_file"),
+        metrics_sources=_networks(r, "metrics_sources"),
+        trusted_proxies=_networks(r, "trusted_proxies") or (),
+        request_timeout=r.duration("request_timeout", d.request_timeout, positive=True),
+        keepalive_timeout=r.duration("keepalive_timeout", d.keepalive_timeout, positive=True),
     )
     if not settings.callback_path.startswith("/"):
         raise r.fail("callback_path", "must start with '/'")
     r.check_unknown()
     return settings
+
+
+def _networks(r: _Reader, name: str) -> tuple[sources.Network, ...] | None:
+    """A list of addresses/CIDRs; None when the key is absent (no allow-list)."""
+    if name not in r.table:
+        r.used.add(name)
+        return None
+    try:
+        return sources.parse_networks(r.strings(name, ()))
+    except ValueError as e:
+        raise r.fail(name, str(e)) from None
+
+
+def _callback_sources(r: _Reader) -> tuple[sources.Network, ...] | None:
+    """callback_sources and callback_sources_file together; an empty result would
+    refuse every callback, which is never what was meant."""
+    listed = _networks(r, "callback_sources")
+    path = r.text("callback_sources_file")
+    if listed is None and not path:
+        return None
+    networks = listed or ()
+    if path:
+        try:
+            networks += sources.read_networks(path)
+        except OSError as e:
+            raise r.fail("callback_sources_file", f"cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise r.fail("callback_sources_file", f"{path} is not UTF-8 text") from None
+        except ValueError as e:
+            raise r.fail("callback_sources_file", f"{path}: {e}") from None
+    if not networks:
+        key = "callback_sources_file" if path else "callback_sources"
+        raise r.fail(key, "lists no address: every callback would be refused")
+    return networks
 
 
 def _store(r: _Reader) -> StoreSettings:
@@ -455,6 +554,7 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
             platform_id=r.text("platform_id", required=True),
             platform_partner_id=r.text("platform_partner_id", required=True),
             gate_id=r.text("gate_id", d.gate_id),
+            gate_path=r.text("gate_path", d.gate_path).rstrip("/"),
             max_batch=r.integer("max_batch", d.max_batch, minimum=1),
             batch_delay=r.duration("batch_delay", d.batch_delay),
             retry=retry_settings,
@@ -462,6 +562,8 @@ def _connector(r: _Reader, name: str, http: HttpSettings) -> ConnectorSettings:
         )
         if settings.max_batch > 1000:
             raise r.fail("max_batch", "Common takes at most 1000 messages per sendbatch")
+        if settings.gate_path and not settings.gate_path.startswith("/"):
+            raise r.fail("gate_path", "must start with '/'")
     elif kind == "linksmpp":
         settings = ConnectorSettings(
             name=name, type=kind, linksmpp=_linksmpp(r), retry=retry_settings, breaker=breaker

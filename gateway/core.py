@@ -332,9 +332,9 @@ class Gateway:
                 finals.append(result.message_id)
             if result.outcome == "unknown":
                 log.warn(
-                    "delivery report for unknown message id={id} refId={ref_id}",
-                    id=result.report.id,
-                    ref_id=result.report.ref_id,
+                    "delivery report for unknown message {message_id} (LINK id {upstream_id})",
+                    message_id=result.report.ref_id,
+                    upstream_id=result.report.id,
                 )
             if result.receipt is not None:
                 receipts.append(result.receipt)
@@ -372,6 +372,7 @@ class Gateway:
                     upstream_id=mo.upstream_id,
                     source=mo.source,
                     destination=mo.destination,
+                    connector=mo.connector,
                 )
                 continue
             self._mo_ref = (self._mo_ref + 1) & 0xFF
@@ -394,6 +395,7 @@ class Gateway:
                     destination=mo.destination,
                     account=account,
                     segments=len(items),
+                    connector=mo.connector,
                 )
                 self.deliverer.add(items)
 

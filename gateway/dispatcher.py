@@ -95,6 +95,8 @@ class Dispatcher:
         # Every message queued here and not in a request right now, by id: what
         # cancel_sm and replace_sm may still change.
         self._waiting: dict[str, Message] = {}
+        # After stop (shutdown) nothing new goes to LINK: what waits stays in the store.
+        self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class Dispatcher:
         self._loop.start(self._tick_interval, now=False)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._loop.running:
             self._loop.stop()
         if self._pump_call is not None and self._pump_call.active():
@@ -205,6 +208,8 @@ class Dispatcher:
     # --- the pump --------------------------------------------------------------
 
     def _schedule(self, delay: float) -> None:
+        if self._stopped:
+            return
         if self._pump_call is None or not self._pump_call.active():
             self._pump_call = self._reactor.callLater(delay, self._pump)
 
@@ -235,6 +240,8 @@ class Dispatcher:
                 self._expire(expired, now)
 
     def _pump(self) -> None:
+        if self._stopped:
+            return
         now = self._reactor.seconds()
         router = self._router
         for name, queue in self._ready.items():
@@ -370,6 +377,7 @@ class Dispatcher:
                     "LINK rejected {message_id} of {account}: {code} {description}",
                     message_id=message.id,
                     account=message.account,
+                    connector=message.connector,
                     code=outcome.code,
                     description=outcome.description,
                 )

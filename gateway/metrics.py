@@ -1,10 +1,14 @@
 """Every Prometheus metric the gateway exports, defined in one place.
 
 Names follow Prometheus conventions: `smppgw_` prefix, `_total` counters,
-`_seconds` histograms. Label sets are bounded: account (from the config),
-connector (from the config), command and status (SMPP tables), stat (seven
-words), outcome and reason (fixed words in the code). Nothing per message or per
-address ever becomes a label.
+`_seconds` histograms and ages, no unit suffix on counts. Label sets are bounded:
+account and connector (from the config), command and status (SMPP tables), stat
+(seven words), bind (transmitter, receiver, transceiver), endpoint (the upstream
+request kinds), queue (mt, receipts, mo), kind, outcome and reason (fixed words
+in the code). Nothing per message or per address ever becomes a label.
+
+etc/prometheus/smpp-gateway.rules.yml and etc/grafana/smpp-gateway.json use
+these names; tests/unit/test_etc_monitoring.py keeps them in step.
 
 A `Metrics` object owns its registry so that tests (and several gateways in
 one process) do not collide; the daemon uses the default registry. Hot paths
@@ -121,7 +125,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "smppgw_queue_depth",
-            "Items waiting: mt (to send upstream), inflight (at LINK, no final report), receipts",
+            "Items waiting: mt (for LINK), receipts and mo (for an ESME to bind and take them)",
             ["queue"],
             registry=r,
         )
@@ -149,8 +153,15 @@ class Metrics:
         )
         self.receipt_deliveries = Counter(
             "smppgw_receipt_deliveries_total",
-            "deliver_sm receipts sent to ESMEs by outcome (ok, retry, rejected, timeout)",
+            "deliver_sm (receipts and MO) to ESMEs by outcome (ok, retry, rejected, timeout,"
+            " lost, expired)",
             ["outcome"],
+            registry=r,
+        )
+
+        self.ready = Gauge(
+            "smppgw_ready",
+            "1 while /readyz answers 200 (store writable, listeners up, a connector usable)",
             registry=r,
         )
 

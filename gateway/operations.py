@@ -213,7 +213,9 @@ class Operations:
             return p.CancelSmResp()
 
         def failed(failure: Failure) -> p.CancelSmResp:
-            log.failure("could not store a cancellation", failure)
+            log.failure(
+                "could not store a cancellation of {account}", failure, account=account.system_id
+            )
             return p.CancelSmResp(status=S.ESME_RSYSERR)
 
         return gateway.store.finish(finishes).addCallbacks(done, failed)

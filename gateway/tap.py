@@ -6,9 +6,12 @@ gateway; READY=1 goes to systemd only when every listener is up. A failure at
 start (unreadable store, busy port) is logged and the process exits with
 status 1, so systemd's Restart=on-failure and an operator both see it.
 
-Shutdown (SIGTERM): listeners close, bound ESMEs are unbound, in-flight
-requests to LINK get up to `SHUTDOWN_GRACE` seconds, then the store is closed.
-Whatever was accepted and not yet sent stays queued in the store.
+Shutdown (SIGTERM): STOPPING=1; the SMPP listeners close; every session stops
+reading, so nothing new is taken, while what it already read is answered as it
+completes; then the sessions are unbound. Nothing new goes to LINK and requests
+in flight to it finish. Both waits end at `[smpp] shutdown_timeout`; then the
+HTTP listener, the connectors and the store close. Whatever was accepted and not
+yet sent stays queued in the store.
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 
 from gateway import config as config_module
-from gateway import reload, systemd
+from gateway import health, logs, reload, systemd, tls
 from gateway.connectors import build_connector
 from gateway.core import Gateway
 from gateway.inbound import IncomingMo, LinkReceipt
@@ -38,7 +43,59 @@ from gateway.transport.server import SmppServer, SmppServerFactory
 from gateway.web import build_http_factory
 
 log = Logger()
-SHUTDOWN_GRACE = 10.0
+# How often _until (the start and the shutdown drain) looks whether it may go on.
+_DRAIN_POLL = 0.02
+
+
+class CannotListen(Exception):
+    """A listener could not open; the message names it, as the operator wrote it."""
+
+
+def check_listener(reactor: Any, description: str) -> None:
+    """Raise CannotListen, naming the listener, if its endpoint string cannot work.
+
+    Checked before anything opens, so that a socket systemd did not pass (Twisted
+    says only "list index out of range") or one of the wrong kind is named clearly.
+    """
+    try:
+        _check_adopted(serverFromString(reactor, description))
+    except (IndexError, KeyError) as e:
+        if not description.startswith("systemd:"):
+            raise CannotListen(f"cannot listen on {description}: {e}") from e
+        raise CannotListen(
+            f"cannot listen on {description}: systemd passed no such socket (start the"
+            " service through its .socket unit; index=N counts the sockets from 0 in the"
+            " order of its ListenStream= lines, name= is its FileDescriptorName=)"
+        ) from e
+    except Exception as e:
+        raise CannotListen(f"cannot listen on {description}: {e}") from e
+
+
+def _check_adopted(endpoint: Any) -> None:
+    """A socket from systemd must be what the endpoint string says, or Twisted would
+    misread every peer address (INET for an INET6 socket) or never accept."""
+    if not isinstance(endpoint, AdoptedStreamServerEndpoint):
+        return
+    with socket.socket(fileno=os.dup(endpoint.fileno)) as sock:
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
+            raise ValueError("the socket from systemd is not a listening stream (ListenStream=)")
+        if sock.family != endpoint.addressFamily:
+            raise ValueError(
+                f"the socket from systemd is {sock.family.name}: write"
+                f" domain={sock.family.name.removeprefix('AF_')}"
+            )
+
+
+def describe(port: Any) -> str:
+    """Where a listening port really listens (a systemd socket shows its address too)."""
+    host = port.getHost() if hasattr(port, "getHost") else None
+    address = getattr(host, "host", None)
+    number = getattr(host, "port", None)
+    if address is None or number is None:
+        return str(host)
+    return f"[{address}]:{number}" if ":" in address else f"{address}:{number}"
 
 
 class Options(usage.Options):
@@ -108,6 +165,12 @@ class GatewayService(Service):
         self._loops: list[LoopingCall] = []
         self._previous_sighup: Any = None
         self._started = False
+        self._stopping = False
+        self.store_probe = health.StoreProbe(
+            reactor.seconds, health.store_write(self.store, reactor.seconds)
+        )
+        # Worked out at each scrape: cheap, and never stale between probes.
+        self.metrics.ready.set_function(lambda: 1.0 if self._readiness()[0] else 0.0)
 
     # --- start --------------------------------------------------------------------
 
@@ -153,20 +216,35 @@ class GatewayService(Service):
 
     @inlineCallbacks
     def _start(self) -> Any:
+        smpp = self.config.smpp
+        for description in (self.config.http.listen, *smpp.listen, *smpp.tls_listen):
+            check_listener(self.reactor, description)
+        systemd.notify(f"STATUS=Opening the store {self.config.store.path}")
         recovered = yield self.store.open()
         self.gateway.start(recovered)
+        # The first readiness write, so /readyz can say 200 as soon as the listeners are up.
+        self.store_probe.beat()
+        # READY=1 must find /readyz saying 200: wait for that write to commit. A store
+        # that takes none in time is /readyz's to report, not a reason to stay down.
+        yield self._until(
+            lambda: self.store_probe.problem() is None,
+            self.reactor.seconds() + health.STORE_PROBE_MAX_AGE,
+        )
+        if not self.running:
+            return  # SIGTERM while starting: _stop has run, open nothing now
         self.http_factory = build_http_factory(self.gateway, self._readiness)
         self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(
             self.http_factory
         )
         self.ports.append(self.http_port)
         factory = SmppServerFactory(self.reactor, self.smpp)
-        for description in self.config.smpp.listen:
-            port = yield serverFromString(self.reactor, description).listen(factory)
+        for endpoint in tls.smpp_endpoints(self.reactor, self.config.smpp):
+            port = yield endpoint.listen(factory)
             self.smpp_ports.append(port)
             self.ports.append(port)
         self._every(5.0, self.gateway.update_gauges)
         self._every(3600.0, self._purge)
+        self._every(health.STORE_PROBE_INTERVAL, self.store_probe.beat)
         interval = systemd.watchdog_interval()
         if interval:
             self._every(interval, lambda: systemd.notify("WATCHDOG=1"))
@@ -174,13 +252,21 @@ class GatewayService(Service):
         # Everything built so far (code, config, recovered queues) lives as long as the
         # process: keep the cyclic collector from walking it again on every full pass.
         gc.freeze()
+        # Listeners as configured and where they really are (a systemd: socket's address
+        # is in the .socket unit, not in the config).
+        smpp_at = ", ".join(describe(port) for port in self.smpp_ports)
+        http_at = describe(self.http_port)
         log.info(
-            "smpp-gateway ready: SMPP on {smpp}, HTTP on {http}, store {store}",
-            smpp=", ".join(self.config.smpp.listen),
+            "smpp-gateway ready: SMPP on {smpp} ({smpp_at}), HTTP on {http} ({http_at}),"
+            " store {store}",
+            smpp=", ".join((*self.config.smpp.listen, *self.config.smpp.tls_listen)),
+            smpp_at=smpp_at,
             http=self.config.http.listen,
+            http_at=http_at,
             store=self.config.store.path,
         )
-        systemd.notify("READY=1")
+        # Only now: every listener accepts connections and /readyz says so.
+        systemd.notify("READY=1", f"STATUS=Ready: SMPP on {smpp_at}, HTTP on {http_at}")
         self.ready.callback(None)
 
     def _every(self, interval: float, fn: Any) -> None:
@@ -203,9 +289,16 @@ class GatewayService(Service):
             os._exit(1)
 
     def _readiness(self) -> tuple[bool, str]:
+        if self._stopping:
+            return False, "stopping"
         if not self._started:
             return False, "starting"
-        return True, "ready"
+        return health.readiness(
+            store=self.store_probe,
+            ports=self.ports,
+            connectors=self.connectors,
+            breaker=self.gateway.router.breaker,
+        )
 
     # --- stop ------------------------------------------------------------------------
 
@@ -218,17 +311,39 @@ class GatewayService(Service):
 
     @inlineCallbacks
     def _stop(self) -> Any:
-        systemd.notify("STOPPING=1")
+        systemd.notify("STOPPING=1", "STATUS=Stopping: finishing the requests already taken")
+        self._stopping = True
         for loop in self._loops:
             if loop.running:
                 loop.stop()
-        for port in self.smpp_ports:
-            yield port.stopListening()
-        yield DeferredList([c.unbind() for c in list(self.smpp.connections)], consumeErrors=True)
+        deadline = self.reactor.seconds() + self.config.smpp.shutdown_timeout
+        # No new ESME connections. With socket activation they wait in systemd's socket
+        # for the next start instead of being refused.
+        yield DeferredList(
+            [maybeDeferred(port.stopListening) for port in self.smpp_ports], consumeErrors=True
+        )
+        # Nothing new to LINK from here on: what is queued, or accepted during the drain,
+        # waits in the store for the next start. submit_now (accept = "upstream") still
+        # runs for requests already read, as their answers depend on it.
         self.gateway.dispatcher.stop()
-        deadline = self.reactor.seconds() + SHUTDOWN_GRACE
-        while not self.gateway.dispatcher.idle and self.reactor.seconds() < deadline:
-            yield deferLater(self.reactor, 0.05, lambda: None)
+        sessions = list(self.smpp.connections)
+        for session in sessions:
+            session.drain()
+        yield self._until(lambda: not any(s.pending for s in self.smpp.connections), deadline)
+        unanswered = sum(s.pending for s in self.smpp.connections)
+        yield DeferredList([s.unbind() for s in list(self.smpp.connections)], consumeErrors=True)
+        yield self._until(lambda: self.gateway.dispatcher.idle, deadline)
+        if unanswered or not self.gateway.dispatcher.idle:
+            log.warn(
+                "shutdown_timeout ({timeout}s) reached: {unanswered} ESME requests left"
+                " unanswered, requests to LINK still in flight: {busy}; their messages stay"
+                " queued and go again after the next start",
+                timeout=self.config.smpp.shutdown_timeout,
+                unanswered=unanswered,
+                busy=not self.gateway.dispatcher.idle,
+            )
+        # The HTTP listener closes last: LINK's reports for the requests that just
+        # finished are still taken and stored.
         if self.http_port is not None:
             yield self.http_port.stopListening()
             # Reports still arriving get no answer, so LINK sends them again later.
@@ -237,9 +352,23 @@ class GatewayService(Service):
         yield self.store.close()
         log.info("smpp-gateway stopped")
 
+    def _until(self, done: Callable[[], bool], deadline: float) -> Deferred[None]:
+        """Fires once `done()` is true or the deadline has passed, whichever is first."""
+        result: Deferred[None] = Deferred()
+
+        def check() -> None:
+            if done() or self.reactor.seconds() >= deadline:
+                result.callback(None)
+            else:
+                self.reactor.callLater(_DRAIN_POLL, check)
+
+        check()
+        return result
+
 
 def makeService(options: Options) -> MultiService:
     config: config_module.Config = options["parsed"]
-    top = MultiService()
+    # twistd's own options (--logfile, --nodaemon, --syslog) say where JSON lines go.
+    top = logs.TopService(logs.observer_for(config.log_format, options.parent or {}))
     GatewayService(config, registry=REGISTRY).setServiceParent(top)
     return top

@@ -8,58 +8,126 @@ it is the URL the Gate is told to call (`http.public_url` + path).
 What always holds: an unknown path gets 404, a known path with a method it
 does not take gets 405 with `Allow`; the callback path also takes any path
 below it (`/callbacks/dlr/...`), as the twisted.web resource it replaced did.
+With `callback_sources` set, a callback from any other client address gets 403
+(counted as `forbidden`) before its credentials or body are looked at; with
+`metrics_sources` set, so do `/metrics` and the probes. Unknown paths stay 404
+for everyone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from gateway.common.callbacks import CallbackEndpoint, parse_callback_objects
 from gateway.core import Gateway
 from gateway.http11 import HttpRequest, Response
 from gateway.inbound import IncomingMo
 from gateway.mo import incoming_mo_from_object
-from gateway.transport.http import HttpServerFactory
+from gateway.sources import SourcePolicy
+from gateway.transport.http import Admit, HttpServerFactory
+
+log = Logger()
 
 Handler = Callable[[HttpRequest], "Response | Deferred[Response]"]
 
 _NOT_FOUND = Response(404, b"not found\n")
+_FORBIDDEN = Response(403, b"forbidden\n")
+# Seconds between two log lines about refused clients: a scan must not flood the log.
+_REFUSAL_LOG_INTERVAL = 60.0
+_CALLBACK_OUTCOMES = ("ok", "bad_request", "unauthorized", "too_large", "error", "forbidden")
 _READ_ONLY = frozenset((b"GET", b"HEAD"))
 _CALLBACK_METHODS = frozenset((b"GET", b"POST", b"PUT"))
 
 
 class Router:
-    """Path -> (methods, handler); exact paths first, then the callback prefix."""
+    """Path -> (methods, handler, guard); exact paths first, then the callback prefix.
+
+    `admit` (for the HTTP server's `admit`) runs the route's guard, if it has one.
+    """
 
     def __init__(self) -> None:
-        self._routes: dict[bytes, tuple[frozenset[bytes], Handler, Response]] = {}
+        self._routes: dict[bytes, tuple[frozenset[bytes], Handler, Response, Admit | None]] = {}
         self._prefixes: list[tuple[bytes, bytes]] = []
 
     def add(
-        self, path: bytes, methods: frozenset[bytes], handler: Handler, *, subtree: bool = False
+        self,
+        path: bytes,
+        methods: frozenset[bytes],
+        handler: Handler,
+        *,
+        subtree: bool = False,
+        guard: Admit | None = None,
     ) -> None:
         allow = b", ".join(sorted(methods))
         not_allowed = Response(405, b"method not allowed\n", headers=((b"Allow", allow),))
-        self._routes[path] = (methods, handler, not_allowed)
+        self._routes[path] = (methods, handler, not_allowed, guard)
         if subtree:
             self._prefixes.append((path.rstrip(b"/") + b"/", path))
 
-    def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
-        route = self._routes.get(request.path)
+    def _route(
+        self, target: bytes
+    ) -> tuple[frozenset[bytes], Handler, Response, Admit | None] | None:
+        route = self._routes.get(target)
         if route is None:
             for prefix, path in self._prefixes:
-                if request.path.startswith(prefix):
-                    route = self._routes[path]
-                    break
-            else:
-                return _NOT_FOUND
-        methods, handler, not_allowed = route
+                if target.startswith(prefix):
+                    return self._routes[path]
+        return route
+
+    def admit(self, request: HttpRequest, peer: str) -> Response | None:
+        route = self._route(request.path)
+        if route is None or route[3] is None:
+            return None
+        return route[3](request, peer)
+
+    def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
+        route = self._route(request.path)
+        if route is None:
+            return _NOT_FOUND
+        methods, handler, not_allowed, _ = route
         if request.method not in methods:
             return not_allowed
         return handler(request)
+
+
+class SourceGuard:
+    """Answers 403 to clients outside `policy`, counting each and logging a few."""
+
+    def __init__(
+        self, policy: SourcePolicy, key: str, on_refused: Callable[[], Any], clock: Any
+    ) -> None:
+        self._policy = policy
+        self._key = key  # the config key that would let the client in, for the log
+        self._on_refused = on_refused
+        self._clock = clock
+        self._last_log = float("-inf")
+        self._not_logged = 0
+
+    def __call__(self, request: HttpRequest, peer: str) -> Response | None:
+        allowed, client = self._policy.check(peer, request.headers.get(b"x-forwarded-for"))
+        if allowed:
+            return None
+        self._on_refused()
+        now = self._clock.seconds()
+        if now - self._last_log >= _REFUSAL_LOG_INTERVAL:
+            log.warn(
+                "refused {path} from {client}: not in [http] {key}"
+                " ({suppressed} more refusals since the last such line)",
+                path=request.path.decode("latin-1")[:100],
+                client=client,
+                key=self._key,
+                suppressed=self._not_logged,
+            )
+            self._last_log = now
+            self._not_logged = 0
+        else:
+            self._not_logged += 1
+        return _FORBIDDEN
 
 
 def build_http_factory(
@@ -70,10 +138,7 @@ def build_http_factory(
     metrics = gateway.metrics
     # One labelled child per outcome, looked up once: a label lookup per callback
     # would be per-message work (DESIGN.md section 9).
-    outcomes = {
-        word: metrics.child(metrics.callbacks, "dlr", word)
-        for word in ("ok", "bad_request", "unauthorized", "too_large", "error")
-    }
+    outcomes = {word: metrics.child(metrics.callbacks, "dlr", word) for word in _CALLBACK_OUTCOMES}
 
     def outcome(word: str) -> None:
         outcomes[word].inc()
@@ -86,8 +151,7 @@ def build_http_factory(
     )
 
     mo_outcomes = {
-        word: metrics.child(metrics.callbacks, "mo", word)
-        for word in ("ok", "bad_request", "unauthorized", "too_large", "error")
+        word: metrics.child(metrics.callbacks, "mo", word) for word in _CALLBACK_OUTCOMES
     }
 
     def parse_mo(
@@ -123,19 +187,44 @@ def build_http_factory(
 
         return answer
 
+    dlr_guard = mo_guard = metrics_guard = None
+    if http.callback_sources is not None:
+        callers = SourcePolicy(http.callback_sources, http.trusted_proxies)
+        dlr_guard = SourceGuard(
+            callers, "callback_sources", outcomes["forbidden"].inc, gateway.reactor
+        )
+        mo_guard = SourceGuard(
+            callers, "callback_sources", mo_outcomes["forbidden"].inc, gateway.reactor
+        )
+    if http.metrics_sources is not None:
+        scrapers = SourcePolicy(http.metrics_sources, http.trusted_proxies)
+        metrics_guard = SourceGuard(scrapers, "metrics_sources", lambda: None, gateway.reactor)
+
     router = Router()
-    router.add(http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True)
     router.add(
-        gateway.config.mo.callback_path.encode(), _CALLBACK_METHODS, mo_callback, subtree=True
+        http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True, guard=dlr_guard
     )
-    router.add(b"/metrics", _READ_ONLY, metrics_page)
-    router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")))
-    router.add(b"/readyz", _READ_ONLY, probe(ready))
+    router.add(
+        gateway.config.mo.callback_path.encode(),
+        _CALLBACK_METHODS,
+        mo_callback,
+        subtree=True,
+        guard=mo_guard,
+    )
+    router.add(b"/metrics", _READ_ONLY, metrics_page, guard=metrics_guard)
+    router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")), guard=metrics_guard)
+    router.add(b"/readyz", _READ_ONLY, probe(ready), guard=metrics_guard)
     # A reload may change the credentials LINK must send (gateway/reload.py).
     gateway.callback_endpoints = [callback, mo_callback]
     return HttpServerFactory(
-        gateway.reactor, router, max_body=http.max_body, on_error=callback.on_http_error
+        gateway.reactor,
+        router,
+        max_body=http.max_body,
+        idle_timeout=http.keepalive_timeout,
+        request_timeout=http.request_timeout,
+        on_error=callback.on_http_error,
+        admit=router.admit,
     )
 
 
-__all__ = ["Router", "build_http_factory"]
+__all__ = ["Router", "SourceGuard", "build_http_factory"]

@@ -22,6 +22,8 @@ What always holds:
 * With OAuth 2.0 at most one token request is in flight; sends that need a token
   wait for it. A send answered 401 drops the token it used, fetches a new one and is
   retried once.
+* :meth:`CommonClient.request` gives other LINK APIs on the same host and account
+  (the Gate API) the same authentication, timeout and error guarantees.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ _DEFAULT_EXPIRES_IN = 3599.0
 _MAX_ERROR_TEXT = 200
 
 _JSON_HEADERS = {b"Content-Type": [b"application/json"], b"Accept": [b"application/json"]}
+_ACCEPT_JSON = {b"Accept": [b"application/json"]}
 _FORM_HEADERS = {
     b"Content-Type": [b"application/x-www-form-urlencoded"],
     b"Accept": [b"application/json"],
@@ -92,6 +95,15 @@ class SendResult:
     message_id: str | None
     result_code: int | None
     description: str
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP answer: its status, body and Location header (REST creations)."""
+
+    status: int
+    body: bytes
+    location: str | None = None
 
 
 class CommonError(Exception):
@@ -201,6 +213,16 @@ class CommonClient:
         body = json.dumps(batch, separators=(",", ":")).encode()
         return Deferred.fromCoroutine(self._send_batch(body, messages))
 
+    def request(self, method: str, path: str, body: Any = None) -> Deferred[HttpAnswer]:
+        """An authorized request to ``base_url + path``, JSON ``body`` if not None.
+
+        Fires with the 2xx answer or fails with CommonError (the ErrorResponse's
+        code and description for any other status).
+        """
+        url = EncodedURL.from_text(self._settings.base_url.rstrip("/") + path)
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        return Deferred.fromCoroutine(self._request(method, url, data))
+
     def close(self) -> Deferred[None]:
         """Close idle connections of a pool this client created (an injected pool
         belongs to whoever injected it)."""
@@ -212,39 +234,47 @@ class CommonClient:
     # -- requests ---------------------------------------------------------------
 
     async def _send(self, body: bytes, ref_id: str | None) -> SendResult:
-        status, answer = await self._post_authorized(self._send_url, body)
-        return _single_result(status, answer, ref_id)
+        answer = await self._authorized("POST", self._send_url, body)
+        return _single_result(answer.status, answer.body, ref_id)
 
     async def _send_batch(self, body: bytes, messages: list[Any]) -> list[SendResult]:
-        status, answer = await self._post_authorized(self._batch_url, body)
-        return _batch_results(status, answer, messages)
+        answer = await self._authorized("POST", self._batch_url, body)
+        return _batch_results(answer.status, answer.body, messages)
 
-    async def _post_authorized(self, url: EncodedURL, body: bytes) -> tuple[int, bytes]:
+    async def _request(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
+        answer = await self._authorized(method, url, body)
+        if not 200 <= answer.status < 300:
+            raise _http_error(answer.status, answer.body)
+        return answer
+
+    async def _authorized(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
+        headers = _ACCEPT_JSON if body is None else _JSON_HEADERS
         if self._basic is not None:
-            return await self._exchange(url, body, self._basic)
+            return await self._exchange(url, body, self._basic, headers, method)
         token = await self._bearer()
-        status, answer = await self._exchange(url, body, token)
-        if status != 401:
-            return status, answer
+        answer = await self._exchange(url, body, token, headers, method)
+        if answer.status != 401:
+            return answer
         if self._token == token:
             self._token = None
         log.info("Common refused the access token; renewing it once")
         token = await self._bearer()
-        return await self._exchange(url, body, token)
+        return await self._exchange(url, body, token, headers, method)
 
     async def _exchange(
         self,
         url: EncodedURL,
-        body: bytes,
+        body: bytes | None,
         authorization: bytes | None,
         headers: dict[bytes, list[bytes]] = _JSON_HEADERS,
-    ) -> tuple[int, bytes]:
-        """One HTTP POST: (status, body), or CommonError for anything that is not an
-        HTTP answer."""
+        method: str = "POST",
+    ) -> HttpAnswer:
+        """One HTTP request and its answer, or CommonError for anything that is not
+        an HTTP answer."""
         request_headers: dict[bytes | str, list[bytes | str]] = dict(headers)  # type: ignore[arg-type]
         if authorization is not None:
             request_headers[b"Authorization"] = [authorization]
-        d = Deferred.fromCoroutine(self._round_trip(url, body, request_headers))
+        d = Deferred.fromCoroutine(self._round_trip(method, url, body, request_headers))
         # One timeout covers connecting, sending and reading the whole answer. Agent
         # reports a cancelled request wrapped in various errors, hence the flag.
         timed_out: list[bool] = []
@@ -273,13 +303,20 @@ class CommonClient:
         raise CommonError(f"{url.to_text()}: {what}", temporary=True)
 
     async def _round_trip(
-        self, url: EncodedURL, body: bytes, headers: dict[bytes | str, list[bytes | str]]
-    ) -> tuple[int, bytes]:
+        self,
+        method: str,
+        url: EncodedURL,
+        body: bytes | None,
+        headers: dict[bytes | str, list[bytes | str]],
+    ) -> HttpAnswer:
         response = await self._http.request(
-            "POST", url, data=body, headers=headers, allow_redirects=False
+            method, url, data=body, headers=headers, allow_redirects=False
         )
         content: bytes = await treq.content(response)
-        return response.code, content
+        location = response.headers.getRawHeaders(b"location")
+        return HttpAnswer(
+            response.code, content, location[0].decode("latin-1") if location else None
+        )
 
     # -- OAuth 2.0 --------------------------------------------------------------
 
@@ -314,8 +351,8 @@ class CommonClient:
         ).encode()
         result: bytes | Failure
         try:
-            status, body = await self._exchange(self._token_url, form, None, _FORM_HEADERS)
-            result = self._token_received(status, body)
+            answer = await self._exchange(self._token_url, form, None, _FORM_HEADERS)
+            result = self._token_received(answer.status, answer.body)
         except CommonError as e:
             log.warn("could not obtain a Common access token: {error}", error=e.description)
             result = Failure(e)
@@ -498,5 +535,6 @@ __all__ = [
     "CommonClient",
     "CommonError",
     "CommonSettings",
+    "HttpAnswer",
     "SendResult",
 ]

@@ -120,7 +120,11 @@ class CommonConnector:
         def failed(failure: Any) -> list[SubmitOutcome]:
             error = failure.value
             if not isinstance(error, CommonError):
-                log.failure("unexpected error from the Common client", failure)
+                log.failure(
+                    "{connector}: unexpected error from the Common client",
+                    failure,
+                    connector=self.name,
+                )
                 error = CommonError(
                     temporary=True, http_status=None, code=None, description=str(error)
                 )

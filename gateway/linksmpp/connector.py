@@ -455,6 +455,7 @@ class LinkSmppConnector:
                     "{connector}: {message_id} cannot go over SMPP: {error}",
                     connector=self.name,
                     message_id=message.id,
+                    account=message.account,
                     error=str(exc),
                 )
                 self._record(
@@ -530,6 +531,7 @@ class LinkSmppConnector:
                 "{connector}: cannot send {message_id}",
                 connector=self.name,
                 message_id=job.message.id,
+                account=job.message.account,
             )
             _, rejection = outcome_for_status(S.ESME_RSUBMITFAIL)
             job.failure = SubmitOutcome(
@@ -574,6 +576,7 @@ class LinkSmppConnector:
                 connector=self.name,
                 status=_status_name(status),
                 message_id=job.message.id,
+                account=job.message.account,
             )
             return
         if isinstance(pdu, p.GenericNack) and status == S.ESME_ROK:
@@ -625,6 +628,7 @@ class LinkSmppConnector:
                 connector=self.name,
                 timeout=self.link_settings.response_timeout,
                 message_id=job.message.id,
+                account=job.message.account,
             )
             description = "no submit_sm_resp from LINK"
             self._break(connection)
@@ -676,6 +680,7 @@ class LinkSmppConnector:
                     " its receipt cannot be matched",
                     connector=self.name,
                     message_id=message.id,
+                    account=message.account,
                 )
             # Every id, even a lone one: receipts may spell it otherwise (hex for
             # decimal, other case, leading zeros), and the store matches them by

@@ -388,6 +388,15 @@ class SqliteStore:
 
         return self._submit(run)
 
+    def heartbeat(self, stamp: str) -> Deferred[None]:
+        """A tiny durable write (the readiness probe's): it fires only if the store
+        still commits and fsyncs, the way every accepted message does."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('readiness_probe', ?)", (stamp,))
+
+        return self._submit(run)
+
     def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
         """(our id, the connector it now waits for) after a failover.
 

@@ -17,7 +17,13 @@ What always holds:
   (RFC 9112, section 9.6). A refused request gets its 4xx/5xx answer.
 * A connection with nothing in progress closes after ``idle_timeout``; one whose
   oldest request (from its first byte to its answer) takes longer than
-  ``request_timeout`` closes too, with 408 when nothing else is owed.
+  ``request_timeout`` closes too, with 408 when nothing else is owed. A new
+  connection's first request counts from the connection, so a client that
+  connects and sends nothing (or dribbles a header a byte at a time) holds a
+  connection for ``request_timeout`` at most, not ``idle_timeout``.
+* ``admit(request, peer)``, when given, sees each complete request and the TCP
+  peer's address before the router does; an answer it returns (a 403) is sent
+  instead of routing.
 * Reading pauses while more than ``max_pending`` answers are owed on one
   connection, so a client cannot queue unbounded work.
 * A router exception or failed Deferred is logged and answered with 500; the
@@ -49,6 +55,7 @@ from gateway.http11 import (
 log = Logger()
 
 Router = Callable[[HttpRequest], "Response | Deferred[Response]"]
+Admit = Callable[[HttpRequest, str], "Response | None"]
 
 _INTERNAL_ERROR = Response(500, b"internal error\n")
 
@@ -76,6 +83,8 @@ class HttpServerProtocol(Protocol):
         self._pending: deque[_Pending] = deque()
         self._partial_since: float | None = None  # first byte of an incomplete request
         self._idle_since = 0.0
+        self._awaiting_first = True  # no request yet: the idle wait is a request wait
+        self._peer = ""
         self._timer: DelayedCall | None = None
         self._reading = True  # False once a request ended the connection
         self._closing = False  # loseConnection called: write nothing more
@@ -91,8 +100,9 @@ class HttpServerProtocol(Protocol):
         # Small answers LINK waits for; see gateway.transport.protocol on Nagle.
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
+        self._peer = getattr(transport.getPeer(), "host", "")
         self._idle_since = self._reactor.seconds()
-        self._timer = self._reactor.callLater(self._factory.idle_timeout, self._check_timeout)
+        self._timer = self._reactor.callLater(self._idle_limit(), self._check_timeout)
 
     def dataReceived(self, data: bytes) -> None:
         if not self._reading:
@@ -119,7 +129,10 @@ class HttpServerProtocol(Protocol):
         """Dispatch every complete request the parser holds, unless paused."""
         parser = self._parser
         now = self._reactor.seconds()
-        started = self._partial_since if self._partial_since is not None else now
+        if self._partial_since is not None:
+            started = self._partial_since
+        else:
+            started = self._idle_since if self._awaiting_first else now
         self._processing = True
         try:
             while self._reading and not self._paused:
@@ -131,6 +144,7 @@ class HttpServerProtocol(Protocol):
                 if request is None:
                     break
                 self._dispatch(request, started)
+                self._awaiting_first = False
                 # Requests after the first in this read began arriving now.
                 started = now
         finally:
@@ -156,8 +170,11 @@ class HttpServerProtocol(Protocol):
             self._paused = True
             transport: Any = self.transport
             transport.pauseProducing()
+        admit = self._factory.admit
+        result: Response | Deferred[Response]
         try:
-            result = self._router(request)
+            refusal = admit(request, self._peer) if admit is not None else None
+            result = refusal if refusal is not None else self._router(request)
         except Exception:
             log.failure(
                 "HTTP handler failed for {method} {path}", method=request.method, path=request.path
@@ -288,13 +305,19 @@ class HttpServerProtocol(Protocol):
                 transport.loseConnection()
                 return
         else:
-            deadline = self._idle_since + self._factory.idle_timeout
+            deadline = self._idle_since + self._idle_limit()
             if now >= deadline:
                 # RFC 9112, section 9.5: a server may close an idle connection.
                 self._closing = True
                 transport.loseConnection()
                 return
         self._timer = self._reactor.callLater(deadline - now, self._check_timeout)
+
+    def _idle_limit(self) -> float:
+        factory = self._factory
+        if self._awaiting_first:
+            return min(factory.request_timeout, factory.idle_timeout)
+        return factory.idle_timeout
 
 
 def _peer(transport: Any) -> str:
@@ -309,7 +332,8 @@ class HttpServerFactory(Factory):
     """Builds :class:`HttpServerProtocol` connections that share one router.
 
     ``on_error(status)`` is called once for each request the parser refused (400,
-    413, 431, ...), e.g. to count refused callbacks.
+    413, 431, ...), e.g. to count refused callbacks. ``admit`` screens requests by
+    the client's address (see the module's notes).
     """
 
     noisy = False
@@ -325,6 +349,7 @@ class HttpServerFactory(Factory):
         max_header_bytes: int = 16384,
         max_pending: int = 64,
         on_error: Callable[[int], None] | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.reactor = reactor
         self.router = router
@@ -334,6 +359,7 @@ class HttpServerFactory(Factory):
         self.max_header_bytes = max_header_bytes
         self.max_pending = max_pending
         self.on_error = on_error
+        self.admit = admit
         self.connections: set[HttpServerProtocol] = set()
 
     def buildProtocol(self, addr: Any) -> HttpServerProtocol:
@@ -352,4 +378,4 @@ class HttpServerFactory(Factory):
         return DeferredList(waits).addCallback(lambda _: None)
 
 
-__all__ = ["HttpServerFactory", "HttpServerProtocol", "Response", "Router"]
+__all__ = ["Admit", "HttpServerFactory", "HttpServerProtocol", "Response", "Router"]

@@ -69,6 +69,8 @@ class SmppProtocol(Protocol):
         self.handler: Handler | None = None
         self._waiting: dict[int, Deferred[Response]] = {}
         self._paused = False
+        # Shutdown drain (stop_reading): the window may free up, the socket stays unread.
+        self._reading_stopped = False
         self._closing = False
         self._timer = LoopingCall(self._check_timers)
         self._timer.clock = clock
@@ -130,7 +132,8 @@ class SmppProtocol(Protocol):
             self.transport.pauseProducing()  # type: ignore[union-attr]
         elif self._paused and not session.paused:
             self._paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            if not self._reading_stopped:
+                self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def flush(self) -> None:
         data = self.session.data_to_send()
@@ -160,6 +163,24 @@ class SmppProtocol(Protocol):
         self._waiting[sequence] = d
         self.flush()
         return d
+
+    def stop_reading(self) -> None:
+        """Read nothing more from the peer (shutdown); what was read is still handled.
+
+        Requests already read are answered as they complete; later ones stay unread in
+        the socket, never taken (refused once an unbind is out and reading resumes).
+        Responses wait unread too, until `resume_reading`.
+        """
+        if not self._reading_stopped:
+            self._reading_stopped = True
+            if not self._paused and self.transport is not None:
+                self.transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        if self._reading_stopped:
+            self._reading_stopped = False
+            if not self._paused and self.transport is not None:
+                self.transport.resumeProducing()
 
     def close(self) -> None:
         if not self._closing:

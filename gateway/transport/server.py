@@ -9,11 +9,17 @@ Bind failures follow SMPP-NOTES section 3: unknown system_id ESME_RINVSYSID,
 wrong password ESME_RINVPASWD, a disallowed address or too many binds
 ESME_RBINDFAIL (never ESME_RALYBND, which Kannel reads as success). Each
 failure from an address delays the next bind answer to that address a little
-more, so password guessing is slow.
+more, so password guessing is slow; `lockout_failures` failures within
+`lockout_window` lock the address out for `lockout_time`, during which its
+binds are refused with ESME_RBINDFAIL before any account or password is looked
+at, so a guesser learns nothing more until the lockout ends. Password checks
+already running when the lockout starts are answered as locked out too:
+parallel connections must not be a way around it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +67,9 @@ _BIND_NAMES = {
 }
 _MAX_BIND_DELAY = 10.0
 _MAX_REMEMBERED_HOSTS = 10_000
+# How long the delay remembers an address's failures.
+_DELAY_MEMORY = 300.0
+LOCKED_OUT = "locked_out"
 
 
 class SmppServer:
@@ -70,24 +79,89 @@ class SmppServer:
         self.reactor = reactor
         self.gateway = gateway
         self.operations = Operations(gateway)
+        # host -> (failures, time of the last): the growing answer delay.
         self._failures: dict[str, tuple[int, float]] = {}
+        # host -> times of its failures within lockout_window (at most lockout_failures).
+        self._recent: dict[str, deque[float]] = {}
+        # host -> when its lockout ends.
+        self._locked_until: dict[str, float] = {}
         self.connections: set[EsmeConnection] = set()
 
     def failure_delay(self, host: str) -> float:
         count, last = self._failures.get(host, (0, 0.0))
-        if not count or self.reactor.seconds() - last > 300:
+        if not count or self.reactor.seconds() - last > _DELAY_MEMORY:
             return 0.0
         delay: float = self.gateway.config.smpp.failed_bind_delay * count
         return min(delay, _MAX_BIND_DELAY)
 
-    def bind_failed(self, host: str, reason: str) -> None:
+    def locked_out(self, host: str) -> bool:
+        until = self._locked_until.get(host)
+        if until is None:
+            return False
+        if self.reactor.seconds() < until:
+            return True
+        # Served its time: a clean slate, not one failure away from the next lockout.
+        del self._locked_until[host]
+        self._recent.pop(host, None)
+        self._failures.pop(host, None)
+        return False
+
+    def bind_failed(self, host: str, reason: str, system_id: str = "") -> None:
+        self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
+        if reason == LOCKED_OUT:
+            # Refusals during a lockout neither lengthen it nor count towards the next.
+            return
         now = self.reactor.seconds()
         count, _ = self._failures.get(host, (0, 0.0))
         self._failures[host] = (count + 1, now)
         if len(self._failures) > _MAX_REMEMBERED_HOSTS:
             # Many addresses failing (a scan): forget those quiet for five minutes.
-            self._failures = {h: v for h, v in self._failures.items() if now - v[1] <= 300}
-        self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
+            self._failures = {
+                h: v for h, v in self._failures.items() if now - v[1] <= _DELAY_MEMORY
+            }
+        self._count_towards_lockout(host, system_id, now)
+
+    def _count_towards_lockout(self, host: str, system_id: str, now: float) -> None:
+        smpp = self.gateway.config.smpp
+        if smpp.lockout_failures <= 0:
+            return
+        recent = self._recent.get(host)
+        if recent is None:
+            if len(self._recent) >= _MAX_REMEMBERED_HOSTS:
+                self._forget_quiet(now)
+            recent = self._recent[host] = deque(maxlen=smpp.lockout_failures)
+        recent.append(now)
+        # The deque holds the last lockout_failures failures: full and all within
+        # the window means that many failures inside it.
+        if len(recent) < smpp.lockout_failures or now - recent[0] > smpp.lockout_window:
+            return
+        if host in self._locked_until:
+            return
+        self._locked_until[host] = now + smpp.lockout_time
+        log.warn(
+            "locking out {peer} for {seconds:g} s: {count} failed binds within {window:g} s"
+            " (the last for system_id {system_id!r})",
+            peer=host,
+            seconds=smpp.lockout_time,
+            count=len(recent),
+            window=smpp.lockout_window,
+            system_id=system_id,
+        )
+
+    def _forget_quiet(self, now: float) -> None:
+        window = self.gateway.config.smpp.lockout_window
+        self._recent = {
+            h: times
+            for h, times in self._recent.items()
+            if h in self._locked_until or (times and now - times[-1] <= window)
+        }
+        self._locked_until = {h: t for h, t in self._locked_until.items() if t > now}
+        if len(self._recent) >= _MAX_REMEMBERED_HOSTS:
+            # Still full: a scan from more addresses than that within the window.
+            # Forget the oldest half of those not locked; they were one failure each.
+            for h in list(self._recent)[: len(self._recent) // 2]:
+                if h not in self._locked_until:
+                    del self._recent[h]
 
     def reconfigure(self, plan: Plan) -> None:
         """After a reload: removed accounts' sessions are unbound; changed ones go on
@@ -107,7 +181,10 @@ class SmppServer:
                 connection.account = plan.config.accounts[account.system_id]
 
     def bind_succeeded(self, host: str) -> None:
+        if self.locked_out(host):
+            return
         self._failures.pop(host, None)
+        self._recent.pop(host, None)
 
 
 class EsmeConnection:
@@ -197,10 +274,25 @@ class EsmeConnection:
 
         # Many clients never answer a server's unbind (SMPP-NOTES section 7): don't wait long.
         request = self.link.request(p.Unbind())
+        # After a drain the socket is unread: the unbind_resp must get through, and what
+        # the ESME sent meanwhile is now refused (ESME_RINVBNDSTS), so it knows.
+        self.link.resume_reading()
         timeout = self.server.reactor.callLater(2.0, request.cancel)
         request.addBoth(lambda result: timeout.cancel() if timeout.active() else None)
         request.addBoth(done)
         return d
+
+    def drain(self) -> None:
+        """Shutdown, before `unbind`: take no new request and start no new delivery;
+        requests already read are answered as they complete (`pending` counts them)."""
+        self.link.stop_reading()
+        if self._receiver and self.account is not None:
+            self.gateway.deliverer.detach(self.account.system_id, self)
+
+    @property
+    def pending(self) -> int:
+        """The ESME's requests read and not yet answered."""
+        return self.link.session.peer_outstanding
 
     # --- bind --------------------------------------------------------------------
 
@@ -211,16 +303,21 @@ class EsmeConnection:
         delay = self.server.failure_delay(host)
 
         def refuse(status: S, reason: str) -> None:
-            self.server.bind_failed(host, reason)
-            log.info(
-                "refused bind of {system_id!r} from {peer}: {reason}",
-                system_id=pdu.system_id,
-                peer=host,
-                reason=reason,
-            )
+            self.server.bind_failed(host, reason, pdu.system_id)
+            if reason != LOCKED_OUT:
+                # A locked-out address was logged once when locked; not per bind.
+                log.info(
+                    "refused bind of {system_id!r} from {peer}: {reason}",
+                    system_id=pdu.system_id,
+                    peer=host,
+                    reason=reason,
+                )
             response = _BIND_RESPONSES[pdu.command_id](status=status)
             self.server.reactor.callLater(delay, self._answer, pdu, response)
 
+        if self.server.locked_out(host):
+            refuse(S.ESME_RBINDFAIL, LOCKED_OUT)
+            return
         if account is None:
             refuse(S.ESME_RINVSYSID, "unknown_system_id")
             return
@@ -230,6 +327,9 @@ class EsmeConnection:
 
         def checked(ok: bool) -> None:
             if self.link.session.state is BindState.CLOSED:
+                return
+            if self.server.locked_out(host):
+                refuse(S.ESME_RBINDFAIL, LOCKED_OUT)
                 return
             if not ok:
                 refuse(S.ESME_RINVPASWD, "bad_password")
@@ -268,7 +368,12 @@ class EsmeConnection:
             self.gateway.deliverer.attach(account.system_id, self)
 
     def _internal_error(self, failure: Failure, pdu: p.Pdu) -> None:
-        log.failure("internal error handling {command}", failure, command=pdu.command_id.name)
+        log.failure(
+            "internal error handling {command} from {account}",
+            failure,
+            command=pdu.command_id.name,
+            account=self.account.system_id if self.account is not None else None,
+        )
         response = p.response_class(pdu.command_id)
         if response is not None and self.link.session.state is not BindState.CLOSED:
             self._answer(pdu, response(status=S.ESME_RSYSERR))

@@ -3,7 +3,11 @@
 Responsible for: answering ``POST /sms/send``, ``POST /sms/sendbatch`` and
 ``POST /auth/token`` the way the seeds describe, recording every accepted message,
 and posting delivery reports back to a callback URL the way a Gate does (JSON, one
-HTTP request per report, retried while the receiver does not answer 200).
+HTTP request per report, retried while the receiver does not answer 200). It also
+answers seed 000's Gate API for PartnerGates under ``/gate/partnergate`` (create,
+list, get by id or refId, delete), keeping the gates in ``gates`` (in ``GET
+/_control`` as ``"gates"``); they only record what was asked, reports still go to
+the callback URL the fake was given.
 
 Used in-process by tests (``FakeCommon(reactor, ...)``) and as a process by the
 benchmark (``python -m tests.fakes.fake_common --port N ...``, which prints
@@ -36,7 +40,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -53,6 +57,20 @@ PARSE_ERROR = 106001
 INVALID_PLATFORM_ID = 106200
 INVALID_PLATFORM_PARTNER_ID = 106201
 QUEUED = 1005
+# Seed 000 "Error Codes" (Gate API).
+GATE_INVALID_AUTHENTICATION = 103100
+GATE_INVALID_PLATFORM_ID = 103201
+GATE_INVALID_PARTNER_ID = 103202
+GATE_DUPLICATE_REF_ID = 103212
+GATE_MISSING_PARAMETERS = 103300
+GATE_INVALID_GATE = 103302
+GATE_NO_GATES_FOUND = 103303
+GATE_NOT_FOUND = 103304
+GATE_PATH = b"/gate/partnergate"
+_GATE_TYPES = frozenset({"ALL", "ONE_ORDERED", "ONE_RANDOM"})
+_GATE_CONTENT_TYPES = frozenset(
+    {"application/json", "application/xml", "application/x-www-form-urlencoded"}
+)
 DELIVERED = 1001
 MAX_BATCH = 1000
 
@@ -421,6 +439,8 @@ class FakeCommon:
 
         self.accepted: list[dict[str, Any]] = []
         self.ref_id_counts: Counter[str] = Counter()
+        # PartnerGates by id, in order of creation.
+        self.gates: dict[str, dict[str, Any]] = {}
         self.requests = 0
         self.token_requests = 0
         self.reports_posted = 0
@@ -528,6 +548,7 @@ class FakeCommon:
             "reports_acknowledged": self.reports_acknowledged,
             "reports_failed": self.reports_failed,
             "down": self._down,
+            "gates": list(self.gates.values()),
         }
 
     # -- request handling (called by the resource) ------------------------------
@@ -666,6 +687,93 @@ class FakeCommon:
             self.ref_id_counts[ref_id] += 1
         return message_id
 
+    # -- the Gate API (seed 000) -------------------------------------------------
+
+    def handle_gate(
+        self, method: bytes, path: bytes, headers: Any, body: bytes
+    ) -> tuple[int, bytes, str | None]:
+        """One Gate API request: (status, body, Location header or None)."""
+        self.requests += 1
+        if self._down:
+            return 503, b"Service Unavailable", None
+        if not self._authorized(headers.getRawHeaders(b"authorization")):
+            return 401, _error_body(GATE_INVALID_AUTHENTICATION, "Invalid authentication"), None
+        rest = path[len(GATE_PATH) :].decode("utf-8", "replace")
+        if rest in ("", "/"):
+            if method != b"POST":
+                return 405, _error_body(GATE_INVALID_GATE, "Method not allowed"), None
+            return self._create_gate(body)
+        parts = [unquote(part) for part in rest.strip("/").split("/")]
+        # platform/{platformId}/partner/{partnerId}[/id/{gateId} | /refid/{refId}]
+        if len(parts) not in (4, 6) or parts[0] != "platform" or parts[2] != "partner":
+            return 404, _error_body(GATE_NOT_FOUND, "Not found"), None
+        if parts[1] != self.platform_id:
+            return 403, _error_body(GATE_INVALID_PLATFORM_ID, "Invalid platformId"), None
+        if parts[3] != self.platform_partner_id:
+            return 403, _error_body(GATE_INVALID_PARTNER_ID, "Invalid partnerId"), None
+        if len(parts) == 4:
+            if method != b"GET":
+                return 405, _error_body(GATE_INVALID_GATE, "Method not allowed"), None
+            if not self.gates:
+                # An assumption: seed 000 lists NO_GATES_FOUND without saying when.
+                return 404, _error_body(GATE_NO_GATES_FOUND, "No gates found"), None
+            return 200, json.dumps(list(self.gates.values())).encode(), None
+        key, value = parts[4], parts[5]
+        if key == "id":
+            gate = self.gates.get(value)
+        elif key == "refid":
+            gate = next((g for g in self.gates.values() if g.get("refId") == value), None)
+        else:
+            return 404, _error_body(GATE_NOT_FOUND, "Not found"), None
+        if gate is None:
+            return 404, _error_body(GATE_NOT_FOUND, "Gate not found"), None
+        if method == b"GET":
+            return 200, json.dumps(gate).encode(), None
+        if method == b"DELETE" and key == "id":
+            del self.gates[value]
+            return 204, b"", None
+        return 405, _error_body(GATE_INVALID_GATE, "Method not allowed"), None
+
+    def _create_gate(self, body: bytes) -> tuple[int, bytes, str | None]:
+        try:
+            gate = json.loads(body)
+        except (ValueError, RecursionError):
+            return 400, _error_body(GATE_INVALID_GATE, "Invalid gate: not JSON"), None
+        if not isinstance(gate, dict):
+            return 400, _error_body(GATE_INVALID_GATE, "Invalid gate: not an object"), None
+        missing = [
+            k for k in ("type", "platformId", "platformPartnerId", "destinations") if k not in gate
+        ]
+        if missing:
+            text = f"Missing parameters: {', '.join(missing)}"
+            return 400, _error_body(GATE_MISSING_PARAMETERS, text), None
+        if gate["platformId"] != self.platform_id:
+            return 403, _error_body(GATE_INVALID_PLATFORM_ID, "Invalid platformId"), None
+        if gate["platformPartnerId"] != self.platform_partner_id:
+            return 403, _error_body(GATE_INVALID_PARTNER_ID, "Invalid partnerId"), None
+        reason = _invalid_gate(gate)
+        if reason is not None:
+            return 400, _error_body(GATE_INVALID_GATE, f"Invalid gate: {reason}"), None
+        ref_id = gate.get("refId")
+        if ref_id and any(g.get("refId") == ref_id for g in self.gates.values()):
+            return 409, _error_body(GATE_DUPLICATE_REF_ID, "Duplicate refId"), None
+        gate_id = secrets.token_hex(5)
+        stored = {
+            "ttl": 172_800_000,
+            "acknowledge": False,
+            "throttle": None,
+            "customParameters": {},
+            **gate,
+            "id": gate_id,
+        }
+        self.gates[gate_id] = stored
+        scheme = "https" if self._tls is not None else "http"
+        location = (
+            f"{scheme}://127.0.0.1:{self.port}{GATE_PATH.decode()}/platform/{self.platform_id}"
+            f"/partner/{self.platform_partner_id}/id/{gate_id}"
+        )
+        return 201, b"", location
+
     # -- delivery reports --------------------------------------------------------
 
     def _later(self, delay: float, function: Callable[..., None], *args: Any) -> None:
@@ -767,7 +875,8 @@ class FakeCommon:
     def control(self, command: dict[str, Any]) -> Deferred[None]:
         """Apply a /_control POST: down, refuse, fail_next, response_delay,
         report_delay, result_rules, permanent_errors, default_result_code,
-        keep_messages (true/false), clear_messages (forget what was kept)."""
+        keep_messages (true/false), clear_messages (forget what was kept),
+        clear_gates (forget every PartnerGate)."""
         if "fail_next" in command:
             spec = command["fail_next"]
             if isinstance(spec, int):
@@ -787,6 +896,8 @@ class FakeCommon:
             self.keep_messages = bool(command["keep_messages"])
         if command.get("clear_messages"):
             self.accepted.clear()
+        if command.get("clear_gates"):
+            self.gates.clear()
         if "result_rules" in command:
             self.result_rules = dict(command["result_rules"])
         if "permanent_errors" in command:
@@ -803,7 +914,9 @@ class _FakeResource(Resource):
         super().__init__()
         self._fake = fake
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> bytes | int:
+        if request.path.startswith(GATE_PATH):
+            return self._gate(request)
         if request.path == b"/_messages":
             # What tests compare byte for byte: every accepted message, as received.
             request.setHeader(b"Content-Type", b"application/json")
@@ -829,6 +942,8 @@ class _FakeResource(Resource):
         if fake._refusing:
             request.transport.abortConnection()
             return NOT_DONE_YET
+        if request.path.startswith(GATE_PATH):
+            return self._gate(request, body)
         status, answer = fake.handle(request.path, request.requestHeaders, body)
         if fake.response_delay <= 0:
             return self._answer(request, status, answer)
@@ -842,6 +957,26 @@ class _FakeResource(Resource):
 
         fake._later(fake.response_delay, later)
         return NOT_DONE_YET
+
+    def render_DELETE(self, request: Any) -> bytes | int:
+        if not request.path.startswith(GATE_PATH):
+            request.setResponseCode(405)
+            return b""
+        return self._gate(request)
+
+    def _gate(self, request: Any, body: bytes | None = None) -> bytes | int:
+        fake = self._fake
+        if fake._refusing:
+            request.transport.abortConnection()
+            return NOT_DONE_YET
+        if body is None:
+            body = request.content.read()
+        status, answer, location = fake.handle_gate(
+            request.method, request.path, request.requestHeaders, body
+        )
+        if location is not None:
+            request.setHeader(b"Location", location.encode())
+        return self._answer(request, status, answer)
 
     @staticmethod
     def _answer(request: Any, status: int, answer: bytes) -> bytes:
@@ -884,6 +1019,37 @@ def _invalid_message(message: dict[str, Any]) -> str | None:
         isinstance(custom, dict) and all(isinstance(v, str) for v in custom.values())
     ):
         return "customParameters must map strings to strings"
+    return None
+
+
+def _invalid_gate(gate: dict[str, Any]) -> str | None:
+    """Why seed 000 would refuse this new PartnerGate, or None."""
+    if "id" in gate:
+        return "a new gate has no id (it is generated)"
+    if gate["type"] != "PARTNER_GATE":
+        return "type must be PARTNER_GATE"
+    if gate.get("gateType", "ONE_ORDERED") not in _GATE_TYPES:
+        return f"gateType must be one of {', '.join(sorted(_GATE_TYPES))}"
+    for name in ("refId",):
+        if name in gate and gate[name] is not None and not isinstance(gate[name], str):
+            return f"{name} must be a string"
+    destinations = gate["destinations"]
+    if not isinstance(destinations, list) or not destinations:
+        return "destinations must be a non-empty list"
+    for destination in destinations:
+        if not isinstance(destination, dict):
+            return "a destination must be an object"
+        url = destination.get("url")
+        if not isinstance(url, str) or not (
+            url == "do://drop"
+            or (urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname)
+        ):
+            return f"destination url {url!r} is not an http(s) URL"
+        if destination.get("contentType") not in _GATE_CONTENT_TYPES:
+            return f"destination contentType {destination.get('contentType')!r} not supported"
+        for name in ("username", "password"):
+            if name in destination and not isinstance(destination[name], str):
+                return f"destination {name} must be a string"
     return None
 
 
