@@ -13,8 +13,10 @@ What always holds:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
 from typing import ClassVar, Final, NamedTuple
 
 RESPONSE_BIT: Final = 0x80000000
@@ -805,3 +807,22 @@ def sar_numbers(pdu: Pdu) -> tuple[int, int, int] | None:
     if ref is None or total is None or seq is None:
         return None
     return ref, total, seq
+
+
+# Each bind request's response class and the name operators know it by.
+BIND_RESPONSES: Final[
+    Mapping[int, type[BindTransmitterResp | BindReceiverResp | BindTransceiverResp]]
+] = MappingProxyType(
+    {
+        CommandId.BIND_TRANSMITTER: BindTransmitterResp,
+        CommandId.BIND_RECEIVER: BindReceiverResp,
+        CommandId.BIND_TRANSCEIVER: BindTransceiverResp,
+    }
+)
+BIND_NAMES: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        CommandId.BIND_TRANSMITTER: "transmitter",
+        CommandId.BIND_RECEIVER: "receiver",
+        CommandId.BIND_TRANSCEIVER: "transceiver",
+    }
+)

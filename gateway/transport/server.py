@@ -53,18 +53,6 @@ log = Logger()
 S = p.CommandStatus
 C = p.CommandId
 
-_BIND_RESPONSES: dict[
-    int, type[p.BindTransmitterResp | p.BindReceiverResp | p.BindTransceiverResp]
-] = {
-    C.BIND_TRANSMITTER: p.BindTransmitterResp,
-    C.BIND_RECEIVER: p.BindReceiverResp,
-    C.BIND_TRANSCEIVER: p.BindTransceiverResp,
-}
-_BIND_NAMES = {
-    C.BIND_TRANSMITTER: "transmitter",
-    C.BIND_RECEIVER: "receiver",
-    C.BIND_TRANSCEIVER: "transceiver",
-}
 _MAX_BIND_DELAY = 10.0
 _MAX_REMEMBERED_HOSTS = 10_000
 # How long the delay remembers an address's failures.
@@ -312,7 +300,7 @@ class EsmeConnection:
                     peer=host,
                     reason=reason,
                 )
-            response = _BIND_RESPONSES[pdu.command_id](status=status)
+            response = p.BIND_RESPONSES[pdu.command_id](status=status)
             self.server.reactor.callLater(delay, self._answer, pdu, response)
 
         if self.server.locked_out(host):
@@ -347,9 +335,9 @@ class EsmeConnection:
     ) -> None:
         self.server.bind_succeeded(self.link.peer_host)
         self.account = account
-        self.bind_name = _BIND_NAMES[pdu.command_id]
+        self.bind_name = p.BIND_NAMES[pdu.command_id]
         self.gateway.bound(account.system_id)
-        response = _BIND_RESPONSES[pdu.command_id](system_id=self.gateway.config.smpp.system_id)
+        response = p.BIND_RESPONSES[pdu.command_id](system_id=self.gateway.config.smpp.system_id)
         if pdu.interface_version >= p.SMPP_34:
             # Only to 3.4+ binds; some 3.3 parsers choke on any TLV (SMPP-NOTES section 9).
             response.tlvs.append((p.Tag.SC_INTERFACE_VERSION, bytes([p.SMPP_34])))

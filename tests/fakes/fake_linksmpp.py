@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import ipaddress
 import json
 import os
 import sys
@@ -46,17 +44,10 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from OpenSSL import SSL
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from gateway.config import SmppSettings
 from gateway.ratelimit import TokenBucket
@@ -75,6 +66,7 @@ from gateway.smpp.session import (
 from gateway.smpp.text import TextError, decode_content, encode_for_esme, segment
 from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
 from tests.fakes.fake_common import QuietSite
+from tests.tlspki import ServerTls, make_pem
 
 S = p.CommandStatus
 C = p.CommandId
@@ -83,18 +75,6 @@ ID_STYLES = ("decimal", "hex", "hex_lower", "zeros", "hex_zeros")
 RECEIPT_ID_VARIANTS = ("same", "other_base", "other_case", "zeros", "stripped")
 RECEIPT_FORMATS = ("seconds", "minutes")
 _DATE_FORMATS = {"seconds": "%y%m%d%H%M%S", "minutes": "%y%m%d%H%M"}
-_BIND_RESPONSES: dict[
-    int, type[p.BindTransceiverResp | p.BindTransmitterResp | p.BindReceiverResp]
-] = {
-    C.BIND_TRANSCEIVER: p.BindTransceiverResp,
-    C.BIND_TRANSMITTER: p.BindTransmitterResp,
-    C.BIND_RECEIVER: p.BindReceiverResp,
-}
-_BIND_MODES = {
-    C.BIND_TRANSCEIVER: "transceiver",
-    C.BIND_TRANSMITTER: "transmitter",
-    C.BIND_RECEIVER: "receiver",
-}
 _RECEIVES = (BindState.BOUND_TRX, BindState.BOUND_RX)
 _ENQUIRE_LINK_ID = int(C.ENQUIRE_LINK).to_bytes(4, "big")
 _STATE_OF = {
@@ -107,95 +87,6 @@ _STATE_OF = {
     "UNKNOWN": 7,
     "REJECTD": 8,
 }
-
-
-# --- test PKI --------------------------------------------------------------------
-
-
-def make_test_pki(hostnames: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
-    """(CA certificate PEM, server key PEM, server certificate PEM) for `hostnames`.
-
-    Names that parse as IP addresses go in as IP SANs, the rest as DNS SANs.
-    """
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake LINK test CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for name in hostnames:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            names.append(x509.DNSName(name))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return (
-        ca_cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        cert.public_bytes(serialization.Encoding.PEM),
-    )
-
-
-@implementer(IOpenSSLContextFactory)
-class _ServerTls:
-    """A server context from cryptography objects (pyOpenSSL's own are deprecated)."""
-
-    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
-        context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        context.use_certificate(x509.load_pem_x509_certificate(cert_pem))
-        key = serialization.load_pem_private_key(key_pem, None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        context.use_privatekey(key)
-        self._context = context
-
-    def getContext(self) -> SSL.Context:
-        return self._context
 
 
 # --- records -----------------------------------------------------------------------
@@ -356,7 +247,7 @@ class _SmscConnection:
     def _bind(self, pdu: p.BindTransceiver | p.BindTransmitter | p.BindReceiver) -> None:
         fake = self.fake
         record = self.record
-        record.bind_mode = _BIND_MODES[pdu.command_id]
+        record.bind_mode = p.BIND_NAMES[pdu.command_id]
         record.bind_system_id = pdu.system_id
         if pdu.system_id != fake.system_id:
             status = S.ESME_RINVSYSID
@@ -368,7 +259,7 @@ class _SmscConnection:
             status = S.ESME_ROK
         record.bind_status = status
         record.bind_answered_at = fake.reactor.seconds()
-        response = _BIND_RESPONSES[pdu.command_id](status=status, system_id="LINK")
+        response = p.BIND_RESPONSES[pdu.command_id](status=status, system_id="LINK")
         self._answer(pdu, response)
         if status == S.ESME_ROK:
             record.bound_at = fake.reactor.seconds()
@@ -567,13 +458,13 @@ class FakeLinkSmpp:
         """Listen on 127.0.0.1; with TLS, write the test CA to `ca_path` first."""
         factory = _Factory(self)
         if self.tls:
-            ca_pem, key_pem, cert_pem = make_test_pki(self.hostnames)
+            ca_pem, key_pem, cert_pem = make_pem(self.hostnames, key="ec")
             if self.ca_path is None:
                 handle, self.ca_path = tempfile.mkstemp(prefix="fake-link-ca-", suffix=".pem")
                 os.close(handle)
             with open(self.ca_path, "wb") as f:
                 f.write(ca_pem)
-            self._tls_options = _ServerTls(key_pem, cert_pem)
+            self._tls_options = ServerTls(key_pem, cert_pem)
             self._listening = self.reactor.listenSSL(
                 port, factory, self._tls_options, interface="127.0.0.1"
             )

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import tempfile
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
-from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
-from zope.interface import implementer
 
 from gateway.common.client import CommonClient, CommonError, CommonSettings, SendResult
 from tests.fakes.fake_common import FakeCommon
+from tests.tlspki import ServerTls, make_pem
 
 
 def message(destination: str = "+4799999999", ref_id: str = "r1", **extra: Any) -> dict[str, Any]:
@@ -328,77 +321,14 @@ class FailureTests(ClientTestCase):
         self.assertNotIn("hunter2", repr(settings))
 
 
-@implementer(IOpenSSLContextFactory)
-class _ServerTLS:
-    """A server context from cryptography objects (Twisted's PEM helpers pass
-    pyOpenSSL objects, which pyOpenSSL now deprecates)."""
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-        self._context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        self._context.use_certificate(cert)
-        self._context.use_privatekey(key)
-
-    def getContext(self) -> SSL.Context:
-        return self._context
-
-
-def _make_ca_and_server_cert(directory: str) -> tuple[str, _ServerTLS]:
+def _make_ca_and_server_cert(directory: str) -> tuple[str, ServerTls]:
     """A throwaway CA and a server certificate for DNS name "localhost" only.
     Returns (ca_file, server TLS context factory)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_pem, key_pem, cert_pem = make_pem(("localhost",), key="ec")
     ca_file = os.path.join(directory, "ca.pem")
     with open(ca_file, "wb") as f:
-        f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
-    return ca_file, _ServerTLS(key, cert)
+        f.write(ca_pem)
+    return ca_file, ServerTls(key_pem, cert_pem)
 
 
 class TLSTests(ClientTestCase):
