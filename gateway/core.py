@@ -376,7 +376,11 @@ class Gateway:
                 )
                 continue
             self._mo_ref = (self._mo_ref + 1) & 0xFF
-            items = mo_segments(mo, account, ttl=self.config.mo.ttl, ref=self._mo_ref)
+            settings = self.config.accounts.get(account)
+            latin1 = settings is not None and settings.policy.default_alphabet == "latin1"
+            items = mo_segments(
+                mo, account, ttl=self.config.mo.ttl, ref=self._mo_ref, latin1=latin1
+            )
             batches.append((account, mo, items))
         if not batches:
             return succeed(None)

@@ -421,15 +421,21 @@ class _Plan:
     parts: list[tuple[int, bytes, bytes]]  # (data_coding, udh, body)
 
 
-def mo_segments(mo: IncomingMo, account: str, *, ttl: float, ref: int) -> list[Receipt]:
+def mo_segments(
+    mo: IncomingMo, account: str, *, ttl: float, ref: int, latin1: bool = False
+) -> list[Receipt]:
     """The deliver_sm items for ``account``, in order: one per SMS-sized part.
 
     ``ref`` is the concatenation reference (its low 8 bits) when the text must be
     split; the items expire ``ttl`` seconds after LINK handed the MO over. The
     receipt-only fields are neutral (stat "", err/sub/dlvrd 0, both dates the
     receiving time); ``text`` is the first 20 characters, for logs.
+
+    ``latin1``: the account reads data_coding 0 as Latin-1 (its
+    `default_alphabet`), so text that Latin-1 can hold goes to it as Latin-1
+    octets under 0, split at 134 octets a part; other text as UCS-2.
     """
-    plan = _plan(mo, ref)
+    plan = _plan(mo, ref, latin1)
     source_addr, source_ton, source_npi = plan.source
     dest_addr, dest_ton, dest_npi = plan.destination
     head = mo.text[:_HEAD] if mo.binary is None and mo.text else ""
@@ -461,13 +467,15 @@ def mo_segments(mo: IncomingMo, account: str, *, ttl: float, ref: int) -> list[R
     ]
 
 
-def _plan(mo: IncomingMo, ref: int) -> _Plan:
+def _plan(mo: IncomingMo, ref: int, latin1: bool = False) -> _Plan:
     source = _smpp_address(mo.source, mo.source_ton, "source")
     destination = _smpp_address(mo.destination, mo.dest_ton, "destination")
     if mo.udh:
         parts = [_passthrough(mo, mo.udh)]
     elif mo.binary is not None:
-        parts = _binary_parts(mo.binary, ref)
+        parts = _octet_parts(mo.binary, ref, _DC_BINARY)
+    elif latin1 and _latin1(mo.text or ""):
+        parts = _octet_parts((mo.text or "").encode("latin-1"), ref, _DC_GSM)
     else:
         try:
             parts = segment(mo.text or "", ref)
@@ -497,14 +505,15 @@ def _passthrough(mo: IncomingMo, udh: bytes) -> tuple[int, bytes, bytes]:
     return data_coding, udh, body
 
 
-def _binary_parts(data: bytes, ref: int) -> list[tuple[int, bytes, bytes]]:
+def _octet_parts(data: bytes, ref: int, data_coding: int) -> list[tuple[int, bytes, bytes]]:
+    """One octet per character or byte (binary, Latin-1): 140 alone, 134 a part."""
     if len(data) <= _SMS_OCTETS:
-        return [(_DC_BINARY, b"", data)]
+        return [(data_coding, b"", data)]
     chunks = [data[pos : pos + _BINARY_PART] for pos in range(0, len(data), _BINARY_PART)]
     total = len(chunks)
     if total > _MAX_PARTS:
-        raise BadCallback("binary userData needs more than 255 parts")
+        raise BadCallback("userData needs more than 255 parts")
     return [
-        (_DC_BINARY, bytes((0x05, 0x00, 0x03, ref & 0xFF, total, seq)), chunk)
+        (data_coding, bytes((0x05, 0x00, 0x03, ref & 0xFF, total, seq)), chunk)
         for seq, chunk in enumerate(chunks, start=1)
     ]

@@ -691,3 +691,25 @@ def test_claimed_keyword() -> None:
     for bad in ("", "two words", " STOP", "STOP\n", "e-post"):
         with pytest.raises(ValueError):
             claimed_keyword(bad)
+
+
+def test_latin1_accounts_get_latin1_octets_under_data_coding_0() -> None:
+    # An account whose data_coding 0 means Latin-1 would misread GSM septets.
+    mo = incoming_mo_from_object(
+        {**SMS_MESSAGE, "userData": "Grüße, Ærø"}, connector="common", now=NOW
+    )
+    (item,) = mo_segments(mo, "shop", ttl=TTL, ref=1, latin1=True)
+    assert (item.data_coding, item.payload) == (0, "Grüße, Ærø".encode("latin-1"))
+    # Latin-1 cannot hold it: UCS-2, as for everyone.
+    mo = incoming_mo_from_object({**SMS_MESSAGE, "userData": "Привет"}, connector="common", now=NOW)
+    (item,) = mo_segments(mo, "shop", ttl=TTL, ref=1, latin1=True)
+    assert item.data_coding == 8
+    # Long Latin-1 text: 134 octets a part behind an 8-bit concatenation UDH.
+    long_text = "é" * 300
+    mo = incoming_mo_from_object(
+        {**SMS_MESSAGE, "userData": long_text}, connector="common", now=NOW
+    )
+    parts = mo_segments(mo, "shop", ttl=TTL, ref=9, latin1=True)
+    assert [len(p.payload) - 6 for p in parts] == [134, 134, 32]
+    assert b"".join(p.payload[6:] for p in parts) == long_text.encode("latin-1")
+    assert all(p.payload[:6] == bytes((5, 0, 3, 9, 3, n)) for n, p in enumerate(parts, 1))
