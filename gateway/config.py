@@ -146,6 +146,9 @@ class AccountSettings:
     accept: str = "stored"
     # "none", "decimal" or "hex": ids of at most 8 characters for ESMEs bound as 3.3.
     short_message_id: str = "none"
+    # A message scheduled at most this far ahead waits in the gateway (where
+    # cancel_sm and replace_sm reach it); later ones go to LINK with scheduledTime.
+    hold_scheduled: float = 86400.0
     policy: mapping.AccountPolicy = field(default_factory=mapping.AccountPolicy)
     # MO to these numbers is this account's: short codes as digits, MSISDNs "+digits".
     mo_numbers: tuple[str, ...] = ()
@@ -755,6 +758,7 @@ def _account(
         max_message_id_length=max_id,
         accept=r.choice("accept", "stored", ("stored", "upstream")),
         short_message_id=r.choice("short_message_id", "none", SHORT_ID_FORMATS),
+        hold_scheduled=r.duration("hold_scheduled", 86400.0),
         policy=policy,
         mo_numbers=_normalised(r, "mo_numbers", claimed_number),
         mo_keywords=_normalised(r, "mo_keywords", claimed_keyword),

@@ -60,6 +60,30 @@ def count_parts(fields: Mapping[str, Any]) -> int:
     return 1 if units <= single else -(-units // part)
 
 
+def hold_scheduled(
+    mapped: MappedSubmit, hold: float, now: float
+) -> tuple[dict[str, object], float]:
+    """(Common fields, time to send) for a message, scheduled or not.
+
+    A message due within `hold` seconds waits in the gateway and goes to LINK
+    when due, without scheduledTime: until then cancel_sm and replace_sm can
+    still reach it. One due later goes to LINK now, which schedules it (and
+    from then on only LINK could cancel it).
+    """
+    fields = dict(mapped.fields)
+    due = mapped.scheduled_at
+    if due is None or due <= now or due - now > hold:
+        return fields, 0.0
+    raw = fields.get("customParameters")
+    custom = dict(raw) if isinstance(raw, dict) else {}
+    custom.pop("scheduledTime", None)
+    if custom:
+        fields["customParameters"] = custom
+    else:
+        fields.pop("customParameters", None)
+    return fields, due
+
+
 class Gateway:
     def __init__(
         self,
@@ -264,11 +288,13 @@ class Gateway:
             message_id = self.store.short_id(account.short_message_id)
         else:
             message_id = self.ids.next(account.message_id_format)
+        fields, not_before = hold_scheduled(mapped, account.hold_scheduled, now)
         return Message(
             id=message_id,
             account=account.system_id,
             connector=self.connector_for(account.system_id, str(mapped.fields["destination"])),
-            fields=dict(mapped.fields),
+            fields=fields,
+            next_attempt_at=not_before,
             submitted_at=now,
             expires_at=start + mapped.validity_s,
             validity_s=mapped.validity_s,

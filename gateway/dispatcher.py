@@ -171,6 +171,18 @@ class Dispatcher:
         """A reload's routes apply from the next pump on."""
         self._router = router
 
+    def reschedule(self, message: Message) -> None:
+        """A waiting message's `next_attempt_at` changed (replace_sm): wait for the new one."""
+        if message.id not in self._waiting:
+            return
+        queue = self._ready[message.connector]
+        for index, queued in enumerate(queue):
+            if queued is message:
+                del queue[index]
+                break
+        heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
+        self._schedule(self._batch_delay)
+
     def waiting(self, message_id: str) -> Message | None:
         """The message if it is still queued here and not in a request right now."""
         return self._waiting.get(message_id)
@@ -216,8 +228,10 @@ class Dispatcher:
     def _tick(self) -> None:
         now = self._reactor.seconds()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, message = heapq.heappop(self._delayed)
-            if message.state != FINAL:
+            due, _, message = heapq.heappop(self._delayed)
+            # An entry whose time is no longer the message's was replaced by a
+            # later one (replace_sm moved the schedule).
+            if message.state != FINAL and due == message.next_attempt_at:
                 self._ready[message.connector].append(message)
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from gateway.config import AccountSettings
 from gateway.connectors import ACCEPTED, SubmitOutcome
-from gateway.core import Gateway, count_parts
+from gateway.core import Gateway, count_parts, hold_scheduled
 from gateway.dispatcher import receipt_for
 from gateway.mapping import MappedSubmit, Outcome, upstream_status
 from gateway.smpp import pdu as p
@@ -273,7 +273,10 @@ class Operations:
                 return succeed(p.ReplaceSmResp(status=mapped))
             replacements.append((message, submit, mapped))
         for message, submit, mapped in replacements:
-            apply_replacement(message, submit, mapped, pdu, now)
+            due = message.next_attempt_at
+            apply_replacement(message, submit, mapped, pdu, now, account.hold_scheduled)
+            if message.next_attempt_at != due:
+                gateway.dispatcher.reschedule(message)
         stored = [gateway.store.replace_message(m) for m, _, _ in replacements]
 
         def done(_: object) -> p.ReplaceSmResp:
@@ -381,7 +384,12 @@ def replacement_submit(message: Message, pdu: p.ReplaceSm) -> p.SubmitSm:
 
 
 def apply_replacement(
-    message: Message, submit: p.SubmitSm, mapped: MappedSubmit, pdu: p.ReplaceSm, now: float
+    message: Message,
+    submit: p.SubmitSm,
+    mapped: MappedSubmit,
+    pdu: p.ReplaceSm,
+    now: float,
+    hold: float = 0.0,
 ) -> None:
     """Give a queued message its replacement, in place (the dispatcher holds it).
 
@@ -390,11 +398,12 @@ def apply_replacement(
     """
     fields = {k: v for k, v in message.fields.items() if k not in _CONTENT_FIELDS}
     custom = dict(_custom(fields))
-    new_custom = _custom(mapped.fields)
     if pdu.schedule_delivery_time:
+        # The new time decides again whether the message waits here or at LINK.
         custom.pop(_SCHEDULED, None)
-        if _SCHEDULED in new_custom:
-            custom[_SCHEDULED] = new_custom[_SCHEDULED]
+        held, message.next_attempt_at = hold_scheduled(mapped, hold, now)
+        if _SCHEDULED in _custom(held):
+            custom[_SCHEDULED] = _custom(held)[_SCHEDULED]
     fields.pop("customParameters", None)
     if custom:
         fields["customParameters"] = custom

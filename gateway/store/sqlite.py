@@ -106,6 +106,7 @@ _MIGRATIONS = [
     ALTER TABLE messages ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN reply_id TEXT;
+    ALTER TABLE messages ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0;
     CREATE INDEX messages_reply ON messages (reply_id) WHERE reply_id IS NOT NULL;
     ALTER TABLE receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt';
     ALTER TABLE receipts ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
@@ -158,6 +159,7 @@ _MESSAGE_COLUMNS = (
     "data_coding",
     "esm_class",
     "reply_id",
+    "next_attempt_at",
 )
 # The Common fields every message has get columns (encoding them as JSON per
 # message cost 5% of the gateway's CPU); the rare rest (customParameters,
@@ -207,7 +209,8 @@ _FIND_FORM = "SELECT message_id, part FROM upstream_ids WHERE form = ?"
 _SET_PARTS = "UPDATE messages SET parts = ? WHERE id = ?"
 _SET_CONNECTOR = "UPDATE messages SET connector = ? WHERE id = ? AND state = 0"
 _REPLACE_MESSAGE = (
-    "UPDATE messages SET expires_at = ?, validity_s = ?, registered_delivery = ?,"
+    "UPDATE messages SET next_attempt_at = ?, expires_at = ?, validity_s = ?,"
+    " registered_delivery = ?,"
     " text_head = ?, parts = ?, source = ?, source_type = ?, destination = ?,"
     " destination_type = ?, dcs = ?, user_data = ?, user_data_header = ?, extra_fields = ?"
     " WHERE id = ? AND state = ?"
@@ -356,6 +359,7 @@ class SqliteStore:
                 m.data_coding,
                 m.esm_class,
                 m.reply_id,
+                m.next_attempt_at,
             )
             for m in messages
         ]
@@ -439,6 +443,7 @@ class SqliteStore:
 
     def replace_message(self, message: Message) -> Deferred[None]:
         row = (
+            message.next_attempt_at,
             message.expires_at,
             message.validity_s,
             message.registered_delivery,

@@ -368,3 +368,38 @@ def test_c_string_without_its_nul_gets_the_fields_status(gateway: GatewayProcess
         # The session goes on: the next PDU is served as usual.
         assert esme.request(p.EnquireLink()).status == S.ESME_ROK
     assert isinstance(answer, p.SubmitSmResp) and answer.status == S.ESME_RINVSRCADR
+
+
+def test_a_scheduled_message_waits_here_where_cancel_and_replace_reach_it(
+    gateway: GatewayProcess, fake: FakeCommonProcess
+) -> None:
+    in_an_hour = "000000010000000R"
+    with bound(gateway) as esme:
+        held = esme.request(submit("4790000021", schedule_delivery_time=in_an_hour)).message_id  # type: ignore[attr-defined]
+        moved = esme.request(
+            submit("4790000022", b"later", schedule_delivery_time=in_an_hour)
+        ).message_id  # type: ignore[attr-defined]
+        far = esme.request(
+            submit("4790000023", schedule_delivery_time="000002000000000R")
+        ).message_id  # type: ignore[attr-defined]
+        time.sleep(0.5)
+        query = esme.request(p.QuerySm(message_id=held))
+        assert isinstance(query, p.QuerySmResp) and query.message_state == M.ENROUTE
+        assert esme.request(p.CancelSm(message_id=held)).status == S.ESME_ROK
+        # Two seconds from now instead: it leaves when due, and LINK is not asked to wait.
+        replace = p.ReplaceSm(
+            message_id=moved,
+            schedule_delivery_time="000000000002000R",
+            registered_delivery=1,
+            short_message=b"sooner",
+        )
+        assert esme.request(replace).status == S.ESME_ROK
+        receipts_of(esme, {moved})
+    assert received(fake, "+4790000021") == []
+    (sooner,) = received(fake, "+4790000022")
+    assert sooner["userData"] == "sooner" and "scheduledTime" not in sooner.get(
+        "customParameters", {}
+    )
+    # Two days ahead is beyond hold_scheduled (24 h): LINK schedules it.
+    (far_sent,) = received(fake, "+4790000023")
+    assert far_sent["refId"] == far and "scheduledTime" in far_sent["customParameters"]

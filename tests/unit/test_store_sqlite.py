@@ -576,13 +576,24 @@ class SqliteStoreTests(TestCase):
     @inlineCallbacks
     def test_new_columns_round_trip(self):
         yield self.store.add_messages(
-            [message("m1", service_type="CMT", data_coding=8, esm_class=0x40, reply_id="m0")]
+            [
+                message(
+                    "m1",
+                    service_type="CMT",
+                    data_coding=8,
+                    esm_class=0x40,
+                    reply_id="m0",
+                    next_attempt_at=NOW + 600,
+                )
+            ]
         )
         yield self.reopen()
         (m1,) = self.recovered.messages
         self.assertEqual(
             (m1.service_type, m1.data_coding, m1.esm_class, m1.reply_id), ("CMT", 8, 0x40, "m0")
         )
+        # A scheduled message held here still waits for its time after a restart.
+        self.assertEqual(m1.next_attempt_at, NOW + 600)
 
     @inlineCallbacks
     def test_query_finds_own_messages_only(self):
