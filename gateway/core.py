@@ -34,6 +34,7 @@ from gateway.router import Router
 from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry
 from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding, parse_udh
+from gateway.sources import source_policies
 from gateway.store.base import MO, RECEIPT, Message, Receipt, Recovered, ReportResult, Store
 
 log = Logger()
@@ -116,6 +117,9 @@ class Gateway:
         self.escapes = EscapeCarry(reactor.seconds)
         # The HTTP site's callback paths, whose credentials a reload may change.
         self.callback_endpoints: list[CallbackEndpoint[Any]] = []
+        # The HTTP site's source allow-lists (gateway/web.SourceGuard), for the same reason.
+        self.callback_guards: list[Any] = []
+        self.metrics_guards: list[Any] = []
         self.mo_router = MoRouter.from_config(config)
         self._mo_ref = 0
         self._mo_parts: OrderedDict[tuple[str, str, int], str | None] = OrderedDict()
@@ -144,6 +148,14 @@ class Gateway:
         self.store.result_codes = config.result_codes
         for endpoint in self.callback_endpoints:
             endpoint.set_credentials(config.http.callback_username, config.http.callback_password)
+        http = config.http
+        callers, scrapers = source_policies(
+            http.callback_sources, http.metrics_sources, http.trusted_proxies
+        )
+        for guard in self.callback_guards:
+            guard.policy = callers
+        for guard in self.metrics_guards:
+            guard.policy = scrapers
 
     def start(self, recovered: Recovered) -> None:
         for connector in self.connectors.values():

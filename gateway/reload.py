@@ -2,11 +2,12 @@
 
 Live: accounts (added, removed, changed: passwords, networks, rates, queue
 limits, mapping policy, vendor TLVs, MO numbers), routes, MO routing and its
-ttl, the callback credentials and the result-code table.
+ttl, the callback credentials, the callback and metrics source allow-lists
+and the result-code table.
 
 Not live (they need a restart and keep their old values until then, each named
-in a warning): listeners and every other `[smpp]` setting, `[http]` but for the
-callback credentials, `[store]`, connectors, the MO callback path, the log
+in a warning): listeners and every other `[smpp]` setting, the rest of
+`[http]`, `[store]`, connectors, the MO callback path, the log
 format.
 
 What always holds:
@@ -28,7 +29,7 @@ from gateway.config import Config
 # Config parts that only a restart applies, with how an operator reads them.
 _RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("[smpp]", lambda c: c.smpp),
-    ("[http] (but the callback credentials)", lambda c: _without_credentials(c)),
+    ("[http] (but the callback credentials and source lists)", lambda c: _without_live(c)),
     ("[store]", lambda c: c.store),
     ("[connectors]", lambda c: c.connectors),
     ("[mo] callback_path", lambda c: c.mo.callback_path),
@@ -52,8 +53,22 @@ class Plan:
     restart_needed: tuple[str, ...]
 
 
-def _without_credentials(config: Config) -> object:
-    return dataclasses.replace(config.http, callback_username=None, callback_password=None)
+# [http] settings a reload applies: who may call, and with which credentials.
+_LIVE_HTTP = (
+    "callback_username",
+    "callback_password",
+    "callback_sources",
+    "callback_sources_file",
+    "metrics_sources",
+    "trusted_proxies",
+)
+
+
+def _without_live(config: Config) -> object:
+    http = config.http
+    return tuple(
+        getattr(http, f.name) for f in dataclasses.fields(http) if f.name not in _LIVE_HTTP
+    )
 
 
 def plan(running: Config, new: Config) -> Plan:
@@ -75,6 +90,10 @@ def plan(running: Config, new: Config) -> Plan:
             running.http,
             callback_username=new.http.callback_username,
             callback_password=new.http.callback_password,
+            callback_sources=new.http.callback_sources,
+            callback_sources_file=new.http.callback_sources_file,
+            metrics_sources=new.http.metrics_sources,
+            trusted_proxies=new.http.trusted_proxies,
         ),
         result_codes=new.result_codes,
     )

@@ -180,3 +180,15 @@ __all__ = [
     "parse_networks",
     "read_networks",
 ]
+
+
+def source_policies(
+    callback_sources: Iterable[Network] | None,
+    metrics_sources: Iterable[Network] | None,
+    trusted_proxies: Iterable[Network],
+) -> tuple[SourcePolicy | None, SourcePolicy | None]:
+    """(who may post callbacks, who may read /metrics and the probes); None: anyone."""
+    proxies = tuple(trusted_proxies)
+    callers = None if callback_sources is None else SourcePolicy(callback_sources, proxies)
+    scrapers = None if metrics_sources is None else SourcePolicy(metrics_sources, proxies)
+    return callers, scrapers

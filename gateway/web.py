@@ -28,7 +28,7 @@ from gateway.core import Gateway
 from gateway.http11 import HttpRequest, Response
 from gateway.inbound import IncomingMo
 from gateway.mo import incoming_mo_from_object
-from gateway.sources import SourcePolicy
+from gateway.sources import SourcePolicy, source_policies
 from gateway.transport.http import Admit, HttpServerFactory
 
 log = Logger()
@@ -99,9 +99,9 @@ class SourceGuard:
     """Answers 403 to clients outside `policy`, counting each and logging a few."""
 
     def __init__(
-        self, policy: SourcePolicy, key: str, on_refused: Callable[[], Any], clock: Any
+        self, policy: SourcePolicy | None, key: str, on_refused: Callable[[], Any], clock: Any
     ) -> None:
-        self._policy = policy
+        self.policy = policy  # None lets everyone in; a reload may set or clear it
         self._key = key  # the config key that would let the client in, for the log
         self._on_refused = on_refused
         self._clock = clock
@@ -109,7 +109,9 @@ class SourceGuard:
         self._not_logged = 0
 
     def __call__(self, request: HttpRequest, peer: str) -> Response | None:
-        allowed, client = self._policy.check(peer, request.headers.get(b"x-forwarded-for"))
+        if self.policy is None:
+            return None
+        allowed, client = self.policy.check(peer, request.headers.get(b"x-forwarded-for"))
         if allowed:
             return None
         self._on_refused()
@@ -187,18 +189,17 @@ def build_http_factory(
 
         return answer
 
-    dlr_guard = mo_guard = metrics_guard = None
-    if http.callback_sources is not None:
-        callers = SourcePolicy(http.callback_sources, http.trusted_proxies)
-        dlr_guard = SourceGuard(
-            callers, "callback_sources", outcomes["forbidden"].inc, gateway.reactor
-        )
-        mo_guard = SourceGuard(
-            callers, "callback_sources", mo_outcomes["forbidden"].inc, gateway.reactor
-        )
-    if http.metrics_sources is not None:
-        scrapers = SourcePolicy(http.metrics_sources, http.trusted_proxies)
-        metrics_guard = SourceGuard(scrapers, "metrics_sources", lambda: None, gateway.reactor)
+    # Always in place, so that a reload can set or clear the lists (gateway/reload.py).
+    callers, scrapers = source_policies(
+        http.callback_sources, http.metrics_sources, http.trusted_proxies
+    )
+    dlr_guard = SourceGuard(callers, "callback_sources", outcomes["forbidden"].inc, gateway.reactor)
+    mo_guard = SourceGuard(
+        callers, "callback_sources", mo_outcomes["forbidden"].inc, gateway.reactor
+    )
+    metrics_guard = SourceGuard(scrapers, "metrics_sources", lambda: None, gateway.reactor)
+    gateway.callback_guards = [dlr_guard, mo_guard]
+    gateway.metrics_guards = [metrics_guard]
 
     router = Router()
     router.add(

@@ -147,3 +147,20 @@ def test_a_bad_config_is_refused_and_the_old_one_stays(
     with Esme(smpp_port) as esme:
         assert esme.bind("keep", "old-pw").status == S.ESME_ROK
         assert esme.request(submit("4790000001")).status == S.ESME_ROK
+
+
+def test_callback_allow_list_follows_a_reload(
+    setup: tuple[GatewayProcess, Path, int, int],
+) -> None:
+    gateway, directory, _, _ = setup
+    path = directory / "gateway.toml"
+    open_config = path.read_text()
+    assert post_callback(gateway, CALLBACK_USER, CALLBACK_PASSWORD) == 200
+    path.write_text(
+        open_config.replace("[http]\n", '[http]\ncallback_sources = ["10.0.0.0/8"]\n', 1)
+    )
+    sighup_and_wait(gateway, "config reloaded")
+    assert post_callback(gateway, CALLBACK_USER, CALLBACK_PASSWORD) == 403
+    path.write_text(open_config)
+    sighup_and_wait(gateway, "config reloaded")
+    assert post_callback(gateway, CALLBACK_USER, CALLBACK_PASSWORD) == 200

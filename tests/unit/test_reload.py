@@ -42,7 +42,7 @@ def test_accounts_added_removed_changed_and_credentials() -> None:
     assert result.config.http.callback_password == "two"
     # max_body needs a restart: the running value stays, and the plan says so.
     assert result.config.http.max_body == running.http.max_body
-    assert result.restart_needed == ("[http] (but the callback credentials)",)
+    assert result.restart_needed == ("[http] (but the callback credentials and source lists)",)
 
 
 def test_listener_and_store_changes_wait_for_a_restart() -> None:
@@ -64,3 +64,17 @@ def test_a_connector_that_is_not_running_is_refused() -> None:
     accounts = [{"system_id": "a", "password": HASH, "connector": "sim3"}]
     with pytest.raises(ReloadRefused, match="sim3"):
         plan(running, parse(tree(connectors=connectors, accounts=accounts)))
+
+
+def test_source_allow_lists_reload() -> None:
+    running = parse(tree())
+    http = {
+        "callback_username": "link",
+        "callback_password": "one",
+        "callback_sources": ["193.142.108.0/24"],
+        "metrics_sources": ["127.0.0.1/32"],
+    }
+    result = plan(running, parse(tree(http=http)))
+    assert [str(n) for n in result.config.http.callback_sources or ()] == ["193.142.108.0/24"]
+    assert [str(n) for n in result.config.http.metrics_sources or ()] == ["127.0.0.1/32"]
+    assert result.restart_needed == ()
