@@ -225,3 +225,14 @@ def cancel_all_to_destination(open_client: OpenClient, fake: FakeCommonProcess, 
         assert len(wait_for_messages(fake, "+" + kept, 1)) == 1
         sentinel_arrived(client, fake, block)
     assert messages_to(fake, "+" + cancelled) == [], "a cancelled message reached Common"
+
+
+# Every query_sm / cancel_sm scenario, for the client modules to run in turn.
+QUERY_CANCEL = (
+    query_delivered,
+    query_queued,
+    query_unknown_or_foreign,
+    cancel_queued,
+    cancel_delivered,
+    cancel_all_to_destination,
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -330,47 +330,13 @@ def test_node_long_text_in_message_payload(
 
 
 @pytest.mark.query_cancel
-def test_node_query_sm_delivered(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.query_delivered(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_node_query_sm_while_queued(
+@pytest.mark.parametrize("scenario", scenarios.QUERY_CANCEL, ids=lambda f: f.__name__)
+def test_node_query_and_cancel(
     ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
+    scenario: Callable[[Any, FakeCommonProcess, str], None],
 ) -> None:
     gw, fake = ops_gateway
-    scenarios.query_queued(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_node_query_sm_unknown_or_other_account(
-    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
-) -> None:
-    gw, fake = ops_gateway
-    scenarios.query_unknown_or_foreign(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_node_cancel_sm_queued(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_queued(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_node_cancel_sm_delivered_fails(
-    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
-) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_delivered(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_node_cancel_sm_all_to_a_destination(
-    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
-) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_all_to_destination(open_client(gw), fake, BLOCK)
+    scenario(open_client(gw), fake, BLOCK)
 
 
 # --- 6. submit_multi -----------------------------------------------------------------

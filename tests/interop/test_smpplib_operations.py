@@ -472,43 +472,13 @@ def test_long_text_in_message_payload(
 
 
 @pytest.mark.query_cancel
-def test_query_sm_delivered(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.query_delivered(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_query_sm_while_queued(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.query_queued(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_query_sm_unknown_or_other_account(
+@pytest.mark.parametrize("scenario", scenarios.QUERY_CANCEL, ids=lambda f: f.__name__)
+def test_query_and_cancel(
     ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
+    scenario: Callable[[Any, FakeCommonProcess, str], None],
 ) -> None:
     gw, fake = ops_gateway
-    scenarios.query_unknown_or_foreign(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_cancel_sm_queued(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_queued(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_cancel_sm_delivered_fails(ops_gateway: tuple[GatewayProcess, FakeCommonProcess]) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_delivered(open_client(gw), fake, BLOCK)
-
-
-@pytest.mark.query_cancel
-def test_cancel_sm_all_to_a_destination(
-    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
-) -> None:
-    gw, fake = ops_gateway
-    scenarios.cancel_all_to_destination(open_client(gw), fake, BLOCK)
+    scenario(open_client(gw), fake, BLOCK)
 
 
 # --- 6. submit_multi -----------------------------------------------------------------
