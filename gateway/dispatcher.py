@@ -95,6 +95,9 @@ class Dispatcher:
         # Every message queued here and not in a request right now, by id: what
         # cancel_sm and replace_sm may still change.
         self._waiting: dict[str, Message] = {}
+        # A submit_multi's id -> its other destinations' ids, until each is done:
+        # cancel_sm and replace_sm by that id reach them without a scan.
+        self._groups: dict[str, set[str]] = {}
         # After stop (shutdown) nothing new goes to LINK: what waits stays in the store.
         self._stopped = False
 
@@ -124,6 +127,8 @@ class Dispatcher:
                 self.queued_by_account.get(message.account, 0) + 1
             )
             self._waiting[message.id] = message
+            if message.reply_id is not None:
+                self._groups.setdefault(message.reply_id, set()).add(message.id)
             if message.next_attempt_at > now:
                 heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
             else:
@@ -186,6 +191,12 @@ class Dispatcher:
     def waiting(self, message_id: str) -> Message | None:
         """The message if it is still queued here and not in a request right now."""
         return self._waiting.get(message_id)
+
+    def waiting_with(self, message_id: str) -> list[Message]:
+        """The message an ESME knows by `message_id` and, for a submit_multi, its
+        other destinations: those still waiting here."""
+        ids = [message_id, *self._groups.get(message_id, ())]
+        return [m for m in map(self._waiting.get, ids) if m is not None]
 
     def waiting_of(self, account: str) -> list[Message]:
         return [m for m in self._waiting.values() if m.account == account]
@@ -445,6 +456,12 @@ class Dispatcher:
     def _done(self, message: Message) -> None:
         count = self.queued_by_account.get(message.account, 1) - 1
         self.queued_by_account[message.account] = count
+        if message.reply_id is not None:
+            members = self._groups.get(message.reply_id)
+            if members is not None:
+                members.discard(message.id)
+                if not members:
+                    del self._groups[message.reply_id]
 
     def _count(self, outcome: SubmitOutcome) -> None:
         word = {ACCEPTED: "accepted", TEMPORARY: "retry", REJECTED: "rejected"}[outcome.kind]

@@ -238,16 +238,11 @@ class Operations:
         ]
 
     def _waiting_by_id(self, account: AccountSettings, message_id: str) -> list[Message]:
-        dispatcher = self.gateway.dispatcher
-        first = dispatcher.waiting(message_id)
-        group = [first] if first is not None and first.account == account.system_id else []
-        # A submit_multi's other destinations carry its id as reply_id; a single
-        # message's id is never anyone's reply_id, so look only when it may be one.
-        if first is None or first.reply_id is None:
-            group += [
-                m for m in dispatcher.waiting_of(account.system_id) if m.reply_id == message_id
-            ]
-        return group
+        return [
+            m
+            for m in self.gateway.dispatcher.waiting_with(message_id)
+            if m.account == account.system_id
+        ]
 
     # --- replace_sm --------------------------------------------------------------
 

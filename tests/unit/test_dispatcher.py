@@ -539,3 +539,16 @@ def test_without_a_usable_fallback_messages_wait_for_their_connector() -> None:
     assert rig.dispatcher.waiting("a") is not None
     assert rig.dispatcher.waiting("a").connector == "main"  # type: ignore[union-attr]
     assert rig.store.rerouted == []
+
+
+def test_a_submit_multi_is_found_by_its_one_id_until_each_destination_is_done() -> None:
+    rig = Rig(limit=0)
+    head, other = message("m1"), message("m2", reply_id="m1")
+    alone = message("m3")
+    rig.dispatcher.enqueue([head, other, alone])
+    assert rig.dispatcher.waiting_with("m1") == [head, other]
+    assert rig.dispatcher.waiting_with("m3") == [alone]
+    assert rig.dispatcher.waiting_with("m2") == [other]
+    rig.dispatcher.withdraw([other])
+    assert rig.dispatcher.waiting_with("m1") == [head]
+    assert rig.dispatcher._groups == {}  # nothing kept for destinations that are done
