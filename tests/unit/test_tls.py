@@ -84,7 +84,9 @@ def test_the_pem_files_are_required_and_must_exist(pki: Pki, tmp_path: Path, key
 
 
 def test_files_are_not_needed_without_a_tls_listener() -> None:
-    parse(with_smpp(tls_certificate="/nonexistent.pem"))
+    # Loading must not fail on a file nothing will read.
+    config = parse(with_smpp(tls_certificate="/nonexistent.pem"))
+    assert config.smpp.tls_listen == () and config.smpp.tls_certificate == "/nonexistent.pem"
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.0", "1", "TLSv1.2", ""])
