@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from gateway import config as config_module
-from gateway.passwords import hash_password
+from gateway.passwords import ENCODINGS, hash_password, password_octets
 
 if TYPE_CHECKING:
     # Imported where used: check-config and send need no HTTP stack.
@@ -81,10 +81,12 @@ def _hash_password(args: argparse.Namespace) -> int:
             return FAILED
     else:
         password = sys.stdin.readline().rstrip("\n")
-    if not password:
-        print("error: empty password", file=sys.stderr)
+    try:
+        octets = password_octets(password, args.encoding)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return FAILED
-    print(hash_password(password))
+    print(hash_password(octets))
     return OK
 
 
@@ -538,6 +540,13 @@ def _parser() -> argparse.ArgumentParser:
     hashing = commands.add_parser("hash-password", help="hash an SMPP account password")
     hashing.add_argument(
         "--password", help="the password (default: prompt, or read a line from stdin)"
+    )
+    hashing.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default="utf-8",
+        help="the octets the ESME sends for this password: utf-8 (default), or latin-1"
+        " for an ESME that sends Latin-1",
     )
     hashing.set_defaults(func=_hash_password)
 

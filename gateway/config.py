@@ -64,6 +64,20 @@ class SmppSettings:
     lockout_failures: int = 10
     lockout_window: float = 300.0
     lockout_time: float = 900.0
+    # A PDU must be complete this long after its first byte.
+    partial_pdu_timeout: float = 10.0
+    # Output the peer leaves unread past the transport's buffer for this long closes
+    # the connection (gateway/transport/protocol.py).
+    write_timeout: float = 30.0
+    # Password checks (scrypt) at once, and waiting; beyond both a bind is refused
+    # unchecked (gateway/bindcheck.py). A verified password is remembered per
+    # client address for bind_cache.
+    bind_checks: int = 2
+    bind_check_queue: int = 64
+    bind_cache: float = 60.0
+    # "uniform": ESME_RINVPASWD for an unknown system_id too, after the same work;
+    # "distinct": ESME_RINVSYSID at once (tells a guesser which system_ids exist).
+    bind_failure_status: str = "uniform"
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,10 @@ class HttpSettings:
     trusted_proxies: tuple[sources.Network, ...] = ()
     request_timeout: float = 30.0
     keepalive_timeout: float = 60.0
+    # Answers a client leaves unread past the socket buffer for this long close it.
+    write_timeout: float = 30.0
+    # /metrics renders the page at most once per this many seconds (0: every time).
+    metrics_cache: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,12 @@ class MoSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    # Events below this level are not written; SIGHUP applies a change.
+    level: str = "info"
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     smpp: SmppSettings
@@ -188,6 +212,7 @@ class Config:
     log_format: str = "text"
     routes: tuple[Route, ...] = ()
     mo: MoSettings = MoSettings()
+    logging: LoggingSettings = LoggingSettings()
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -196,6 +221,8 @@ CONNECTOR_TYPES = ("common", "linksmpp", "simulator")
 ID_FORMATS = {"decimal": 18, "hex": 16, "uuid": 36}
 SHORT_ID_FORMATS = ("none", "decimal", "hex")
 WINDOW_OVERRUN = ("wait", "throttle")
+BIND_FAILURE_STATUSES = ("uniform", "distinct")
+LOG_LEVELS = ("debug", "info", "warn", "error")
 # SMPP 3.4 section 4.5.1: number_of_dests is at most 254.
 MAX_DESTINATIONS = 254
 # A TLV tag as a TOML key: "0x1401" or "5121".
@@ -348,6 +375,7 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
     http = _http(_Reader(source, "http", top.table_("http")))
     store = _store(_Reader(source, "store", top.table_("store")))
     log_format = top.choice("log_format", "text", ("text", "json"))
+    logging = _logging(_Reader(source, "logging", top.table_("logging")))
 
     connectors: dict[str, ConnectorSettings] = {}
     for name, table in top.table_("connectors").items():
@@ -387,7 +415,14 @@ def parse(tree: Mapping[str, Any], *, source: str = "<config>") -> Config:
         log_format=log_format,
         routes=routes,
         mo=mo,
+        logging=logging,
     )
+
+
+def _logging(r: _Reader) -> LoggingSettings:
+    settings = LoggingSettings(level=r.choice("level", LoggingSettings.level, LOG_LEVELS))
+    r.check_unknown()
+    return settings
 
 
 def _smpp(r: _Reader) -> SmppSettings:
@@ -414,6 +449,14 @@ def _smpp(r: _Reader) -> SmppSettings:
         lockout_failures=r.integer("lockout_failures", d.lockout_failures),
         lockout_window=r.duration("lockout_window", d.lockout_window, positive=True),
         lockout_time=r.duration("lockout_time", d.lockout_time, positive=True),
+        partial_pdu_timeout=r.duration("partial_pdu_timeout", d.partial_pdu_timeout, positive=True),
+        write_timeout=r.duration("write_timeout", d.write_timeout, positive=True),
+        bind_checks=r.integer("bind_checks", d.bind_checks, minimum=1),
+        bind_check_queue=r.integer("bind_check_queue", d.bind_check_queue),
+        bind_cache=r.duration("bind_cache", d.bind_cache),
+        bind_failure_status=r.choice(
+            "bind_failure_status", d.bind_failure_status, BIND_FAILURE_STATUSES
+        ),
     )
     _smpp_tls(r, settings)
     if settings.max_destinations > MAX_DESTINATIONS:
@@ -470,6 +513,8 @@ def _http(r: _Reader) -> HttpSettings:
         trusted_proxies=_networks(r, "trusted_proxies") or (),
         request_timeout=r.duration("request_timeout", d.request_timeout, positive=True),
         keepalive_timeout=r.duration("keepalive_timeout", d.keepalive_timeout, positive=True),
+        write_timeout=r.duration("write_timeout", d.write_timeout, positive=True),
+        metrics_cache=r.duration("metrics_cache", d.metrics_cache),
     )
     if not settings.callback_path.startswith("/"):
         raise r.fail("callback_path", "must start with '/'")

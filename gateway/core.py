@@ -26,6 +26,7 @@ from gateway.delivery import ReceiptDeliverer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import IdGenerator
 from gateway.inbound import IncomingMo, LinkReceipt
+from gateway.logs import Repeats
 from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_status
 from gateway.metrics import Metrics
 from gateway.mo import MoRouter, mo_segments
@@ -126,6 +127,8 @@ class Gateway:
         self._buckets: dict[str, TokenBucket] = {}
         self._report_batch: tuple[list[DeliveryReport], list[Deferred[None]]] | None = None
         self.binds: dict[str, int] = {}
+        # Refusals an ESME or a caller can repeat at will: a line a minute per kind.
+        self._refusals = Repeats()
         self._configure_buckets()
 
     def _configure_buckets(self) -> None:
@@ -228,10 +231,19 @@ class Gateway:
         try:
             return map_submit(pdu, account.policy, now=now)
         except SubmitRefused as e:
-            log.debug("refused submit_sm from {account}: {reason}", account=name, reason=e.reason)
-            status = e.status
+            status, reason = e.status, e.reason
         except TextError as e:
-            status = e.status
+            status, reason = e.status, str(e)
+        left_out = self._refusals.note((name, status), now)
+        if left_out is not None:
+            log.info(
+                "refused a submit_sm of {account} with {status:#04x}: {reason}"
+                " ({left_out} more such refusals since the last line)",
+                account=name,
+                status=status,
+                reason=reason,
+                left_out=left_out,
+            )
         self.metrics.child(self.metrics.submits, name, "refused").inc()
         if status == S.ESME_RSUBMITFAIL and interface_version >= 0x50:
             # No 3.4 status says "bad data_coding"; 5.0 binds get the one that does.
@@ -364,21 +376,35 @@ class Gateway:
         m = self.metrics
         receipts = []
         finals = []
+        unknown = []
         for result in results:
             m.child(m.reports, result.outcome).inc()
             if result.final and result.message_id is not None:
                 finals.append(result.message_id)
             if result.outcome == "unknown":
-                log.warn(
-                    "delivery report for unknown message {message_id} (LINK id {upstream_id})",
-                    message_id=result.report.ref_id,
-                    upstream_id=result.report.id,
-                )
+                unknown.append(result)
             if result.receipt is not None:
                 receipts.append(result.receipt)
+        if unknown:
+            self._unknown_reports(unknown)
         if finals:
             self.dispatcher.discard(finals)
         self.receipts_stored(receipts)
+
+    def _unknown_reports(self, unknown: list[ReportResult]) -> None:
+        # One body may carry thousands of made-up ids: one line, a minute at most.
+        left_out = self._refusals.note("unknown_report", self.reactor.seconds(), len(unknown))
+        if left_out is None:
+            return
+        first = unknown[0].report
+        log.warn(
+            "{count} delivery report(s) for unknown messages, the first for {message_id}"
+            " (LINK id {upstream_id}); {left_out} more since the last such line",
+            count=len(unknown),
+            message_id=first.ref_id,
+            upstream_id=first.id,
+            left_out=left_out,
+        )
 
     def receipts_stored(self, receipts: list[Receipt]) -> None:
         m = self.metrics

@@ -44,6 +44,8 @@ _HEX = b"0123456789abcdefABCDEF"
 # matched loosely here so that HTTP/2.0 and friends get 505 rather than 400.
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([!-~]+) HTTP/([0-9]+(?:\.[0-9]+)?)")
 
+# An LF not after a CR (RFC 9112, section 2.2 lets us refuse those).
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _MAX_CHUNK_LINE = 4096  # a chunk-size line with extensions longer than this is abuse
 # RFC 9112, section 3: servers should take request-lines of at least 8000 octets.
 _MAX_TARGET = 8192
@@ -185,6 +187,12 @@ class RequestParser:
         self._expects_continue = False
 
     @property
+    def head(self) -> HttpRequest | None:
+        """The request whose body is awaited (without it), for a look at its
+        header fields before deciding to send 100 (Continue)."""
+        return self._head
+
+    @property
     def has_partial(self) -> bool:
         """True when part of a request (not just blank lines) has arrived."""
         return self._state != _HEAD or bool(self._buffer.strip(b"\r\n"))
@@ -217,6 +225,10 @@ class RequestParser:
         if end < 0:
             if len(buffer) > self.max_header_bytes:
                 raise self._too_long_head(buffer)
+            if _BARE_LF.search(buffer):
+                # A head ended by bare LFs would never see its CRLF CRLF: say so now
+                # rather than at the request timeout.
+                raise HttpError(400, "bare LF in the request head")
             return False
         if end > self.max_header_bytes:
             raise self._too_long_head(buffer)

@@ -16,6 +16,13 @@ from the command line (and wins over the config, as --logger always does).
 
 Secrets: a field whose name says password, secret, token or authorization is
 dropped, whatever logged it.
+
+Volume: `[logging] level` drops events below it (debug by default is not
+written); SIGHUP changes it (`LevelFilter`). Events that a client can cause
+at will (a refused PDU, a refused bind, a report for an unknown message) go
+through `Repeats`, which lets the first of a kind through and then one line
+per interval with how many were left out, so that no client can fill the disk
+through the log.
 """
 
 from __future__ import annotations
@@ -23,13 +30,23 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 from twisted.application.service import MultiService
-from twisted.logger import FileLogObserver, ILogObserver, LogEvent, LogLevel, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    textFileLogObserver,
+)
 from twisted.python.components import Componentized
 from twisted.python.logfile import LogFile
 
@@ -106,20 +123,96 @@ def json_observer() -> FileLogObserver:
     return json_file_observer(sys.stdout)
 
 
-def observer_for(log_format: str, twistd_options: Mapping[str, Any]) -> FileLogObserver | None:
-    """The observer for the config's `log_format`; None leaves twistd's own (text).
+LEVELS: Mapping[str, Any] = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "error": LogLevel.error,
+}
 
-    JSON goes where twistd would put text: `--logfile` (rotated like twistd's), standard
-    output with --nodaemon (systemd's journal), else twistd.log. `--syslog` keeps
-    twistd's syslog observer: syslog lines have a format of their own.
+
+class LevelFilter(LogLevelFilterPredicate):
+    """Drops events below the configured level; `set` changes it (SIGHUP)."""
+
+    def __init__(self, level: str = "info") -> None:
+        super().__init__(defaultLogLevel=LEVELS[level])
+        self.level = level
+
+    def set(self, level: str) -> None:
+        self.level = level
+        self.setLogLevelForNamespace("", LEVELS[level])
+
+
+def observer_for(
+    log_format: str, twistd_options: Mapping[str, Any], level: LevelFilter | None = None
+) -> ILogObserver | None:
+    """The observer for the config's `log_format` and level; None leaves twistd's own.
+
+    Lines go where twistd would put them: `--logfile` (rotated like twistd's, and on
+    SIGUSR1), standard output with --nodaemon (systemd's journal), else twistd.log.
+    `--syslog` keeps twistd's syslog observer, unfiltered: syslog lines have a format
+    and levels of their own.
     """
-    if log_format != "json" or twistd_options.get("syslog"):
+    if twistd_options.get("syslog"):
         return None
     path = twistd_options.get("logfile") or ""
+    out: IO[str]
     if path == "-" or (not path and twistd_options.get("nodaemon")):
-        return json_file_observer(sys.stdout)
-    # LogFile is not an IO but has write() and flush(), all that FileLogObserver calls.
-    return json_file_observer(cast(IO[str], LogFile.fromFullPath(path or "twistd.log")))
+        out = sys.stdout
+    else:
+        logfile = LogFile.fromFullPath(path or "twistd.log")
+        _rotate_on_sigusr1(logfile)
+        # LogFile is not an IO but has write() and flush(), all that FileLogObserver calls.
+        out = cast(IO[str], logfile)
+    observer = json_file_observer(out) if log_format == "json" else textFileLogObserver(out)
+    # zope interfaces: the observer and the predicate provide them without subclassing.
+    filtered: Any = FilteringLogObserver(cast(Any, observer), [cast(Any, level or LevelFilter())])
+    return cast(ILogObserver, filtered)
+
+
+def _rotate_on_sigusr1(logfile: LogFile) -> None:
+    """What twistd does for its own log file: SIGUSR1 (logrotate's postrotate) rotates."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+
+    def rotate(signum: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(logfile.rotate)
+
+    signal.signal(signal.SIGUSR1, rotate)
+
+
+class Repeats:
+    """Which of a run of alike events to log: the first, then one per `interval`.
+
+    `note(key, now)` answers None (leave this one out) or how many of that key
+    were left out since the last line, to be said in the line that is logged
+    now. Keys are the caller's (a reason, a status, an address); at most
+    `max_keys` are remembered, the quietest forgotten first.
+    """
+
+    def __init__(self, interval: float = 60.0, max_keys: int = 1000) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._seen: dict[Hashable, tuple[float, int]] = {}
+
+    def note(self, key: Hashable, now: float, count: int = 1) -> int | None:
+        """`count` events of `key` happened now (left out: counted as that many)."""
+        seen = self._seen
+        last = seen.get(key)
+        if last is not None and now - last[0] < self.interval:
+            seen[key] = (last[0], last[1] + count)
+            return None
+        seen.pop(key, None)
+        seen[key] = (now, 0)
+        if len(seen) > self.max_keys:
+            del seen[next(iter(seen))]
+        return last[1] if last is not None else 0
+
+    def left_out(self) -> dict[Hashable, int]:
+        """Keys with events left out since their last line (to say at the end)."""
+        return {key: count for key, (_, count) in self._seen.items() if count}
 
 
 class TopService(MultiService):
@@ -127,7 +220,7 @@ class TopService(MultiService):
     ILogObserver when twistd adds it, before twistd starts logging (see the module
     docstring). Without an observer it is a plain MultiService."""
 
-    def __init__(self, observer: FileLogObserver | None = None) -> None:
+    def __init__(self, observer: ILogObserver | None = None) -> None:
         super().__init__()
         self.observer = observer
 
@@ -142,6 +235,9 @@ class TopService(MultiService):
 
 
 __all__ = [
+    "LEVELS",
+    "LevelFilter",
+    "Repeats",
     "TopService",
     "event_as_json",
     "event_fields",

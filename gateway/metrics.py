@@ -80,6 +80,27 @@ class Metrics:
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds", ["reason"], registry=r
         )
+        self.bind_checks = Counter(
+            "smppgw_bind_checks_total",
+            "Bind password checks by outcome (checked: scrypt ran; shared: joined one"
+            " running; cached: verified recently from that address; busy: refused unchecked;"
+            " skipped: the client left before its turn)",
+            ["outcome"],
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "smppgw_disconnects_total",
+            "Connections the gateway closed on a peer by kind (smpp, http) and reason"
+            " (no_bind, unread, partial_pdu, silent, request_timeout)",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.http_refused = Counter(
+            "smppgw_http_refused_total",
+            "HTTP requests refused before routing (malformed, too large, timed out), by status",
+            ["status"],
+            registry=r,
+        )
         self.submits = Counter(
             "smppgw_submits_total",
             "submit_sm by account and outcome (accepted, throttled, refused, queue_full, error)",

@@ -2,8 +2,8 @@
 
 Live: accounts (added, removed, changed: passwords, networks, rates, queue
 limits, mapping policy, vendor TLVs, MO numbers), routes, MO routing and its
-ttl, the callback credentials, the callback and metrics source allow-lists
-and the result-code table.
+ttl, the callback credentials, the callback and metrics source allow-lists,
+the result-code table and the log level.
 
 Not live (they need a restart and keep their old values until then, each named
 in a warning): listeners and every other `[smpp]` setting, the rest of
@@ -96,6 +96,7 @@ def plan(running: Config, new: Config) -> Plan:
             trusted_proxies=new.http.trusted_proxies,
         ),
         result_codes=new.result_codes,
+        logging=new.logging,
     )
     old_accounts, new_accounts = running.accounts, new.accounts
     return Plan(

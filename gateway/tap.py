@@ -133,6 +133,7 @@ class GatewayService(Service):
         reactor: Any = None,
         registry: CollectorRegistry | None = None,
         exit_on_failure: bool = True,
+        log_level: logs.LevelFilter | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -142,6 +143,8 @@ class GatewayService(Service):
         self.config = config
         self.metrics = Metrics(registry)
         self.exit_on_failure = exit_on_failure
+        # The filter in front of the log observer (makeService), for reload to change.
+        self.log_level = log_level or logs.LevelFilter(config.logging.level)
         self.store = SqliteStore(
             reactor,
             config.store.path,
@@ -203,6 +206,7 @@ class GatewayService(Service):
             )
         self.gateway.reconfigure(the_plan.config)
         self.smpp.reconfigure(the_plan)
+        self.log_level.set(the_plan.config.logging.level)
         self.config = the_plan.config
         log.info(
             "config reloaded from {path}: accounts added {added}, removed {removed},"
@@ -368,7 +372,8 @@ class GatewayService(Service):
 
 def makeService(options: Options) -> MultiService:
     config: config_module.Config = options["parsed"]
-    # twistd's own options (--logfile, --nodaemon, --syslog) say where JSON lines go.
-    top = logs.TopService(logs.observer_for(config.log_format, options.parent or {}))
-    GatewayService(config, registry=REGISTRY).setServiceParent(top)
+    # twistd's own options (--logfile, --nodaemon, --syslog) say where lines go.
+    level = logs.LevelFilter(config.logging.level)
+    top = logs.TopService(logs.observer_for(config.log_format, options.parent or {}, level))
+    GatewayService(config, registry=REGISTRY, log_level=level).setServiceParent(top)
     return top

@@ -85,6 +85,21 @@ class Router:
             return None
         return route[3](request, peer)
 
+    def screen(self, head: HttpRequest, peer: str) -> Response | None:
+        """For a head waiting for 100 (Continue): the answer it gets without its
+        body being read (unknown path, method, address or credentials), or None."""
+        route = self._route(head.path)
+        if route is None:
+            return _NOT_FOUND
+        methods, handler, not_allowed, guard = route
+        if head.method not in methods:
+            return not_allowed
+        refusal = guard(head, peer) if guard is not None else None
+        if refusal is None:
+            refuse_head = getattr(handler, "refuse_head", None)
+            refusal = refuse_head(head) if refuse_head is not None else None
+        return refusal
+
     def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
         route = self._route(request.path)
         if route is None:
@@ -132,6 +147,30 @@ class SourceGuard:
         return _FORBIDDEN
 
 
+class _MetricsPage:
+    """/metrics, rendered at most once per `cache_for` seconds.
+
+    Rendering costs milliseconds (every labelled series); a scraper that asks
+    a thousand times a second, or a pipelined flood, gets the same bytes.
+    """
+
+    def __init__(self, registry: Any, clock: Any, cache_for: float) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._cache_for = cache_for
+        self._page: Response | None = None
+        self._rendered_at = float("-inf")
+
+    def __call__(self, request: HttpRequest) -> Response:
+        now = self._clock.seconds()
+        if self._page is None or now - self._rendered_at >= self._cache_for:
+            self._page = Response(
+                200, generate_latest(self._registry), content_type=CONTENT_TYPE_LATEST.encode()
+            )
+            self._rendered_at = now
+        return self._page
+
+
 def build_http_factory(
     gateway: Gateway, ready: Callable[[], tuple[bool, str]]
 ) -> HttpServerFactory:
@@ -177,10 +216,7 @@ def build_http_factory(
         what="MO messages",
     )
 
-    def metrics_page(request: HttpRequest) -> Response:
-        return Response(
-            200, generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.encode()
-        )
+    page = _MetricsPage(metrics.registry, gateway.reactor, http.metrics_cache)
 
     def probe(check: Callable[[], tuple[bool, str]]) -> Handler:
         def answer(request: HttpRequest) -> Response:
@@ -212,19 +248,27 @@ def build_http_factory(
         subtree=True,
         guard=mo_guard,
     )
-    router.add(b"/metrics", _READ_ONLY, metrics_page, guard=metrics_guard)
+    router.add(b"/metrics", _READ_ONLY, page, guard=metrics_guard)
     router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")), guard=metrics_guard)
     router.add(b"/readyz", _READ_ONLY, probe(ready), guard=metrics_guard)
     # A reload may change the credentials LINK must send (gateway/reload.py).
     gateway.callback_endpoints = [callback, mo_callback]
+
+    def refused(status: int) -> None:
+        metrics.child(metrics.http_refused, str(status)).inc()
+        callback.on_http_error(status)
+
     return HttpServerFactory(
         gateway.reactor,
         router,
         max_body=http.max_body,
         idle_timeout=http.keepalive_timeout,
         request_timeout=http.request_timeout,
-        on_error=callback.on_http_error,
+        on_error=refused,
         admit=router.admit,
+        screen=router.screen,
+        write_timeout=http.write_timeout,
+        on_disconnect=lambda reason: metrics.child(metrics.disconnects, "http", reason).inc(),
     )
 
 

@@ -431,11 +431,9 @@ class CallbackEndpoint(Generic[T]):
 
     def __call__(self, request: HttpRequest) -> Response | Deferred[Response]:
         # A Gate destination can be switched to GET or PUT (seed 000, "method").
-        if request.method not in _ALLOWED:
-            return _NOT_ALLOWED
-        if self._username is not None and not self._authorized(request):
-            self._on_outcome("unauthorized")
-            return _UNAUTHORIZED
+        refusal = self.refuse_head(request)
+        if refusal is not None:
+            return refusal
         content_type = request.headers.get(b"content-type")
         try:
             items = self._parse(
@@ -455,6 +453,17 @@ class CallbackEndpoint(Generic[T]):
         # If LINK hangs up before this fires it retries: the handler must accept
         # the same report again. The outcome is counted either way.
         return stored.addCallbacks(self._stored, self._not_stored)
+
+    def refuse_head(self, request: HttpRequest) -> Response | None:
+        """The answer to a request whose body is not read yet, when its head alone
+        already decides it (wrong method, missing or wrong credentials); else None.
+        Counted like the same refusal of a whole request."""
+        if request.method not in _ALLOWED:
+            return _NOT_ALLOWED
+        if self._username is not None and not self._authorized(request):
+            self._on_outcome("unauthorized")
+            return _UNAUTHORIZED
+        return None
 
     def on_http_error(self, status: int) -> None:
         """The HTTP server refused a request before routing it; 413 is a body over

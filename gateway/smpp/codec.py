@@ -516,6 +516,15 @@ class Framer:
     def __init__(self, max_length: int = 16384) -> None:
         self._max_length = max_length
         self._buffer = bytearray()
+        self.frames = 0  # frames returned so far
+
+    @property
+    def partial(self) -> bool:
+        """True when the buffer starts with a PDU that has not fully arrived."""
+        buffer = self._buffer
+        if not buffer:
+            return False
+        return len(buffer) < 4 or len(buffer) < int.from_bytes(buffer[:4], "big")
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -545,4 +554,5 @@ class Framer:
         frame = bytes(buffer[:length])
         # CPython trims a bytearray's head in O(1), so this does not copy the rest.
         del buffer[:length]
+        self.frames += 1
         return frame

@@ -240,6 +240,20 @@ class Session:
     def buffered(self) -> int:
         return self._framer.buffered
 
+    @property
+    def partial(self) -> bool:
+        """True while the next PDU has begun to arrive but is not complete."""
+        return self._framer.partial
+
+    @property
+    def frames(self) -> int:
+        """PDUs framed so far; a change tells a new partial PDU from an old one."""
+        return self._framer.frames
+
+    @property
+    def bytes_to_send(self) -> int:
+        return len(self._out)
+
     def next_event(self) -> Event | None:
         while not self._events:
             if self.state is BindState.CLOSED or self.paused:

@@ -25,7 +25,19 @@ What always holds:
   peer's address before the router does; an answer it returns (a 403) is sent
   instead of routing.
 * Reading pauses while more than ``max_pending`` answers are owed on one
-  connection, so a client cannot queue unbounded work.
+  connection, so a client cannot queue unbounded work; and while the socket's
+  send buffer is over its bound because the client does not read our answers
+  (this protocol is the transport's streaming producer: the transport calls
+  ``pauseProducing`` and ``resumeProducing``). Answers left unread past
+  ``write_timeout`` abort the connection, and so does a close that has not
+  completed by then.
+* One connection gets at most ``_PER_TURN`` requests handled per reactor turn;
+  pipelined requests beyond them wait, unread, for the next turn, so that one
+  client's thousand pipelined requests cannot hold the reactor from everyone
+  else.
+* ``100 (Continue)`` is sent only for a request that ``screen(head, peer)``
+  lets through (the client's address and credentials); one it refuses gets
+  the refusal at once, and the connection closes without reading the body.
 * A router exception or failed Deferred is logged and answered with 500; the
   router is called with one request at a time and never with a partial one.
 """
@@ -38,9 +50,11 @@ from typing import Any
 
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway.http11 import (
     CONTINUE,
@@ -51,6 +65,7 @@ from gateway.http11 import (
     error_response,
     format_response,
 )
+from gateway.logs import Repeats
 
 log = Logger()
 
@@ -58,6 +73,8 @@ Router = Callable[[HttpRequest], "Response | Deferred[Response]"]
 Admit = Callable[[HttpRequest, str], "Response | None"]
 
 _INTERNAL_ERROR = Response(500, b"internal error\n")
+# Requests one connection may have handled in one reactor turn.
+_PER_TURN = 16
 
 
 class _Pending:
@@ -72,6 +89,7 @@ class _Pending:
         self.data: bytes | None = None  # the formatted answer, once ready
 
 
+@implementer(IPushProducer)
 class HttpServerProtocol(Protocol):
     """One HTTP/1.1 server connection."""
 
@@ -88,7 +106,11 @@ class HttpServerProtocol(Protocol):
         self._timer: DelayedCall | None = None
         self._reading = True  # False once a request ended the connection
         self._closing = False  # loseConnection called: write nothing more
-        self._paused = False
+        self._paused = False  # too many answers owed
+        self._write_blocked = False  # the client leaves our answers unread
+        self._write_timer: DelayedCall | None = None
+        self._transport_reading = True  # what we last told the transport
+        self._next_turn: DelayedCall | None = None  # requests left for the next turn
         self._processing = False
         self.lost_waiters: list[Deferred[None]] = []  # fired when the connection is gone
 
@@ -100,6 +122,7 @@ class HttpServerProtocol(Protocol):
         # Small answers LINK waits for; see gateway.transport.protocol on Nagle.
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
+        transport.registerProducer(self, True)
         self._peer = getattr(transport.getPeer(), "host", "")
         self._idle_since = self._reactor.seconds()
         self._timer = self._reactor.callLater(self._idle_limit(), self._check_timeout)
@@ -108,16 +131,17 @@ class HttpServerProtocol(Protocol):
         if not self._reading:
             return
         self._parser.feed(data)
-        if not self._processing:
+        if not self._processing and self._next_turn is None:
             self._process()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closing = True
         self._reading = False
         self._pending.clear()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._write_timer, self._next_turn):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._write_timer = self._next_turn = None
         self._factory.connections.discard(self)
         waiters, self.lost_waiters = self.lost_waiters, []
         for waiter in waiters:
@@ -125,8 +149,57 @@ class HttpServerProtocol(Protocol):
 
     # -- requests in ----------------------------------------------------------------
 
+    # -- IPushProducer: the transport about its send buffer ---------------------------
+
+    def pauseProducing(self) -> None:
+        if not self._write_blocked:
+            self._write_blocked = True
+            self._update_reading()
+            self._write_timer = self._reactor.callLater(
+                self._factory.write_timeout, self._write_stalled
+            )
+
+    def resumeProducing(self) -> None:
+        if self._write_blocked:
+            self._write_blocked = False
+            if self._write_timer is not None and self._write_timer.active():
+                self._write_timer.cancel()
+            self._write_timer = None
+            self._update_reading()
+            if not self._processing and self._next_turn is None:
+                self._process()
+
+    def stopProducing(self) -> None:
+        pass  # the connection is going; connectionLost follows
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        self._factory.log_closing(
+            "unread",
+            "HTTP client {peer} has not read our answers for {seconds} s; closing",
+            peer=self._peer,
+            seconds=self._factory.write_timeout,
+        )
+        self.close(abort=True)
+
+    def _update_reading(self) -> None:
+        transport: Any = self.transport
+        if transport is None or self._closing:
+            return
+        want = not (self._paused or self._write_blocked or self._next_turn is not None)
+        if want != self._transport_reading:
+            self._transport_reading = want
+            if want:
+                transport.resumeProducing()
+            else:
+                transport.pauseProducing()
+
+    # -- requests in ----------------------------------------------------------------
+
     def _process(self) -> None:
-        """Dispatch every complete request the parser holds, unless paused."""
+        """Dispatch the complete requests the parser holds, unless paused, at most
+        _PER_TURN of them now; the rest in the next reactor turn."""
+        self._next_turn = None
         parser = self._parser
         now = self._reactor.seconds()
         if self._partial_since is not None:
@@ -134,8 +207,12 @@ class HttpServerProtocol(Protocol):
         else:
             started = self._idle_since if self._awaiting_first else now
         self._processing = True
+        handled = 0
         try:
-            while self._reading and not self._paused:
+            while self._reading and not self._paused and not self._write_blocked:
+                if handled >= _PER_TURN:
+                    self._next_turn = self._reactor.callLater(0, self._process)
+                    break
                 try:
                     request = parser.next_request()
                 except HttpError as error:
@@ -144,20 +221,44 @@ class HttpServerProtocol(Protocol):
                 if request is None:
                     break
                 self._dispatch(request, started)
+                handled += 1
                 self._awaiting_first = False
                 # Requests after the first in this read began arriving now.
                 started = now
         finally:
             self._processing = False
         self._partial_since = started if self._reading and parser.has_partial else None
-        if parser.expects_continue and not self._pending and not self._closing:
-            # RFC 9110, section 10.1.1: the client waits for 100 (Continue) before
-            # sending the body. Sent only when no earlier answer is owed, so the
-            # interim response cannot be taken for an earlier request's.
-            transport: Any = self.transport
+        if not self._pending:
+            self._maybe_continue()
+        self._update_reading()
+        self._shorten_timer(now)
+
+    def _maybe_continue(self) -> None:
+        """Send 100 (Continue) to a request head waiting for it, if it may go on.
+
+        RFC 9110, section 10.1.1: the client waits for 100 before sending the body.
+        Sent only when no earlier answer is owed, so the interim response cannot be
+        taken for an earlier request's; and only once the head passed `screen`, so
+        that nobody can make us read a body they were never allowed to send.
+        """
+        parser = self._parser
+        if not parser.expects_continue or not self._reading or self._closing:
+            return
+        head = parser.head
+        screen = self._factory.screen
+        refusal = screen(head, self._peer) if screen is not None and head is not None else None
+        transport: Any = self.transport
+        if refusal is None:
             transport.write(CONTINUE)
             parser.continue_sent()
-        self._shorten_timer(now)
+            return
+        # A final answer instead of 100: the body is never read, the connection ends.
+        self._reading = False
+        entry = _Pending(
+            self._reactor.seconds(), False, head is not None and head.method == b"HEAD"
+        )
+        self._pending.append(entry)
+        self._answered(refusal, entry)
 
     def _dispatch(self, request: HttpRequest, started: float) -> None:
         entry = _Pending(started, request.keep_alive, request.method == b"HEAD")
@@ -168,8 +269,7 @@ class HttpServerProtocol(Protocol):
             self._reading = False
         elif len(pending) > self._factory.max_pending and not self._paused:
             self._paused = True
-            transport: Any = self.transport
-            transport.pauseProducing()
+            self._update_reading()
         admit = self._factory.admit
         result: Response | Deferred[Response]
         try:
@@ -243,23 +343,39 @@ class HttpServerProtocol(Protocol):
         if out:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
         if close:
-            self._closing = True
             self._reading = False
             pending.clear()
-            transport.loseConnection()
+            self.close()
             return
         if self._paused and len(pending) <= self._factory.max_pending // 2:
             self._paused = False
-            transport.resumeProducing()
-            if not self._processing:
+            self._update_reading()
+            if not self._processing and self._next_turn is None:
                 # Requests may wait in the parser's buffer from before the pause.
                 self._process()
         if not pending:
             self._idle_since = self._reactor.seconds()
-            parser = self._parser
-            if parser.expects_continue and self._reading:
-                transport.write(CONTINUE)
-                parser.continue_sent()
+            self._maybe_continue()
+
+    def close(self, *, abort: bool = False) -> None:
+        """Close after what is buffered is written; abort it if that takes longer than
+        write_timeout, or at once with `abort`."""
+        transport: Any = self.transport
+        if not self._closing:
+            self._closing = True
+            self._reading = False
+            # A registered producer keeps a transport from closing (twisted's
+            # FileDescriptor.loseConnection): let go of it first.
+            transport.unregisterProducer()
+            transport.loseConnection()
+            if self._write_timer is not None and self._write_timer.active():
+                self._write_timer.cancel()
+            if not abort:
+                self._write_timer = self._reactor.callLater(
+                    self._factory.write_timeout, self.close, abort=True
+                )
+        if abort:
+            transport.abortConnection()
 
     # -- timeouts -------------------------------------------------------------------
 
@@ -292,7 +408,8 @@ class HttpServerProtocol(Protocol):
         if busy_since is not None:
             deadline = busy_since + self._factory.request_timeout
             if now >= deadline:
-                log.warn(
+                self._factory.log_closing(
+                    "request_timeout",
                     "HTTP request from {peer} not completed within {seconds} s; closing",
                     peer=_peer(transport),
                     seconds=self._factory.request_timeout,
@@ -300,16 +417,13 @@ class HttpServerProtocol(Protocol):
                 if not self._pending:
                     # RFC 9110, section 15.5.9: 408 tells the client we gave up on it.
                     transport.write(error_response(HttpError(408, "request timeout"), now=now))
-                self._closing = True
-                self._reading = False
-                transport.loseConnection()
+                self.close()
                 return
         else:
             deadline = self._idle_since + self._idle_limit()
             if now >= deadline:
                 # RFC 9112, section 9.5: a server may close an idle connection.
-                self._closing = True
-                transport.loseConnection()
+                self.close()
                 return
         self._timer = self._reactor.callLater(deadline - now, self._check_timeout)
 
@@ -333,7 +447,8 @@ class HttpServerFactory(Factory):
 
     ``on_error(status)`` is called once for each request the parser refused (400,
     413, 431, ...), e.g. to count refused callbacks. ``admit`` screens requests by
-    the client's address (see the module's notes).
+    the client's address, ``screen`` the head of one that waits for 100 (Continue)
+    (see the module's notes).
     """
 
     noisy = False
@@ -350,6 +465,9 @@ class HttpServerFactory(Factory):
         max_pending: int = 64,
         on_error: Callable[[int], None] | None = None,
         admit: Admit | None = None,
+        screen: Admit | None = None,
+        write_timeout: float = 30.0,
+        on_disconnect: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.reactor = reactor
         self.router = router
@@ -360,7 +478,23 @@ class HttpServerFactory(Factory):
         self.max_pending = max_pending
         self.on_error = on_error
         self.admit = admit
+        self.screen = screen
+        self.write_timeout = write_timeout
+        self.on_disconnect = on_disconnect
         self.connections: set[HttpServerProtocol] = set()
+        # Connections closed for the same reason: a line a minute, with a count.
+        self._closing_log = Repeats()
+
+    def log_closing(self, reason: str, text: str, **fields: Any) -> None:
+        self.on_disconnect(reason)
+        left_out = self._closing_log.note(reason, self.reactor.seconds())
+        if left_out is not None:
+            log.warn(
+                text + " ({left_out} more closed so since the last line)",
+                left_out=left_out,
+                reason=reason,
+                **fields,
+            )
 
     def buildProtocol(self, addr: Any) -> HttpServerProtocol:
         return HttpServerProtocol(self)
@@ -369,12 +503,11 @@ class HttpServerFactory(Factory):
         """Close every open connection (at shutdown, in tests); fires once all are gone."""
         waits: list[Deferred[None]] = []
         for connection in list(self.connections):
-            transport: Any = connection.transport
-            if transport is not None:
+            if connection.transport is not None:
                 waiter: Deferred[None] = Deferred()
                 connection.lost_waiters.append(waiter)
                 waits.append(waiter)
-                transport.loseConnection()
+                connection.close()
         return DeferredList(waits).addCallback(lambda _: None)
 
 

@@ -1,35 +1,55 @@
 """The Twisted side of one SMPP connection, kept thin.
 
 Bytes from the socket go into a sans-IO `Session`; its events go to a handler
-(the ESME-facing server logic, or later the upstream client); its bytes go to
-the socket. This class adds only what needs a reactor: timers (bind timeout,
-inactivity, enquire_link, response timeouts, partial PDUs) and TCP
-backpressure: while the session's window for the peer is full, the transport
-stops reading, so a fast ESME is slowed by TCP instead of being refused.
+(the ESME-facing server logic, or the upstream client); its bytes go to the
+socket. This class adds only what needs a reactor: timers (bind timeout,
+inactivity, enquire_link, response timeouts, partial PDUs, stalled output)
+and flow control in both directions.
 
-Both ends use it: the ESME-facing server (Role.SMSC) and the upstream LINK
-client (Role.ESME, gateway.linksmpp.connector), which subclasses it only to
-learn when the connection is made and why it was lost.
+What always holds:
+
+* Reading stops while any of three things holds, and resumes when none does:
+  the session's window for the peer is full (a fast ESME is slowed by TCP
+  instead of being refused), the shutdown drain asked for it (`stop_reading`),
+  or the socket's send buffer is over its bound because the peer does not read
+  what we send. The last comes from Twisted's producer/consumer protocol: from
+  the peer's first bytes on, this protocol is the transport's streaming
+  producer, so the transport calls
+  `pauseProducing` once its buffer passes its size and `resumeProducing` once
+  it drained. Unread input then waits in the kernel, and what one peer can make
+  us hold in memory is bounded by one read and one window, not by its patience.
+* Output that stays over that bound for `write_timeout` closes the connection
+  (aborted: a peer that does not read would hold a graceful close for ever);
+  so does a connection still unbound at `bind_timeout`, whatever is buffered.
+  A graceful close that has not completed after `write_timeout` is aborted too.
+* `pump` never runs inside itself. An answer made while events are being
+  handled (a refusal that needs no store, answered at once) only marks that
+  there is more to do; the running loop takes it. However many PDUs one read
+  holds, the stack stays flat and every request gets its answer.
+* A partial PDU has a deadline counted from its first byte, so a peer
+  dribbling a byte a second cannot hold a session with a PDU that never ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway.config import SmppSettings
+from gateway.logs import Repeats
 from gateway.smpp import pdu as p
 from gateway.smpp.session import BOUND, BindState, Event, Response, Role, Session
 
 log = Logger()
-
-PARTIAL_PDU_TIMEOUT = 10.0
 
 
 class Handler(TypingProtocol):
@@ -46,6 +66,7 @@ class LinkTimeout(Exception):
     pass
 
 
+@implementer(IPushProducer)
 class SmppProtocol(Protocol):
     def __init__(
         self,
@@ -55,8 +76,15 @@ class SmppProtocol(Protocol):
         send_window: int,
         *,
         tick: float = 1.0,
+        close_log: Repeats | None = None,
+        on_disconnect: Callable[[str], None] = lambda reason: None,
     ) -> None:
-        """`tick` is how often the timers are checked; sub-second timeouts need a finer one."""
+        """`tick` is how often the timers are checked; sub-second timeouts need a finer one.
+
+        `close_log`, shared by a server's connections, keeps a storm of connections
+        closed for the same reason to a line a minute; `on_disconnect` hears the
+        reason of each connection closed on a timer (for a metric).
+        """
         self.clock = clock
         self.settings = settings
         self.session = Session(
@@ -68,10 +96,20 @@ class SmppProtocol(Protocol):
         )
         self.handler: Handler | None = None
         self._waiting: dict[int, Deferred[Response]] = {}
-        self._paused = False
+        self._reading = True  # what we last told the transport
         # Shutdown drain (stop_reading): the window may free up, the socket stays unread.
         self._reading_stopped = False
+        # Since when the transport's send buffer is over its bound (None: it is not).
+        self.write_blocked_since: float | None = None
+        self._producing = False  # registered as the transport's producer
+        self._pumping = False
+        self._pump_again = False
         self._closing = False
+        self._closing_since = 0.0
+        # The incomplete PDU at the head of the input: since when, and the frame
+        # count then (a new frame means a new partial PDU).
+        self._partial_since: float | None = None
+        self._partial_frames = 0
         self._timer = LoopingCall(self._check_timers)
         self._timer.clock = clock
         self._tick = tick
@@ -79,6 +117,8 @@ class SmppProtocol(Protocol):
         self.last_received = 0.0
         self.last_sent = 0.0
         self.peer_host = ""
+        self._close_log = close_log or Repeats()
+        self._on_disconnect = on_disconnect
 
     # --- Twisted callbacks ------------------------------------------------------
 
@@ -97,10 +137,18 @@ class SmppProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.last_received = self.clock.seconds()
+        if not self._producing and not self._closing:
+            # Only once the peer has spoken: TLS holds what we write until its
+            # handshake is done and pauses its producer meanwhile, and a pause
+            # must not stop the reading that completes the handshake. Before the
+            # peer's first bytes we write nothing bigger than a bind.
+            self._producing = True
+            self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self.session.receive_data(data)
         self.pump()
 
     def connectionLost(self, reason: Failure = Failure(Exception("closed"))) -> None:  # noqa: B008
+        self._closing = True
         if self._timer.running:
             self._timer.stop()
         self.session.close()
@@ -111,29 +159,81 @@ class SmppProtocol(Protocol):
         if self.handler is not None:
             self.handler.closed()
 
+    # --- IPushProducer: the transport about its send buffer -------------------------
+
+    def pauseProducing(self) -> None:
+        if self.write_blocked_since is None:
+            self.write_blocked_since = self.clock.seconds()
+            self._update_reading()
+
+    def resumeProducing(self) -> None:
+        if self.write_blocked_since is not None:
+            self.write_blocked_since = None
+            # Frames read before the pause may wait in the session.
+            self.pump()
+
+    def stopProducing(self) -> None:
+        pass  # the connection is going; connectionLost follows
+
     # --- the loop -------------------------------------------------------------------
 
     def pump(self) -> None:
+        if self._pumping:
+            self._pump_again = True
+            return
         session = self.session
-        while (event := session.next_event()) is not None:
-            if isinstance(event, Response):
-                d = self._waiting.pop(event.pdu.sequence, None)
-                if d is not None and not d.called:
-                    d.callback(event)
-                continue
-            assert self.handler is not None
-            self.handler.event(event)
+        self._pumping = True
+        try:
+            while True:
+                self._pump_again = False
+                while self.write_blocked_since is None:
+                    event = session.next_event()
+                    if event is None:
+                        break
+                    if isinstance(event, Response):
+                        d = self._waiting.pop(event.pdu.sequence, None)
+                        if d is not None and not d.called:
+                            d.callback(event)
+                        continue
+                    assert self.handler is not None
+                    self.handler.event(event)
+                    # Answers made meanwhile wait in the session; past a socket buffer's
+                    # worth they go now, so that the transport can push back.
+                    if session.bytes_to_send >= _FLUSH_AT:
+                        self.flush()
+                if not self._pump_again:
+                    break
+        finally:
+            self._pumping = False
         self.flush()
         if session.must_close:
             self.close()
             return
-        if session.paused and not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
-        elif self._paused and not session.paused:
-            self._paused = False
-            if not self._reading_stopped:
-                self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._update_reading()
+        self._track_partial()
+
+    def _update_reading(self) -> None:
+        transport: Any = self.transport
+        if transport is None or self._closing:
+            return
+        want = not (
+            self.session.paused or self._reading_stopped or self.write_blocked_since is not None
+        )
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resumeProducing()
+            else:
+                transport.pauseProducing()
+
+    def _track_partial(self) -> None:
+        session = self.session
+        if not session.partial or not self._reading:
+            # Unread input is ours to wait for: the deadline runs only while we read.
+            self._partial_since = None
+        elif self._partial_since is None or session.frames != self._partial_frames:
+            self._partial_since = self.clock.seconds()
+            self._partial_frames = session.frames
 
     def flush(self) -> None:
         data = self.session.data_to_send()
@@ -171,23 +271,29 @@ class SmppProtocol(Protocol):
         the socket, never taken (refused once an unbind is out and reading resumes).
         Responses wait unread too, until `resume_reading`.
         """
-        if not self._reading_stopped:
-            self._reading_stopped = True
-            if not self._paused and self.transport is not None:
-                self.transport.pauseProducing()
+        self._reading_stopped = True
+        self._update_reading()
 
     def resume_reading(self) -> None:
-        if self._reading_stopped:
-            self._reading_stopped = False
-            if not self._paused and self.transport is not None:
-                self.transport.resumeProducing()
+        self._reading_stopped = False
+        self._update_reading()
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Close after what is buffered is sent; `abort` drops it and closes now."""
+        transport: Any = self.transport
+        if transport is None:
+            return
         if not self._closing:
             self._closing = True
-            transport: Any = self.transport
-            if transport is not None:
-                transport.loseConnection()
+            self._closing_since = self.clock.seconds()
+            if self._producing:
+                # A registered producer keeps a transport from closing (twisted's
+                # FileDescriptor.loseConnection): let go of it first.
+                self._producing = False
+                transport.unregisterProducer()
+            transport.loseConnection()
+        if abort:
+            transport.abortConnection()
 
     # --- timers ---------------------------------------------------------------------
 
@@ -195,28 +301,38 @@ class SmppProtocol(Protocol):
         now = self.clock.seconds()
         s = self.settings
         session = self.session
+        if self._closing:
+            if now - self._closing_since >= s.write_timeout:
+                # The peer does not read what a graceful close must send first.
+                self.close(abort=True)
+            return
         if (
             session.state is BindState.OPEN
             and session.role is Role.SMSC
             and now - self.connected_at >= s.bind_timeout
         ):
-            log.info(
-                "closing {peer}: no bind within {timeout}s",
-                peer=self.peer_host,
-                timeout=s.bind_timeout,
-            )
-            self.close()
+            self._closing_for("no_bind", "no bind within {timeout}s", s.bind_timeout, now)
+            self.close(abort=True)
             return
-        if session.buffered and now - self.last_received >= PARTIAL_PDU_TIMEOUT:
-            log.info("closing {peer}: a partial PDU never completed", peer=self.peer_host)
+        blocked = self.write_blocked_since
+        if blocked is not None and now - blocked >= s.write_timeout:
+            self._closing_for(
+                "unread", "it has not read what we sent for {timeout}s", s.write_timeout, now
+            )
+            self.close(abort=True)
+            return
+        partial = self._partial_since
+        if partial is not None and now - partial >= s.partial_pdu_timeout:
+            self._closing_for(
+                "partial_pdu",
+                "a PDU not complete {timeout}s after its first byte",
+                s.partial_pdu_timeout,
+                now,
+            )
             self.close()
             return
         if s.inactivity_timeout and now - self.last_received >= s.inactivity_timeout:
-            log.info(
-                "closing {peer}: silent for {timeout}s",
-                peer=self.peer_host,
-                timeout=s.inactivity_timeout,
-            )
+            self._closing_for("silent", "silent for {timeout}s", s.inactivity_timeout, now)
             self.close()
             return
         expired = session.expire(now, s.response_timeout)
@@ -230,3 +346,20 @@ class SmppProtocol(Protocol):
         idle = now - max(self.last_received, self.last_sent)
         if session.state in BOUND and s.enquire_link_interval and idle >= s.enquire_link_interval:
             self.request(p.EnquireLink()).addErrback(lambda _: None)
+
+    def _closing_for(self, reason: str, why: str, timeout: float, now: float) -> None:
+        self._on_disconnect(reason)
+        left_out = self._close_log.note(reason, now)
+        if left_out is not None:
+            log.info(
+                "closing {peer}: " + why + " ({left_out} more closed so since the last line)",
+                peer=self.peer_host,
+                timeout=timeout,
+                reason=reason,
+                left_out=left_out,
+            )
+
+
+# Pending answers past this many octets are written before more PDUs are handled
+# (Twisted's transport buffer is 64 KiB; this keeps our own share below it).
+_FLUSH_AT = 16384

@@ -5,16 +5,28 @@ binds against the configured accounts, hands submit_sm to the gateway core and
 answers with what it decides, and, once bound as receiver or transceiver,
 takes receipts from the deliverer.
 
-Bind failures follow SMPP-NOTES section 3: unknown system_id ESME_RINVSYSID,
-wrong password ESME_RINVPASWD, a disallowed address or too many binds
-ESME_RBINDFAIL (never ESME_RALYBND, which Kannel reads as success). Each
-failure from an address delays the next bind answer to that address a little
-more, so password guessing is slow; `lockout_failures` failures within
-`lockout_window` lock the address out for `lockout_time`, during which its
-binds are refused with ESME_RBINDFAIL before any account or password is looked
-at, so a guesser learns nothing more until the lockout ends. Password checks
-already running when the lockout starts are answered as locked out too:
+Bind failures follow SMPP-NOTES section 3: wrong password ESME_RINVPASWD, a
+disallowed address or too many binds ESME_RBINDFAIL (never ESME_RALYBND,
+which Kannel reads as success). An unknown system_id gets ESME_RINVPASWD too,
+after a check that costs what a real one costs, unless `bind_failure_status
+= "distinct"` asks for ESME_RINVSYSID at once (which tells a guesser which
+system_ids exist). Password checks are bounded and shared
+(gateway/bindcheck.py); a bind that finds them all busy is refused with
+ESME_RBINDFAIL at once, counted as `busy`.
+
+Guessing is slowed and then stopped per address: each failure delays the next
+bind answer to that address a little more, and `lockout_failures` failures
+within `lockout_window` lock the address out for `lockout_time`, during which
+its binds are refused with ESME_RBINDFAIL before any account or password is
+looked at. Only failures that guess count (a wrong password, an unknown
+system_id, a disallowed address); a bind refused for too many binds or a busy
+checker has the right password or none checked, and counts for neither. A
+check already running when the lockout starts is answered as locked out too:
 parallel connections must not be a way around it.
+
+Refusals that a client can repeat at will are logged through `Repeats`: the
+first, then one line a minute per session (or per address for binds) with a
+count.
 """
 
 from __future__ import annotations
@@ -25,15 +37,16 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
-from twisted.internet.threads import deferToThread
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway.bindcheck import PasswordChecks, Runner
 from gateway.config import AccountSettings
 from gateway.core import Gateway
 from gateway.delivery import LOST, TIMEOUT
+from gateway.logs import Repeats
 from gateway.operations import Operations
-from gateway.passwords import verify_password
 from gateway.reload import Plan
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
@@ -58,15 +71,32 @@ _MAX_REMEMBERED_HOSTS = 10_000
 # How long the delay remembers an address's failures.
 _DELAY_MEMORY = 300.0
 LOCKED_OUT = "locked_out"
+BUSY = "busy"
+# Refusals that are guesses: they slow the address down and count towards its lockout.
+_GUESSES = frozenset({"bad_password", "unknown_system_id", "address_not_allowed"})
 
 
 class SmppServer:
-    """Shared by every ESME connection: the gateway and the failed-bind memory."""
+    """Shared by every ESME connection: the gateway, password checks, failed-bind memory."""
 
-    def __init__(self, reactor: Any, gateway: Gateway) -> None:
+    def __init__(self, reactor: Any, gateway: Gateway, *, run_check: Runner | None = None) -> None:
         self.reactor = reactor
         self.gateway = gateway
         self.operations = Operations(gateway)
+        smpp = gateway.config.smpp
+        self.checks = PasswordChecks(
+            reactor,
+            run_check or self._in_thread,
+            concurrency=smpp.bind_checks,
+            queue=smpp.bind_check_queue,
+            cache_for=smpp.bind_cache,
+            on_outcome=lambda outcome: gateway.metrics.child(
+                gateway.metrics.bind_checks, outcome
+            ).inc(),
+        )
+        # (address, reason) of refused binds, and the sessions' closing reasons.
+        self.bind_log = Repeats()
+        self.close_log = Repeats()
         # host -> (failures, time of the last): the growing answer delay.
         self._failures: dict[str, tuple[int, float]] = {}
         # host -> times of its failures within lockout_window (at most lockout_failures).
@@ -94,10 +124,14 @@ class SmppServer:
         self._failures.pop(host, None)
         return False
 
+    def _in_thread(self, fn: Any, *args: Any) -> Deferred[bool]:
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args)
+
     def bind_failed(self, host: str, reason: str, system_id: str = "") -> None:
         self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
-        if reason == LOCKED_OUT:
-            # Refusals during a lockout neither lengthen it nor count towards the next.
+        if reason not in _GUESSES:
+            # A lockout's refusals neither lengthen it nor count towards the next; a
+            # bind over max_binds or refused unchecked guessed nothing.
             return
         now = self.reactor.seconds()
         count, _ = self._failures.get(host, (0, 0.0))
@@ -183,6 +217,8 @@ class EsmeConnection:
         self.account: AccountSettings | None = None
         self.bind_name = ""
         self._receiver = False
+        # Refusals of this session's PDUs, by status: a line a minute each.
+        self._refusals = Repeats()
         self._handlers: dict[int, Callable[[p.Pdu], None]] = {
             C.BIND_TRANSMITTER: self._bind,
             C.BIND_RECEIVER: self._bind,
@@ -217,11 +253,28 @@ class EsmeConnection:
                 self._answer(pdu, response(status=S.ESME_RINVCMDID))
         elif isinstance(event, ProtocolError):
             m.child(m.protocol_errors, f"{event.status:#04x}").inc()
-            log.debug("{peer}: {reason}", peer=self.link.peer_host, reason=event.reason)
+            left_out = self._refusals.note(event.status, self.server.reactor.seconds())
+            if left_out is not None:
+                log.info(
+                    "{peer} ({account}): answered {status:#04x}: {reason}"
+                    " ({left_out} more with this status since the last line)",
+                    peer=self.link.peer_host,
+                    account=self.account.system_id if self.account is not None else None,
+                    status=event.status,
+                    reason=event.reason,
+                    left_out=left_out,
+                )
 
     def closed(self) -> None:
         self.server.connections.discard(self)
         self.gateway.metrics.connections.dec()
+        left_out = sum(self._refusals.left_out().values())
+        if left_out:
+            log.info(
+                "{peer}: {left_out} refusals of its PDUs were not logged one by one",
+                peer=self.link.peer_host,
+                left_out=left_out,
+            )
         if self.account is not None:
             name = self.account.system_id
             self.gateway.unbound(name)
@@ -286,49 +339,70 @@ class EsmeConnection:
 
     def _bind(self, pdu: p.Pdu) -> None:
         assert isinstance(pdu, p.BindTransmitter | p.BindReceiver | p.BindTransceiver)
+        server = self.server
         host = self.link.peer_host
         account = self.gateway.config.accounts.get(pdu.system_id)
-        delay = self.server.failure_delay(host)
+        uniform = self.gateway.config.smpp.bind_failure_status == "uniform"
+        delay = server.failure_delay(host)
 
         def refuse(status: S, reason: str) -> None:
-            self.server.bind_failed(host, reason, pdu.system_id)
+            server.bind_failed(host, reason, pdu.system_id)
+            # A locked-out address was logged once when locked; not per bind.
             if reason != LOCKED_OUT:
-                # A locked-out address was logged once when locked; not per bind.
-                log.info(
-                    "refused bind of {system_id!r} from {peer}: {reason}",
-                    system_id=pdu.system_id,
-                    peer=host,
-                    reason=reason,
-                )
+                left_out = server.bind_log.note((host, reason), server.reactor.seconds())
+                if left_out is not None:
+                    log.info(
+                        "refused bind of {system_id!r} from {peer}: {reason}"
+                        " ({left_out} more such refusals from there since the last line)",
+                        system_id=pdu.system_id,
+                        peer=host,
+                        reason=reason,
+                        left_out=left_out,
+                    )
             response = p.BIND_RESPONSES[pdu.command_id](status=status)
-            self.server.reactor.callLater(delay, self._answer, pdu, response)
+            server.reactor.callLater(delay, self._answer, pdu, response)
 
-        if self.server.locked_out(host):
+        if server.locked_out(host):
             refuse(S.ESME_RBINDFAIL, LOCKED_OUT)
             return
-        if account is None:
+        if account is None and not uniform:
             refuse(S.ESME_RINVSYSID, "unknown_system_id")
             return
-        if not account.allows(host):
+        if account is not None and not uniform and not account.allows(host):
             refuse(S.ESME_RBINDFAIL, "address_not_allowed")
             return
 
-        def checked(ok: bool) -> None:
+        def wanted() -> bool:
+            return self.link.session.state is not BindState.CLOSED and not server.locked_out(host)
+
+        stored = account.password_hash if account is not None else server.checks.decoy
+        # The octets the ESME sent (the codec reads C-Octet Strings as Latin-1).
+        octets = pdu.password.encode("latin-1")
+        checking = server.checks.check(host, octets, stored, wanted)
+        if checking is None:
+            refuse(S.ESME_RBINDFAIL, BUSY)
+            return
+
+        def checked(ok: bool | None) -> None:
             if self.link.session.state is BindState.CLOSED:
                 return
-            if self.server.locked_out(host):
+            if server.locked_out(host):
                 refuse(S.ESME_RBINDFAIL, LOCKED_OUT)
-                return
-            if not ok:
+            elif ok is None:
+                refuse(S.ESME_RBINDFAIL, BUSY)
+            elif account is None:
+                refuse(S.ESME_RINVPASWD, "unknown_system_id")
+            elif not ok:
                 refuse(S.ESME_RINVPASWD, "bad_password")
-                return
-            if not self.gateway.bind_allowed(account):
+            elif not account.allows(host):
+                # Uniform mode checks the password first: only its owner learns this.
+                refuse(S.ESME_RBINDFAIL, "address_not_allowed")
+            elif not self.gateway.bind_allowed(account):
                 refuse(S.ESME_RBINDFAIL, "too_many_binds")
-                return
-            self._bound(pdu, account)
+            else:
+                self._bound(pdu, account)
 
-        d: Deferred[bool] = deferToThread(verify_password, pdu.password, account.password_hash)
-        d.addCallback(checked).addErrback(self._internal_error, pdu)
+        checking.addCallback(checked).addErrback(self._internal_error, pdu)
 
     def _bound(
         self, pdu: p.BindTransmitter | p.BindReceiver | p.BindTransceiver, account: AccountSettings
@@ -469,9 +543,20 @@ class SmppServerFactory(Factory):
         self.reactor = reactor
         self.server = server
 
+    def _disconnected(self, reason: str) -> None:
+        metrics = self.server.gateway.metrics
+        metrics.child(metrics.disconnects, "smpp", reason).inc()
+
     def buildProtocol(self, addr: Any) -> SmppProtocol:
         settings = self.server.gateway.config.smpp
-        link = SmppProtocol(self.reactor, settings, Role.SMSC, settings.receipt_window)
+        link = SmppProtocol(
+            self.reactor,
+            settings,
+            Role.SMSC,
+            settings.receipt_window,
+            close_log=self.server.close_log,
+            on_disconnect=self._disconnected,
+        )
         link.handler = EsmeConnection(link, self.server)
         link.factory = self
         return link

@@ -45,8 +45,41 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 def test_hash_password_reads_stdin_and_verifies() -> None:
     result = run(PYTHON, "-m", "gateway.cli", "hash-password", stdin="s3cret\n")
     assert result.returncode == 0
-    assert verify_password("s3cret", result.stdout.strip())
-    assert not verify_password("other", result.stdout.strip())
+    assert verify_password(b"s3cret", result.stdout.strip())
+    assert not verify_password(b"other", result.stdout.strip())
+
+
+def test_hash_password_takes_the_octets_the_esme_sends() -> None:
+    # UTF-8 by default: an ESME typing "pæss1" in UTF-8 sends c3 a6 for the æ.
+    utf8 = run(PYTHON, "-m", "gateway.cli", "hash-password", stdin="pæss1\n")
+    assert utf8.returncode == 0, utf8.stderr
+    assert verify_password("pæss1".encode(), utf8.stdout.strip())
+    assert not verify_password("pæss1".encode("latin-1"), utf8.stdout.strip())
+    # --encoding latin-1 for an ESME that sends e6.
+    latin1 = run(
+        PYTHON, "-m", "gateway.cli", "hash-password", "--encoding", "latin-1", stdin="pæss1\n"
+    )
+    assert latin1.returncode == 0, latin1.stderr
+    assert verify_password("pæss1".encode("latin-1"), latin1.stdout.strip())
+    assert not verify_password("pæss1".encode(), latin1.stdout.strip())
+
+
+@pytest.mark.parametrize(
+    ("password", "encoding", "problem"),
+    [
+        ("a" * 17, "utf-8", "at most 16"),
+        ("æ" * 9, "utf-8", "at most 16"),  # 18 octets in UTF-8, 9 in Latin-1
+        ("€uro", "latin-1", "cannot encode"),
+    ],
+)
+def test_hash_password_refuses_what_no_bind_can_carry(
+    password: str, encoding: str, problem: str
+) -> None:
+    result = run(
+        PYTHON, "-m", "gateway.cli", "hash-password", "--encoding", encoding, stdin=password + "\n"
+    )
+    assert result.returncode == 1
+    assert problem in result.stderr
 
 
 def test_check_config_accepts_the_shipped_simulator_example() -> None:

@@ -105,7 +105,8 @@ def test_impossible_command_length_nacks_and_closes(gateway: GatewayProcess) -> 
 def test_bind_failures_have_their_statuses(gateway: GatewayProcess) -> None:
     before = gateway.metrics()
     with Esme(gateway.smpp_port) as esme:
-        assert esme.bind("nobody", "x").status == S.ESME_RINVSYSID
+        # bind_failure_status = "uniform": like a wrong password, after a check.
+        assert esme.bind("nobody", "x").status == S.ESME_RINVPASWD
         assert esme.closed_by_peer()
     with Esme(gateway.smpp_port) as esme:
         assert esme.bind("esme1", "wrong").status == S.ESME_RINVPASWD

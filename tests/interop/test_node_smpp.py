@@ -103,7 +103,8 @@ def test_node_transmitter_and_receiver(gateway: tuple[GatewayProcess, FakeCommon
 
 @pytest.mark.parametrize(
     ("system_id", "password", "status"),
-    [(SYSTEM_ID, "wrong", 0x0E), ("nobody", PASSWORD, 0x0F)],
+    # bind_failure_status = "uniform": an unknown system_id looks like a wrong password.
+    [(SYSTEM_ID, "wrong", 0x0E), ("nobody", PASSWORD, 0x0E)],
     ids=["wrong-password", "unknown-system-id"],
 )
 def test_node_bind_refused(

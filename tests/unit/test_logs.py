@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.application.service import Application, IService
 from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
-from gateway.logs import TopService, json_file_observer, observer_for
+from gateway.logs import LevelFilter, Repeats, TopService, json_file_observer, observer_for
 
 
 def _capture(emit: Any) -> list[dict[str, Any]]:
@@ -114,10 +115,53 @@ def test_legacy_events_are_lines_too() -> None:
     assert "isError" not in record and "system" not in record
 
 
-def test_text_format_leaves_twistd_s_observer_alone() -> None:
-    assert observer_for("text", {"nodaemon": True}) is None
+def test_syslog_leaves_twistd_s_observer_alone() -> None:
     assert observer_for("json", {"nodaemon": True, "syslog": True}) is None
+    assert observer_for("text", {"nodaemon": True, "syslog": True}) is None
+    assert observer_for("text", {"nodaemon": True}) is not None
     assert observer_for("json", {"nodaemon": True, "logfile": None}) is not None
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_level_drops_what_is_below_it_and_a_reload_changes_it(
+    tmp_path: Path, log_format: str
+) -> None:
+    path = tmp_path / "gateway.log"
+    level = LevelFilter("info")
+    observer = observer_for(log_format, {"logfile": str(path)}, level)
+    assert observer is not None
+    log = Logger(namespace="t", observer=observer)
+    log.debug("dropped-1")
+    log.info("kept-1")
+    level.set("warn")
+    log.info("dropped-2")
+    log.warn("kept-2")
+    level.set("debug")
+    log.debug("kept-3")
+    text = path.read_text()
+    assert [word for word in ("kept-1", "kept-2", "kept-3") if word in text] == [
+        "kept-1",
+        "kept-2",
+        "kept-3",
+    ]
+    assert "dropped" not in text
+
+
+def test_repeats_let_the_first_through_then_one_a_minute_with_a_count() -> None:
+    repeats = Repeats(interval=60)
+    assert repeats.note("a", 0.0) == 0
+    assert [repeats.note("a", t) for t in (1.0, 2.0, 59.0)] == [None, None, None]
+    assert repeats.note("b", 3.0) == 0  # keys are counted apart
+    assert repeats.note("a", 60.0, count=1) == 3
+    assert repeats.note("a", 61.0, count=5) is None
+    assert repeats.left_out() == {"a": 5}
+
+
+def test_repeats_remember_a_bounded_number_of_keys() -> None:
+    repeats = Repeats(interval=60, max_keys=10)
+    for n in range(100):
+        repeats.note(n, 0.0)
+    assert len(repeats._seen) == 10
 
 
 def test_json_goes_to_twistd_s_logfile(tmp_path: Path) -> None:
