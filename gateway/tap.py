@@ -206,7 +206,6 @@ class GatewayService(Service):
             )
         self.gateway.reconfigure(the_plan.config)
         self.smpp.reconfigure(the_plan)
-        self.log_level.set(the_plan.config.logging.level)
         self.config = the_plan.config
         log.info(
             "config reloaded from {path}: accounts added {added}, removed {removed},"
@@ -216,6 +215,8 @@ class GatewayService(Service):
             removed=list(the_plan.removed),
             changed=list(the_plan.changed),
         )
+        # After that line, so that it is written whatever the new level.
+        self.log_level.set(the_plan.config.logging.level)
         systemd.notify("READY=1")
 
     @inlineCallbacks

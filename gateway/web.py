@@ -27,6 +27,7 @@ from gateway.common.callbacks import CallbackEndpoint, parse_callback_objects
 from gateway.core import Gateway
 from gateway.http11 import HttpRequest, Response
 from gateway.inbound import IncomingMo
+from gateway.logs import Repeats
 from gateway.mo import incoming_mo_from_object
 from gateway.sources import SourcePolicy, source_policies
 from gateway.transport.http import Admit, HttpServerFactory
@@ -120,8 +121,7 @@ class SourceGuard:
         self._key = key  # the config key that would let the client in, for the log
         self._on_refused = on_refused
         self._clock = clock
-        self._last_log = float("-inf")
-        self._not_logged = 0
+        self._refusals = Repeats(_REFUSAL_LOG_INTERVAL)
 
     def __call__(self, request: HttpRequest, peer: str) -> Response | None:
         if self.policy is None:
@@ -130,20 +130,16 @@ class SourceGuard:
         if allowed:
             return None
         self._on_refused()
-        now = self._clock.seconds()
-        if now - self._last_log >= _REFUSAL_LOG_INTERVAL:
+        suppressed = self._refusals.note("refused", self._clock.seconds())
+        if suppressed is not None:
             log.warn(
                 "refused {path} from {client}: not in [http] {key}"
                 " ({suppressed} more refusals since the last such line)",
                 path=request.path.decode("latin-1")[:100],
                 client=client,
                 key=self._key,
-                suppressed=self._not_logged,
+                suppressed=suppressed,
             )
-            self._last_log = now
-            self._not_logged = 0
-        else:
-            self._not_logged += 1
         return _FORBIDDEN
 
 

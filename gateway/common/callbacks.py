@@ -40,6 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.http11 import HttpRequest, Response
+from gateway.logs import Repeats
 from gateway.mapping import Outcome
 
 log = Logger()
@@ -419,8 +420,7 @@ class CallbackEndpoint(Generic[T]):
         self._what = what
         self.set_credentials(username, password)
         self._on_outcome = on_outcome
-        self._last_failure_log = float("-inf")
-        self._failures_not_logged = 0
+        self._failure_log = Repeats(_FAILURE_LOG_INTERVAL)
 
     def set_credentials(self, username: str | None, password: str | None) -> None:
         """The Basic credentials LINK must send (None, None: no check); a reload may change them."""
@@ -476,19 +476,15 @@ class CallbackEndpoint(Generic[T]):
         return _STORED
 
     def _not_stored(self, failure: Failure) -> Response:
-        now = time.monotonic()
-        if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL:
+        suppressed = self._failure_log.note("not_stored", time.monotonic())
+        if suppressed is not None:
             log.failure(
                 "{what} not stored ({suppressed} similar failures not logged); "
                 "answering 503 so that LINK retries",
                 failure,
                 what=self._what,
-                suppressed=self._failures_not_logged,
+                suppressed=suppressed,
             )
-            self._last_failure_log = now
-            self._failures_not_logged = 0
-        else:
-            self._failures_not_logged += 1
         self._on_outcome("error")
         return _NOT_STORED
 

@@ -519,6 +519,12 @@ class Framer:
         self.frames = 0  # frames returned so far
 
     @property
+    def complete(self) -> bool:
+        """True when a whole frame (or a length that cannot be one) waits to be taken."""
+        buffer = self._buffer
+        return len(buffer) >= 4 and len(buffer) >= int.from_bytes(buffer[:4], "big")
+
+    @property
     def partial(self) -> bool:
         """True when the buffer starts with a PDU that has not fully arrived."""
         buffer = self._buffer

@@ -223,6 +223,7 @@ class Session:
         self._expired: dict[int, None] = {}  # insertion-ordered, oldest first
         self._next_sequence = 1
         self._unbind_sequence: int | None = None
+        self._allowed: int | None = None  # frames to decode before the caller says more
         self.must_close = False
 
     # --- bytes in ---------------------------------------------------------
@@ -240,6 +241,21 @@ class Session:
     def buffered(self) -> int:
         return self._framer.buffered
 
+    def allow_frames(self, count: int | None) -> None:
+        """Decode at most `count` more frames (None: as many as arrive).
+
+        One read from a socket may hold thousands of PDUs, and some (enquire_link,
+        refusals) are answered here without an event: the allowance is how the
+        caller keeps one peer's read to a share of its time. `next_event` returns
+        None when it is spent; `backlog` then says that frames wait.
+        """
+        self._allowed = count
+
+    @property
+    def backlog(self) -> bool:
+        """A whole frame waits, held back by the window or the allowance."""
+        return self.state is not BindState.CLOSED and self._framer.complete
+
     @property
     def partial(self) -> bool:
         """True while the next PDU has begun to arrive but is not complete."""
@@ -256,7 +272,7 @@ class Session:
 
     def next_event(self) -> Event | None:
         while not self._events:
-            if self.state is BindState.CLOSED or self.paused:
+            if self.state is BindState.CLOSED or self.paused or self._allowed == 0:
                 return None
             try:
                 frame = self._framer.next_frame()
@@ -265,6 +281,8 @@ class Session:
                 continue
             if frame is None:
                 return None
+            if self._allowed is not None:
+                self._allowed -= 1
             self._handle_frame(frame)
         return self._events.popleft()
 

@@ -28,6 +28,9 @@ What always holds:
   holds, the stack stays flat and every request gets its answer.
 * A partial PDU has a deadline counted from its first byte, so a peer
   dribbling a byte a second cannot hold a session with a PDU that never ends.
+* One connection gets at most FRAMES_PER_TURN PDUs decoded per reactor turn;
+  the rest waits, and its socket unread, for the next turn, so that a flood
+  on one connection delays the others by one share, not by the whole read.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class SmppProtocol(Protocol):
         self._producing = False  # registered as the transport's producer
         self._pumping = False
         self._pump_again = False
+        self._next_turn: Any = None  # frames left for the next reactor turn
         self._closing = False
         self._closing_since = 0.0
         # The incomplete PDU at the head of the input: since when, and the frame
@@ -145,12 +149,16 @@ class SmppProtocol(Protocol):
             self._producing = True
             self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self.session.receive_data(data)
+        self.session.allow_frames(FRAMES_PER_TURN)
         self.pump()
 
     def connectionLost(self, reason: Failure = Failure(Exception("closed"))) -> None:  # noqa: B008
         self._closing = True
         if self._timer.running:
             self._timer.stop()
+        if self._next_turn is not None and self._next_turn.active():
+            self._next_turn.cancel()
+        self._next_turn = None
         self.session.close()
         waiting, self._waiting = self._waiting, {}
         for d in waiting.values():
@@ -209,15 +217,30 @@ class SmppProtocol(Protocol):
         if session.must_close:
             self.close()
             return
+        if (
+            session.backlog
+            and not session.paused
+            and self.write_blocked_since is None
+            and self._next_turn is None
+        ):
+            # The allowance is spent: the rest waits, unread, for the next turn.
+            self._next_turn = self.clock.callLater(0, self._take_turn)
         self._update_reading()
-        self._track_partial()
+
+    def _take_turn(self) -> None:
+        self._next_turn = None
+        self.session.allow_frames(FRAMES_PER_TURN)
+        self.pump()
 
     def _update_reading(self) -> None:
         transport: Any = self.transport
         if transport is None or self._closing:
             return
         want = not (
-            self.session.paused or self._reading_stopped or self.write_blocked_since is not None
+            self.session.paused
+            or self._reading_stopped
+            or self.write_blocked_since is not None
+            or self._next_turn is not None
         )
         if want != self._reading:
             self._reading = want
@@ -225,6 +248,7 @@ class SmppProtocol(Protocol):
                 transport.resumeProducing()
             else:
                 transport.pauseProducing()
+        self._track_partial()
 
     def _track_partial(self) -> None:
         session = self.session
@@ -360,6 +384,10 @@ class SmppProtocol(Protocol):
             )
 
 
+# PDUs one connection may have decoded per reactor turn: a read can hold thousands,
+# and some are answered without the application, so without a bound one peer's
+# read is everyone's wait (three enquire_link floods: 100 ms for a side ESME).
+FRAMES_PER_TURN = 64
 # Pending answers past this many octets are written before more PDUs are handled
 # (Twisted's transport buffer is 64 KiB; this keeps our own share below it).
 _FLUSH_AT = 16384

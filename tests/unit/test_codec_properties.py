@@ -189,3 +189,26 @@ def test_random_chunking_yields_the_same_frames(pdus: list[p.Pdu], data: st.Data
             received.append(frame)
     assert received == frames
     assert framer.buffered == 0
+
+
+@SETTINGS
+@given(st.lists(any_pdu(), min_size=1, max_size=6), st.data())
+def test_partial_and_complete_say_where_the_next_frame_stands(
+    pdus: list[p.Pdu], data: st.DataObject
+) -> None:
+    """`partial`: the next frame has begun but not ended; `complete`: it has ended.
+    The protocol times a PDU's deadline on the one and schedules turns on the other."""
+    stream = b"".join(encode(pdu) for pdu in pdus)
+    framer = Framer(max_length=1 << 20)
+    fed = 0
+    taken = 0
+    for cut in sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10))):
+        framer.feed(stream[fed:cut])
+        fed = cut
+        if data.draw(st.booleans()):
+            while (frame := framer.next_frame()) is not None:
+                taken += len(frame)
+        waiting = stream[taken:fed]
+        whole = len(waiting) >= 4 and len(waiting) >= int.from_bytes(waiting[:4], "big")
+        assert framer.complete == whole
+        assert framer.partial == (bool(waiting) and not whole)

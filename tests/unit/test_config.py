@@ -1411,3 +1411,43 @@ def test_readme_documents_the_routing_keys(section: str) -> None:
     assert not missing, f"README.md does not document {missing}"
     for key in ("mo_numbers", "mo_keywords", "route_tlv"):
         assert f"| `{key}` |" in readme
+
+
+def test_hostile_client_bounds_have_defaults_and_are_checked() -> None:
+    cfg = parse(minimal())
+    smpp, http = cfg.smpp, cfg.http
+    assert (smpp.write_timeout, smpp.partial_pdu_timeout) == (30.0, 10.0)
+    assert (smpp.bind_checks, smpp.bind_check_queue, smpp.bind_cache) == (2, 64, 60.0)
+    assert smpp.bind_failure_status == "uniform"
+    assert (http.write_timeout, http.metrics_cache) == (30.0, 1.0)
+    assert cfg.logging.level == "info"
+    tree = minimal()
+    tree["smpp"] = {"write_timeout": "5s", "bind_checks": 1, "bind_failure_status": "distinct"}
+    tree["http"] = {"metrics_cache": 0}
+    tree["logging"] = {"level": "debug"}
+    cfg = parse(tree)
+    assert (cfg.smpp.write_timeout, cfg.smpp.bind_checks) == (5.0, 1)
+    assert cfg.smpp.bind_failure_status == "distinct"
+    assert (cfg.http.metrics_cache, cfg.logging.level) == (0.0, "debug")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "problem"),
+    [
+        ("smpp", "write_timeout", 0, "more than 0"),
+        ("smpp", "partial_pdu_timeout", 0, "more than 0"),
+        ("smpp", "bind_checks", 0, "at least 1"),
+        ("smpp", "bind_check_queue", -1, "at least 0"),
+        ("smpp", "bind_failure_status", "loud", "one of uniform, distinct"),
+        ("logging", "level", "verbose", "one of debug, info, warn, error"),
+        ("logging", "format", "json", "unknown key"),
+    ],
+)
+def test_hostile_client_bounds_refuse_bad_values(
+    section: str, key: str, value: Any, problem: str
+) -> None:
+    tree = minimal()
+    tree[section] = {key: value}
+    with pytest.raises(ConfigError) as refused:
+        parse(tree)
+    assert refused.value.key == f"{section}.{key}" and problem in refused.value.problem

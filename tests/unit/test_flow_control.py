@@ -23,7 +23,7 @@ from gateway.smpp import pdu as p
 from gateway.smpp.codec import Framer, decode, encode
 from gateway.smpp.session import ProtocolError, Request, Role
 from gateway.transport.http import _PER_TURN, HttpServerFactory
-from gateway.transport.protocol import SmppProtocol
+from gateway.transport.protocol import FRAMES_PER_TURN, SmppProtocol
 
 S = p.CommandStatus
 
@@ -95,8 +95,9 @@ def submits(count: int, first: int = 100) -> bytes:
 def test_thousands_of_refusals_in_one_read_all_get_their_answer() -> None:
     # Answered at once, each answer used to pump the session again from inside
     # the pump: past ~135 PDUs in one read, RecursionError and lost answers.
-    link, transport, _ = bound(window=5000)
+    link, transport, clock = bound(window=5000)
     link.dataReceived(submits(3000))
+    clock.advance(0)  # the turns that take the rest of the read
     answers = pdus(transport.value())
     assert [a.sequence for a in answers] == list(range(100, 3100))
     assert {a.status for a in answers} == {S.ESME_RTHROTTLED}
@@ -105,6 +106,18 @@ def test_thousands_of_refusals_in_one_read_all_get_their_answer() -> None:
     transport.clear()
     link.dataReceived(submits(1, first=5))
     assert [a.sequence for a in pdus(transport.value())] == [5]
+
+
+def test_one_read_of_thousands_of_pdus_is_taken_a_share_per_reactor_turn() -> None:
+    link, transport, clock = bound(window=5000)
+    link.dataReceived(encode(p.EnquireLink(sequence=1)) * 1000)
+    assert len(pdus(transport.value())) == FRAMES_PER_TURN
+    # The rest waits, and the socket is not read, until the next turn.
+    assert transport.producerState == "paused"
+    assert link.session.backlog
+    clock.advance(0)
+    assert len(pdus(transport.value())) == 1000
+    assert transport.producerState == "producing"
 
 
 def test_a_peer_that_leaves_our_output_unread_stops_being_read_then_is_aborted() -> None:

@@ -674,3 +674,21 @@ def test_valid_requests_parse_back_in_any_chunking(built: list[Built], data: st.
         assert request.headers == expected.headers
         assert request.body == expected.body
         assert request.keep_alive is expected.keep_alive
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_requests(), st.data())
+def test_a_head_with_a_bare_lf_is_refused_as_soon_as_the_lf_arrives(
+    built: Built, data: st.DataObject
+) -> None:
+    """Whatever the head and wherever the CR goes missing, 400 comes with the LF,
+    not when (or if) a CRLF CRLF arrives."""
+    head_end = built.wire.index(b"\r\n\r\n") + 2
+    line_ends = [i for i in range(head_end) if built.wire[i : i + 2] == b"\r\n"]
+    dropped = data.draw(st.sampled_from(line_ends))
+    wire = built.wire[:dropped] + built.wire[dropped + 1 :]  # that CR is gone
+    parser = RequestParser()
+    parser.feed(wire[: dropped + 1])  # up to and with the bare LF, nothing after it
+    with pytest.raises(HttpError) as refused:
+        drain(parser)
+    assert refused.value.status == 400

@@ -4,6 +4,7 @@ clock and an in-memory transport."""
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Counter
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -12,7 +13,7 @@ from twisted.logger import capturedLogs, formatEvent
 from gateway.http11 import HttpRequest, Response
 from gateway.sources import SourcePolicy, parse_network
 from gateway.transport.http import HttpServerFactory, HttpServerProtocol
-from gateway.web import Router, SourceGuard
+from gateway.web import Router, SourceGuard, _MetricsPage
 
 GET_CALLBACK = b"GET /callbacks/dlr?id=1 HTTP/1.1\r\nHost: gw\r\n\r\n"
 
@@ -125,3 +126,53 @@ def test_after_an_answer_the_idle_limit_is_keepalive() -> None:
     assert not transport.disconnecting
     screened.clock.advance(1)
     assert transport.disconnecting
+
+
+def test_screen_refuses_an_address_before_its_body_is_read() -> None:
+    head = HttpRequest(b"POST", b"/callbacks/dlr", b"/callbacks/dlr", b"", b"HTTP/1.1", {})
+    web = Router()
+    guard_refusals: list[str] = []
+    guard = SourceGuard(
+        SourcePolicy([parse_network("193.142.108.0/24")], []),
+        "callback_sources",
+        lambda: guard_refusals.append("x"),
+        Clock(),
+    )
+
+    class Endpoint:
+        def __call__(self, request: HttpRequest) -> Response:
+            return Response(200)
+
+        def refuse_head(self, request: HttpRequest) -> Response | None:
+            if request.headers.get(b"authorization") != b"ok":
+                return Response(401)
+            return None
+
+    web.add(b"/callbacks/dlr", frozenset((b"POST",)), Endpoint(), guard=guard)
+    refused = web.screen(head, "203.0.113.9")
+    assert refused is not None and refused.status == 403 and guard_refusals == ["x"]
+    no_credentials = web.screen(head, "193.142.108.5")
+    assert no_credentials is not None and no_credentials.status == 401
+    head.headers[b"authorization"] = b"ok"
+    assert web.screen(head, "193.142.108.5") is None
+    unknown = HttpRequest(b"POST", b"/nope", b"/nope", b"", b"HTTP/1.1", {})
+    not_found = web.screen(unknown, "193.142.108.5")
+    assert not_found is not None and not_found.status == 404
+
+
+def test_the_metrics_page_is_rendered_at_most_once_per_metrics_cache() -> None:
+    clock = Clock()
+    registry = CollectorRegistry()
+    counter = Counter("smppgw_test_total", "t", registry=registry)
+    page = _MetricsPage(registry, clock, 1.0)
+    get = HttpRequest(b"GET", b"/metrics", b"/metrics", b"", b"HTTP/1.1", {})
+    first = page(get).body
+    counter.inc()
+    clock.advance(0.5)
+    assert page(get).body == first  # a flood gets the same bytes
+    clock.advance(0.5)
+    assert page(get).body != first and b"smppgw_test_total 1.0" in page(get).body
+    uncached = _MetricsPage(registry, clock, 0.0)
+    before = uncached(get).body
+    counter.inc()
+    assert uncached(get).body != before

@@ -78,3 +78,11 @@ def test_source_allow_lists_reload() -> None:
     assert [str(n) for n in result.config.http.callback_sources or ()] == ["193.142.108.0/24"]
     assert [str(n) for n in result.config.http.metrics_sources or ()] == ["127.0.0.1/32"]
     assert result.restart_needed == ()
+
+
+def test_the_log_level_changes_live() -> None:
+    running = parse(tree())
+    assert running.logging.level == "info"
+    result = plan(running, parse(tree(logging={"level": "warn"})))
+    assert result.config.logging.level == "warn"
+    assert result.restart_needed == ()

@@ -769,3 +769,32 @@ def test_every_request_gets_exactly_one_answer(
         if pdu.command_id == C.UNBIND and not got and session.state is BindState.UNBINDING:
             expected = 0  # accepted: answered once the requests before it are settled
         assert len(answers) == expected, (pdu, sent, got)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    role=st.sampled_from(list(Role)),
+    mode=st.sampled_from(MODES),
+    pdus=st.lists(any_pdu(), max_size=25),
+    allowances=st.lists(st.integers(0, 5), min_size=1, max_size=30),
+)
+def test_an_allowance_only_delays_never_changes_what_happens(
+    role: Role, mode: str, pdus: list[p.Pdu], allowances: list[int]
+) -> None:
+    """Frames held back by `allow_frames` are taken later, in order, with the same
+    answers and events as a session that takes them all at once."""
+    stream = b"".join(encode(pdu) for pdu in pdus)
+    free, rationed = start(role, mode, 1000, True), start(role, mode, 1000, True)
+    free.receive_data(stream)
+    expected_events = [type(e).__name__ for e in events(free)]
+    expected_bytes = free.data_to_send()
+    rationed.receive_data(stream)
+    got_events: list[str] = []
+    got_bytes = b""
+    for allowance in [*allowances, None]:  # None: the rest, as a last turn
+        rationed.allow_frames(allowance)
+        got_events += [type(e).__name__ for e in events(rationed)]
+        got_bytes += rationed.data_to_send()
+    assert got_events == expected_events
+    assert got_bytes == expected_bytes
+    assert not rationed.backlog
