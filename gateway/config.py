@@ -174,6 +174,9 @@ class AccountSettings:
     mo_keywords: tuple[str, ...] = ()
     # Vendor TLV tag that carries the connector's name in query_sm_resp.
     route_tlv: int | None = None
+    # After a DELIVRD for 1007 (billed delayed), a billing failure reported later
+    # gets a second receipt; otherwise it is only recorded.
+    billing_receipts: bool = False
 
     def allows(self, host: str) -> bool:
         if not self.allowed_networks:
@@ -771,6 +774,14 @@ def _account(
         raise r.fail("default_country_code", "digits only, without '+' or '00'")
     target = connectors[connector]
     alphabet = r.choice("default_alphabet", "gsm", ("gsm", "latin1"))
+    ia5 = r.choice("ia5_alphabet", "ascii", ("ascii", "gsm"))
+    short_digits: int | None = None
+    if "short_number_digits" in r.table:
+        short_digits = r.integer("short_number_digits", 0, minimum=1)
+        if short_digits > 14:
+            raise r.fail("short_number_digits", "at most 14 (Common's short numbers)")
+    else:
+        r.used.add("short_number_digits")
     # An account's own table replaces the top-level one whole, so what applies
     # is always one table; `vendor_tlvs = {}` opts an account out.
     if "vendor_tlvs" in r.table:
@@ -781,6 +792,8 @@ def _account(
         policy = mapping.AccountPolicy(
             default_country_code=country,
             default_alphabet=alphabet,
+            ia5_alphabet=ia5,
+            short_number_digits=short_digits,
             platform_id=target.platform_id,
             platform_partner_id=target.platform_partner_id,
             gate_ids=(target.gate_id,) if target.gate_id else (),
@@ -808,6 +821,7 @@ def _account(
         mo_numbers=_normalised(r, "mo_numbers", claimed_number),
         mo_keywords=_normalised(r, "mo_keywords", claimed_keyword),
         route_tlv=_route_tlv(r),
+        billing_receipts=r.flag("billing_receipts", False),
     )
     if settings.mo_keywords and not settings.mo_numbers:
         raise r.fail("mo_keywords", "needs mo_numbers: keywords choose among MO to those numbers")

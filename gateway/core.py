@@ -224,8 +224,9 @@ class Gateway:
         """DESIGN section 4 for one message, or the status refusing it (counted)."""
         name = account.system_id
         # Segments only (a cheap test first: most messages have neither).
+        policy = account.policy
         if (pdu.esm_class & p.ESM_CLASS_UDHI or pdu.tlvs) and is_gsm_coding(
-            pdu.data_coding, account.policy.default_alphabet
+            pdu.data_coding, policy.default_alphabet, policy.ia5_alphabet
         ):
             pdu = self.escapes.repair(name, pdu)
         try:
@@ -336,6 +337,7 @@ class Gateway:
             data_coding=pdu.data_coding,
             esm_class=pdu.esm_class,
             reply_id=reply_id,
+            billing_receipt=account.billing_receipts,
         )
 
     # --- delivery reports ----------------------------------------------------

@@ -37,8 +37,10 @@ from gateway.smpp.text import encode_for_esme
 _GSM_SINGLE: Final = 160
 _UCS2_SINGLE: Final = 140
 _ESM_CLASS_TYPE: Final = 0x3C
-# Receipt stats that say "not yet": the wait goes on after them.
-INTERMEDIATE_STATS: Final = frozenset({"ENROUTE", "ACCEPTD"})
+# Receipt stats that say "not yet": the wait goes on after them. The gateway
+# sends ENROUTE for every intermediate state; ACCEPTD is final (SMPP 3.4, and
+# LINK's SMPP route sends it so).
+INTERMEDIATE_STATS: Final = frozenset({"ENROUTE"})
 _TON_INTERNATIONAL, _TON_NETWORK, _TON_ALPHANUMERIC = 1, 3, 5
 _NPI_ISDN = 1
 

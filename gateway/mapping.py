@@ -45,10 +45,15 @@ from gateway.smpp.times import add_months, parse_smpp_time, rfc3339
 __all__ = [
     "COMMON_ERRORS",
     "CUSTOM_PREFIX",
+    "DEFAULT_SHORT_NUMBER_DIGITS",
+    "ERR_MAX",
+    "ERR_OUT_OF_RANGE",
     "EXPIRED_IN_QUEUE",
     "PREMIUM_FIELDS",
     "PREMIUM_TYPES",
     "RESULT_CODES",
+    "SEND_REFUSALS",
+    "SHORT_NUMBER_DIGITS",
     "UNKNOWN_OUTCOME",
     "UPSTREAM_CODE_STATUS",
     "UPSTREAM_HTTP_STATUS",
@@ -64,6 +69,8 @@ __all__ = [
     "merge_result_codes",
     "outcome_for",
     "premium_problem",
+    "receipt_err",
+    "refusal_is_temporary",
     "rejection_outcome",
     "resolve_destination",
     "resolve_source",
@@ -204,6 +211,12 @@ class AccountPolicy:
 
     default_country_code: str = ""
     default_alphabet: str = "gsm"
+    # What data_coding 1 means: IA5/ASCII (SMPP 3.4), or GSM 03.38 as some
+    # client libraries send under it (SMPP-NOTES section 5).
+    ia5_alphabet: str = "ascii"
+    # A source of at most this many digits (ton 0 or 1) is a short code; None:
+    # SHORT_NUMBER_DIGITS for the country code, else DEFAULT_SHORT_NUMBER_DIGITS.
+    short_number_digits: int | None = None
     platform_id: str = ""
     platform_partner_id: str = ""
     gate_ids: tuple[str, ...] = ()
@@ -222,6 +235,13 @@ class AccountPolicy:
             raise ValueError(
                 f"default_alphabet must be 'gsm' or 'latin1': {self.default_alphabet!r}"
             )
+        if self.ia5_alphabet not in ("ascii", "gsm"):
+            raise ValueError(f"ia5_alphabet must be 'ascii' or 'gsm': {self.ia5_alphabet!r}")
+        if self.short_number_digits is None:
+            digits = SHORT_NUMBER_DIGITS.get(cc, DEFAULT_SHORT_NUMBER_DIGITS)
+            object.__setattr__(self, "short_number_digits", digits)
+        elif not 1 <= self.short_number_digits <= _SHORTNUMBER_MAX:
+            raise ValueError(f"short_number_digits must be 1-{_SHORTNUMBER_MAX}")
         if not 0 < self.min_validity_s <= self.max_validity_s:
             raise ValueError("need 0 < min_validity_s <= max_validity_s")
         for name, value in self.premium.items():
@@ -251,8 +271,17 @@ TON_SUBSCRIBER: Final = 4
 TON_ALPHANUMERIC: Final = 5
 TON_ABBREVIATED: Final = 6
 
-# Up to this many digits a number is a short code, not an MSISDN (DESIGN 4).
-_SHORT_MAX: Final = 8
+# Up to this many digits a source sent with ton 0 or 1 is a short code, not an
+# MSISDN, by the account's country code (DESIGN 4): where mobile numbers have 8
+# digits (Norway, Denmark) an 8-digit number is a mobile, and short codes have
+# at most 5 or 6. Elsewhere 8, the guess from before there was a table.
+SHORT_NUMBER_DIGITS: Final[Mapping[str, int]] = MappingProxyType(
+    {"45": 6, "46": 6, "47": 6, "358": 6}
+)
+DEFAULT_SHORT_NUMBER_DIGITS: Final = 8
+# A number sent with ton 0 and this many digits or fewer is national (completed
+# with the account's country code); longer ones already carry their country code.
+_NATIONAL_MAX: Final = 8
 _SHORTNUMBER_MAX: Final = 14  # Common: "1-14 digits"
 _E164_MAX: Final = 15
 
@@ -274,6 +303,9 @@ def _international(addr: str) -> str | None:
 def _msisdn(digits: str, status: int, what: str) -> str:
     if not _digits(digits) or not 0 < len(digits) <= _E164_MAX:
         raise SubmitRefused(status, f"{what} is not a number of at most 15 digits")
+    if digits.startswith("0"):
+        # A country code never starts with 0: this is a national number.
+        raise SubmitRefused(status, f"international {what} starting with 0 (a trunk prefix)")
     return "+" + digits
 
 
@@ -284,48 +316,78 @@ def _national(digits: str, country_code: str, status: int, what: str) -> str:
     return _msisdn(country_code + (digits[1:] if digits.startswith("0") else digits), status, what)
 
 
-def resolve_source(addr: str, ton: int, *, default_country_code: str = "") -> tuple[str, str]:
+def _alphanumeric(addr: str) -> bool:
+    """Seed 001: an alphanumeric source is 2-11 characters beginning with a non-digit."""
+    return 2 <= len(addr) <= 11 and not addr[0].isdigit() and is_gsm(addr) and not addr.isspace()
+
+
+def resolve_source(
+    addr: str, ton: int, *, default_country_code: str = "", short_number_digits: int = 8
+) -> tuple[str, str]:
     """(source, sourceTON) for Common.
 
-    ton 5: ALPHANUMERIC, 2-11 GSM characters. ton 3 and 6: SHORTNUMBER. ton 1:
-    MSISDN `+digits`, except that 8 digits or fewer is a SHORTNUMBER (ESMEs
-    commonly send short codes as ton 1). ton 2 and 4: national, completed with
-    `default_country_code`. ton 0: letters -> alpha, `+`/`00` or more than 8
-    digits -> MSISDN, else SHORTNUMBER. Bad address: ESME_RINVSRCADR; a ton
-    above 6: ESME_RINVSRCTON.
+    - ton 5, or ton 0 with letters: ALPHANUMERIC, 2-11 GSM characters beginning
+      with a non-digit. An all-digit (or `+digits`) address under ton 5 is read
+      by the number rules of ton 0, as the ESME most likely meant a number.
+    - `+`/`00`: MSISDN.
+    - ton 3 and 6: SHORTNUMBER.
+    - ton 1: MSISDN `+digits`; at most `short_number_digits` digits is a
+      SHORTNUMBER (ESMEs commonly send short codes as ton 1); a leading 0 is
+      refused (an international number never starts with 0).
+    - ton 2 and 4: national, always an MSISDN: a trunk 0 dropped, the
+      account's country code added.
+    - ton 0: at most `short_number_digits` digits a SHORTNUMBER; a leading 0,
+      or at most 8 digits with a country code, national; else an international
+      MSISDN.
+
+    Bad address: ESME_RINVSRCADR; a ton above 6: ESME_RINVSRCTON.
     """
     bad = _S.ESME_RINVSRCADR
     if not addr:
         raise SubmitRefused(bad, "empty source address")
-    if ton == TON_ALPHANUMERIC or (
-        ton == TON_UNKNOWN and _international(addr) is None and not _digits(addr)
-    ):
-        if not 2 <= len(addr) <= 11 or not is_gsm(addr) or addr.isspace():
-            raise SubmitRefused(bad, "alphanumeric source must be 2-11 GSM characters")
-        return addr, "ALPHANUMERIC"
     if ton > TON_ABBREVIATED:
         raise SubmitRefused(_S.ESME_RINVSRCTON, f"source TON {ton} not supported")
     intl = _international(addr)
+    number = intl is not None or _digits(addr)
+    if ton == TON_ALPHANUMERIC and number:
+        ton = TON_UNKNOWN
+    if ton == TON_ALPHANUMERIC or (ton == TON_UNKNOWN and not number):
+        if not _alphanumeric(addr):
+            raise SubmitRefused(
+                bad, "alphanumeric source must be 2-11 GSM characters beginning with a non-digit"
+            )
+        return addr, "ALPHANUMERIC"
     if intl is not None:
         return _msisdn(intl, bad, "source"), "MSISDN"
-    if not _digits(addr):
+    if not number:
         raise SubmitRefused(bad, "source address is not a number")
-    if ton in (TON_NETWORK, TON_ABBREVIATED) or len(addr) <= _SHORT_MAX:
-        if len(addr) > _SHORTNUMBER_MAX:
-            raise SubmitRefused(bad, "short number longer than 14 digits")
-        return addr, "SHORTNUMBER"
+    if ton in (TON_NETWORK, TON_ABBREVIATED):
+        return _short_number(addr, bad), "SHORTNUMBER"
     if ton in (TON_NATIONAL, TON_SUBSCRIBER):
         return _national(addr, default_country_code, bad, "source"), "MSISDN"
+    if len(addr) <= short_number_digits:
+        return _short_number(addr, bad), "SHORTNUMBER"
+    if ton == TON_UNKNOWN and (
+        addr.startswith("0") or (default_country_code and len(addr) <= _NATIONAL_MAX)
+    ):
+        return _national(addr, default_country_code, bad, "source"), "MSISDN"
     return _msisdn(addr, bad, "source"), "MSISDN"
+
+
+def _short_number(addr: str, status: int) -> str:
+    if len(addr) > _SHORTNUMBER_MAX:
+        raise SubmitRefused(status, "short number longer than 14 digits")
+    return addr
 
 
 def resolve_destination(addr: str, ton: int, default_country_code: str) -> str:
     """`+<digits>` for Common's destination (destinationTON is always MSISDN).
 
-    `+`/`00` prefix: international whatever the ton. ton 1: international.
-    ton 2 and 4: national, completed with the country code after dropping one
-    trunk `0`. ton 0: a leading single `0`, or at most 8 digits with a country
-    code configured, is national; anything else international. Bad address:
+    `+`/`00` prefix: international whatever the ton. ton 1: international; a
+    leading 0 is refused (an international number never starts with 0). ton 2,
+    4 and 6: national, completed with the country code after dropping one trunk
+    `0`. ton 0: a leading `0`, or at most 8 digits with a country code
+    configured, is national; anything else international. Bad address:
     ESME_RINVDSTADR; ton 3, 5 or above 6: ESME_RINVDSTTON (Common delivers to
     MSISDNs only).
     """
@@ -341,7 +403,7 @@ def resolve_destination(addr: str, ton: int, default_country_code: str) -> str:
         return _msisdn(addr, bad, "destination")
     if ton in (TON_NATIONAL, TON_SUBSCRIBER, TON_ABBREVIATED):
         return _national(addr, default_country_code, bad, "destination")
-    if addr.startswith("0") or (default_country_code and len(addr) <= _SHORT_MAX):
+    if addr.startswith("0") or (default_country_code and len(addr) <= _NATIONAL_MAX):
         return _national(addr, default_country_code, bad, "destination")
     return _msisdn(addr, bad, "destination")
 
@@ -399,6 +461,7 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Mapped
         submit.source_addr,
         submit.source_addr_ton,
         default_country_code=policy.default_country_code,
+        short_number_digits=policy.short_number_digits or DEFAULT_SHORT_NUMBER_DIGITS,
     )
     destination = resolve_destination(
         submit.destination_addr, submit.dest_addr_ton, policy.default_country_code
@@ -419,7 +482,11 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Mapped
             payload, udhi = sar + payload, True
     try:
         content = decode_content(
-            submit.data_coding, payload, udhi=udhi, default_alphabet=policy.default_alphabet
+            submit.data_coding,
+            payload,
+            udhi=udhi,
+            default_alphabet=policy.default_alphabet,
+            ia5_alphabet=policy.ia5_alphabet,
         )
     except TextError as exc:
         raise SubmitRefused(exc.status, str(exc)) from None
@@ -433,15 +500,16 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Mapped
             scheduled_at = None  # a time already past means "now"
         elif scheduled_at > add_months(now, _SCHEDULE_MONTHS):
             raise SubmitRefused(_S.ESME_RINVSCHED, "scheduled more than 3 months ahead")
+    # Validity runs from when the message is sent, i.e. the scheduled time: a
+    # relative one ("valid 1 h") counts from there, not from now.
+    start = now if scheduled_at is None else scheduled_at
     try:
-        expires_at = parse_smpp_time(submit.validity_period, now)
+        expires_at = parse_smpp_time(submit.validity_period, start)
     except ValueError as exc:
         raise SubmitRefused(_S.ESME_RINVEXPIRY, str(exc)) from None
     if expires_at is None:
         validity_s = policy.max_validity_s
     else:
-        # Validity runs from when the message is sent, i.e. the scheduled time.
-        start = now if scheduled_at is None else scheduled_at
         if expires_at <= start:
             raise SubmitRefused(_S.ESME_RINVEXPIRY, "validity ends before delivery starts")
         validity_s = min(max(int(expires_at - start), policy.min_validity_s), policy.max_validity_s)
@@ -527,26 +595,32 @@ def _later_segment(udh: bytes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a receipt says: stat word, err (LINK's SMPP codes), final or not, state."""
+    """What a receipt says: stat word, err (LINK's SMPP codes), final or not, state.
+
+    `billing_pending`: final for the ESME, but LINK will report the billing
+    (1007 "delivered, billed delayed"): the message stays open for that report.
+    """
 
     stat: str
     err: int
     final: bool
     state: MessageState
+    billing_pending: bool = False
 
 
-def _outcome(stat: str, err: int, final: bool) -> Outcome:
-    return Outcome(stat, err, final, STAT_STATE[stat])
+def _outcome(stat: str, err: int, final: bool, *, billing_pending: bool = False) -> Outcome:
+    return Outcome(stat, err, final, STAT_STATE[stat], billing_pending)
 
 
 _DELIVERED = _outcome("DELIVRD", 0, True)
+# Intermediate notifications say ENROUTE (message_state 1): SMPP 3.4 defines
+# ACCEPTED as a final state, and LINK's SMPP route sends ACCEPTD as final.
 _ENROUTE = _outcome("ENROUTE", 0, False)
-_ACCEPTED = _outcome("ACCEPTD", 0, False)
 
 RESULT_CODES: Final[Mapping[int, Outcome]] = MappingProxyType(
     {
         1001: _DELIVERED,
-        1007: _DELIVERED,
+        1007: _outcome("DELIVRD", 0, True, billing_pending=True),
         1002: _outcome("EXPIRED", 220, True),
         1010: _outcome("EXPIRED", 220, True),
         1003: _outcome("DELETED", 221, True),
@@ -556,9 +630,9 @@ RESULT_CODES: Final[Mapping[int, Outcome]] = MappingProxyType(
         1000: _ENROUTE,
         1011: _ENROUTE,
         1013: _ENROUTE,
-        1005: _ACCEPTED,
-        1008: _ACCEPTED,
-        1012: _ACCEPTED,
+        1005: _ENROUTE,
+        1008: _ENROUTE,
+        1012: _ENROUTE,
         2104: _outcome("UNDELIV", 101, True),
         2105: _outcome("UNDELIV", 103, True),
         2107: _outcome("UNDELIV", 103, True),
@@ -606,6 +680,49 @@ RESULT_CODES: Final[Mapping[int, Outcome]] = MappingProxyType(
 
 UNKNOWN_OUTCOME: Final = _outcome("UNKNOWN", 255, True)
 
+# The receipt's err has three digits (Appendix B), and 999 is a real LINK code
+# ("internal billing not successful"): an err from LINK that does not fit
+# (network_error_code carries 16 bits) becomes 099, which LINK's table (seed 004)
+# does not use, instead of being clamped into 999.
+ERR_MAX: Final = 999
+ERR_OUT_OF_RANGE: Final = 99
+
+
+def receipt_err(err: int) -> int:
+    """`err` as a receipt can carry it: as it is when 0-999, else ERR_OUT_OF_RANGE."""
+    return err if 0 <= err <= ERR_MAX else ERR_OUT_OF_RANGE
+
+
+# Result codes Common may give a message it did not take (its answer carries no
+# messageId, in /sms/send's answer or an item of /sms/sendbatch's): True to retry
+# it with backoff until its validity ends, False for a final REJECTD receipt
+# with the err of the report table (RESULT_CODES), e.g. 106 -> 949, 104 -> 236.
+# Codes 1000-1013 say where a taken message is: accepted. 2000-4007 (content,
+# addresses, billing) and Common's error codes (1xxxxx) are final, as is any
+# code not listed.
+SEND_REFUSALS: Final[Mapping[int, bool]] = MappingProxyType(
+    {
+        0: True,  # unknown error: nothing says it would fail again
+        1: True,  # temporary routing error
+        2: False,  # permanent routing error
+        3: True,  # throttling exceeded: LINK asks us to slow down
+        4: True,  # timeout
+        5: True,  # operator unknown error
+        6: False,  # operator error
+        104: False,  # configuration error: ours to fix (alert)
+        105: True,  # LINK's internal error
+        106: False,  # quota exceeded
+    }
+)
+
+
+def refusal_is_temporary(code: int | None) -> bool | None:
+    """For a message Common answered without a messageId: None when the code says
+    it was taken (1000-1013, or no code), else whether the refusal is worth a retry."""
+    if code is None or 1000 <= code <= 1013:
+        return None
+    return SEND_REFUSALS.get(code, False)
+
 
 def outcome_for(code: int, table: Mapping[int, Outcome] = RESULT_CODES) -> Outcome:
     """The receipt for a delivery-report resultCode; UNKNOWN/255 for any other code."""
@@ -624,8 +741,8 @@ def merge_result_codes(overrides: Mapping[int, tuple[str, int, bool]]) -> Mappin
             raise ValueError(
                 f"result code {code}: stat {stat!r} is not one of {sorted(STAT_STATE)}"
             )
-        if not 0 <= err <= 999:
-            raise ValueError(f"result code {code}: err {err} is not 0-999")
+        if not 0 <= err <= ERR_MAX:
+            raise ValueError(f"result code {code}: err {err} is not 0-{ERR_MAX}")
         merged[code] = _outcome(stat, err, bool(final))
     return MappingProxyType(merged)
 
@@ -728,12 +845,14 @@ def upstream_status(
     """The submit_sm_resp status when Common did not take a message (accept = "upstream").
 
     Temporary trouble is always 0x58, 0x14 or 0x08, the statuses ESMEs retry:
-    429 -> RTHROTTLED; timeouts and connection failures (no HTTP status) ->
-    RMSGQFUL, which also makes Kannel pause before resending; 5xx -> RSYSERR.
-    Permanent refusals: UPSTREAM_CODE_STATUS by Common code, then
-    UPSTREAM_HTTP_STATUS, else RSUBMITFAIL.
+    429 or result code 3 (throttling) -> RTHROTTLED; timeouts, connection
+    failures and temporary refusals of a message in a 200 answer (no HTTP
+    error) -> RMSGQFUL, which also makes Kannel pause before resending; 5xx and
+    temporary refusals in an HTTP error -> RSYSERR. Permanent refusals:
+    UPSTREAM_CODE_STATUS by Common code, then UPSTREAM_HTTP_STATUS, else
+    RSUBMITFAIL.
     """
-    if http_status == 429:
+    if http_status == 429 or (temporary and common_code == 3):
         return _S.ESME_RTHROTTLED
     if temporary or (http_status is not None and http_status >= 500):
         if http_status is None or http_status == 408:

@@ -1,8 +1,9 @@
 """What waits in a gateway's store, read without disturbing the gateway.
 
-Responsible for `smpp-gateway queues`: MT messages queued for LINK and sent but
-not yet reported, per account and connector; receipts and MO not yet taken by
-an ESME, per account; each with its count and the time of its oldest item.
+Responsible for `smpp-gateway queues`: MT messages queued for LINK, sent but
+not yet reported, and delivered with a billing report still due (1007), per
+account and connector; receipts and MO not yet taken by an ESME, per account;
+each with its count and the time of its oldest item.
 
 What always holds:
 
@@ -29,12 +30,14 @@ from typing import Final
 _QUEUED, _SENT = 0, 1
 MT_QUEUED: Final = "mt_queued"
 MT_SENT: Final = "mt_awaiting_report"
+MT_BILLING: Final = "mt_billing_pending"
 RECEIPTS: Final = "receipts"
 MO: Final = "mo"
-KINDS: Final = (MT_QUEUED, MT_SENT, RECEIPTS, MO)
+KINDS: Final = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO)
 LABELS: Final = {
     MT_QUEUED: "MT queued for LINK",
     MT_SENT: "MT sent, awaiting report",
+    MT_BILLING: "MT delivered, billing report awaited",
     RECEIPTS: "receipts undelivered",
     MO: "MO undelivered",
 }
@@ -82,6 +85,14 @@ def _read(conn: sqlite3.Connection) -> list[QueueDepth]:
     ):
         kind = MT_QUEUED if state == _QUEUED else MT_SENT
         depths.append(QueueDepth(kind, account, connector, count, oldest))
+    message_columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "billing" in message_columns:
+        # Delivered after a 1007 ("billed delayed"): LINK's billing report is due.
+        for account, connector, count, oldest in conn.execute(
+            "SELECT account, connector, count(*), min(done_at) FROM messages"
+            " WHERE billing = 'pending' GROUP BY account, connector"
+        ):
+            depths.append(QueueDepth(MT_BILLING, account, connector, count, oldest))
     receipt_columns = {row[1] for row in conn.execute("PRAGMA table_info(receipts)")}
     # Stores made before MO existed have no kind column: everything is a receipt.
     kind_column = "kind" if "kind" in receipt_columns else "'receipt'"
@@ -123,6 +134,7 @@ __all__ = [
     "KINDS",
     "LABELS",
     "MO",
+    "MT_BILLING",
     "MT_QUEUED",
     "MT_SENT",
     "RECEIPTS",

@@ -81,6 +81,26 @@ def decide(
     return Decision("final", final, current, total, delivered)
 
 
+# How far LINK's clock may be from ours, and a minute-precision date before the
+# submission, before a reported time is not believed.
+_CLOCK_SLACK = 300.0
+
+
+def done_time(reported_at: float | None, submitted_at: float, now: float) -> float:
+    """The receipt's done date: when LINK (or the operator) says the state was
+    reached, if it says and the time is sane, else when we learnt it (`now`).
+
+    Sane is neither after `now` nor before `submitted_at` by more than the slack
+    of two clocks; inside the slack it is kept within [submitted_at, now], so a
+    receipt never says done before submitted (LINK may give only minutes).
+    """
+    if reported_at is None:
+        return now
+    if reported_at > now + _CLOCK_SLACK or reported_at < submitted_at - _CLOCK_SLACK:
+        return now
+    return max(submitted_at, min(reported_at, now))
+
+
 def esme_wants(registered_delivery: int, outcome: Outcome) -> bool:
     """Whether the ESME asked for a receipt in this state (SMPP 3.4 section 5.2.17)."""
     if not outcome.final:

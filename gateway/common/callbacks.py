@@ -42,6 +42,7 @@ from twisted.python.failure import Failure
 from gateway.http11 import HttpRequest, Response
 from gateway.logs import Repeats
 from gateway.mapping import Outcome
+from gateway.smpp.times import parse_rfc3339
 
 log = Logger()
 T = TypeVar("T")
@@ -79,6 +80,9 @@ class DeliveryReport:
     # Set for LINK SMPP receipts, whose stat and err pass through as LINK gave
     # them; Common reports leave it None and go through the result-code table.
     outcome: Outcome | None = None
+    # When the status happened by LINK's (or the operator's) clock: `timestamp`
+    # read, or a LINK SMPP receipt's done date; None when not given or unreadable.
+    reported_at: float | None = None
 
 
 # -- step 1: any body -> plain objects -------------------------------------------
@@ -296,17 +300,19 @@ def delivery_report_from_object(obj: Mapping[str, object]) -> DeliveryReport:
         value = get(name)
         if type(value) is str and name not in custom:
             custom[name] = value
+    timestamp = _optional_text(get("timestamp"), "timestamp")
     return DeliveryReport(
         report_id,
         _optional_text(get("refId"), "refId"),
         result_code,
         _optional_text(get("operator"), "operator"),
-        _optional_text(get("timestamp"), "timestamp"),
+        timestamp,
         _optional_text(get("sentTimestamp"), "sentTimestamp"),
         _optional_text(get("operatorResultCode"), "operatorResultCode"),
         segments,
         custom,
         _string_map(get("gateCustomParameters"), "gateCustomParameters"),
+        reported_at=parse_rfc3339(timestamp) if timestamp else None,
     )
 
 

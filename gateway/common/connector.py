@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from gateway.common.client import CommonClient, CommonError, SendResult
 from gateway.config import ConnectorSettings
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
-from gateway.mapping import outcome_for, rejection_outcome
+from gateway.mapping import refusal_is_temporary, rejection_outcome
 from gateway.metrics import Metrics
 from gateway.store.base import Message
 
@@ -32,8 +32,13 @@ MAX_VALIDITY_S = 48 * 3600
 
 
 def relative_validity_ms(message: Message, now: float) -> int:
-    """What is left of the message's validity, rounded up to a minute, clamped per Common."""
-    remaining = max(message.expires_at - now, 0.0)
+    """What is left of the message's validity, rounded up to a minute, clamped per Common.
+
+    Common counts relativeValidityTime from when it sends the message, which for
+    one scheduled through it (scheduledTime) is the scheduled time: then the
+    whole validity is left, however far ahead the schedule is.
+    """
+    remaining = max(min(message.expires_at - now, float(message.validity_s)), 0.0)
     minutes = math.ceil(remaining / 60.0)
     return int(min(max(minutes * 60, MIN_VALIDITY_S), MAX_VALIDITY_S) * 1000)
 
@@ -115,7 +120,11 @@ class CommonConnector:
 
         def done(results: list[SendResult]) -> list[SubmitOutcome]:
             self._observe(endpoint, "ok", started)
-            return _match(batch, results)
+            outcomes = _match(batch, results)
+            wrong = next((o for o in outcomes if o.misconfigured), None)
+            if wrong is not None:
+                self._misconfigured(wrong.code, wrong.description)
+            return outcomes
 
         def failed(failure: Any) -> list[SubmitOutcome]:
             error = failure.value
@@ -128,8 +137,15 @@ class CommonConnector:
                 error = CommonError(
                     temporary=True, http_status=None, code=None, description=str(error)
                 )
-            self._observe(endpoint, "temporary" if error.temporary else "rejected", started)
-            if error.temporary:
+            # A refusal by result code (not an error code) may be worth a retry: 3 is
+            # throttling, 105 LINK's own trouble (mapping.SEND_REFUSALS).
+            temporary = error.temporary or (
+                error.code is not None
+                and error.code < 100000
+                and bool(refusal_is_temporary(error.code))
+            )
+            self._observe(endpoint, "temporary" if temporary else "rejected", started)
+            if temporary:
                 log.warn(
                     "{connector}: {endpoint} failed, will retry: {error}",
                     connector=self.name,
@@ -148,14 +164,7 @@ class CommonConnector:
                 ]
             outcome, misconfigured = rejection_outcome(error.code)
             if misconfigured:
-                self._metrics.child(self._metrics.misconfigured, self.name).inc()
-                log.critical(
-                    "{connector}: LINK rejects our account settings (code {code}: {error});"
-                    " check username, password, platform_id and platform_partner_id",
-                    connector=self.name,
-                    code=error.code,
-                    error=error.description,
-                )
+                self._misconfigured(error.code, error.description)
             return [
                 SubmitOutcome(
                     m,
@@ -175,6 +184,16 @@ class CommonConnector:
 
         return sent.addCallbacks(done, failed).addBoth(release)
 
+    def _misconfigured(self, code: int | None, description: str) -> None:
+        self._metrics.child(self._metrics.misconfigured, self.name).inc()
+        log.critical(
+            "{connector}: LINK rejects our account settings (code {code}: {error});"
+            " check username, password, platform_id and platform_partner_id",
+            connector=self.name,
+            code=code,
+            error=description,
+        )
+
     def _observe(self, endpoint: str, outcome: str, started: float) -> None:
         m = self._metrics
         m.child(m.upstream_requests, self.name, endpoint, outcome).inc()
@@ -182,7 +201,12 @@ class CommonConnector:
 
 
 def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcome]:
-    """Pair results with messages by refId, else by position (the seed's arrays keep order)."""
+    """Pair results with messages by refId, else by position (the seed's arrays keep order).
+
+    A result with a messageId is a message LINK took. One without is taken only
+    when its code says where a taken message is (1000-1013) or there is no code;
+    any other code is a refusal, temporary or final by mapping.SEND_REFUSALS.
+    """
     by_ref = {r.ref_id: r for r in results if r.ref_id}
     outcomes = []
     for index, message in enumerate(batch):
@@ -194,25 +218,25 @@ def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcom
             outcomes.append(SubmitOutcome(message, ACCEPTED))
             continue
         code = result.result_code
-        if result.message_id or code is None or code < 2000:
+        temporary = None if result.message_id else refusal_is_temporary(code)
+        if temporary is None:
             outcomes.append(
                 SubmitOutcome(message, ACCEPTED, upstream_id=result.message_id, code=code)
             )
-            continue
-        # Per-message codes are delivery-report codes (2000-4007); request-level ones are
-        # Common error codes (1xxxxx).
-        if code >= 100000:
-            outcome, misconfigured = rejection_outcome(code)
-        else:
-            outcome, misconfigured = outcome_for(code), False
-        outcomes.append(
-            SubmitOutcome(
-                message,
-                REJECTED,
-                rejection=outcome,
-                misconfigured=misconfigured,
-                code=code,
-                description=result.description,
+        elif temporary:
+            outcomes.append(
+                SubmitOutcome(message, TEMPORARY, code=code, description=result.description)
             )
-        )
+        else:
+            outcome, misconfigured = rejection_outcome(code)
+            outcomes.append(
+                SubmitOutcome(
+                    message,
+                    REJECTED,
+                    rejection=outcome,
+                    misconfigured=misconfigured,
+                    code=code,
+                    description=result.description,
+                )
+            )
     return outcomes

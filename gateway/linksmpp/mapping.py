@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY
 from gateway.ids import upstream_id_forms
 from gateway.inbound import IncomingMo, LinkReceipt
-from gateway.mapping import Outcome
+from gateway.mapping import Outcome, receipt_err
 from gateway.smpp.codec import encode
 from gateway.smpp.pdu import (
     ESM_CLASS_RECEIPT,
@@ -398,7 +398,6 @@ _STATE_STAT: Final[Mapping[int, str]] = MappingProxyType(
     {int(state): stat for stat, state in STAT_STATE.items()}
 )
 _SUCCESS_STATS: Final = frozenset({"DELIVRD", "ACCEPTD", "ENROUTE"})
-_MAX_ERR: Final = 999
 
 
 def is_receipt(esm_class: int) -> bool:
@@ -456,7 +455,8 @@ def receipt_from_deliver_sm(pdu: DeliverSm) -> LinkReceipt | None:
     if err is None:
         err = 0 if stat in _SUCCESS_STATS else _UNKNOWN_ERR
     done_at = parse_receipt_date(parsed.done_date) if parsed is not None else None
-    return LinkReceipt(upstream_id=upstream_id, stat=stat, err=min(err, _MAX_ERR), done_at=done_at)
+    # An err that does not fit three digits is not clamped into LINK's real 999.
+    return LinkReceipt(upstream_id=upstream_id, stat=stat, err=receipt_err(err), done_at=done_at)
 
 
 def mo_from_deliver_sm(pdu: DeliverSm, connector: str, now: float) -> IncomingMo:

@@ -8,7 +8,10 @@ What always holds:
   done date:YYMMDDhhmm stat:STAT err:EEE text:<20 chars>`: lower-case labels,
   single spaces, every field, 10-digit dates, 3-digit numbers, ASCII only. Kannel's
   sscanf, jsmpp and cloudhopper all parse that form and some parse nothing else
-  (SMPP-NOTES sections 5 and 9).
+  (SMPP-NOTES sections 5 and 9). An err outside 0-999 is refused (ValueError),
+  never clamped: 999 is a real LINK code.
+- The text is the message's first 20 characters in ASCII: a letter with an
+  ASCII form gets it (`ü` -> `u`, `ß` -> `ss`, `Æ` -> `AE`), anything else is `?`.
 - The receipt deliver_sm has esm_class exactly 0x04 and data_coding 0; TLVs go
   only to ESMEs bound above 3.3 and are only receipted_message_id, message_state
   and network_error_code (smpplib raises on any other).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +43,7 @@ __all__ = [
     "STAT_STATE",
     "ParsedReceipt",
     "ReceiptError",
+    "ascii_text",
     "build_receipt",
     "format_receipt_text",
     "parse_receipt_date",
@@ -61,8 +66,51 @@ _NETWORK_TYPE_GSM: Final = 3
 _TEXT_CHARS: Final = 20
 
 # Printable ASCII stays, control characters become '?' (a newline would end the
-# receipt for line-oriented parsers); non-ASCII becomes '?' in the encode step.
+# receipt for line-oriented parsers); non-ASCII without an ASCII form becomes '?'
+# in the encode step.
 _SANITIZE: Final = {c: "?" for c in (*range(0x20), 0x7F)}
+# Letters NFKD does not take apart, and typographic marks, with their usual
+# ASCII spelling; accented letters lose their accent by decomposition.
+_ASCII_FORMS: Final = str.maketrans(
+    {
+        "ß": "ss",
+        "Æ": "AE",
+        "æ": "ae",
+        "Ø": "O",
+        "ø": "o",
+        "Œ": "OE",
+        "œ": "oe",
+        "Ð": "D",
+        "ð": "d",
+        "Þ": "Th",
+        "þ": "th",
+        "Ł": "L",
+        "ł": "l",
+        "Đ": "D",
+        "đ": "d",
+        "ı": "i",
+        "‘": "'",
+        "’": "'",
+        "‚": "'",
+        "“": '"',
+        "”": '"',
+        "„": '"',
+        "–": "-",
+        "—": "-",
+        "…": "...",
+        "€": "EUR",
+        "\u00a0": " ",
+    }
+)
+
+
+def ascii_text(text: str) -> str:
+    """`text` spelled in ASCII where it can be (see the module docstring); the
+    rest is left for the encoder's '?'."""
+    if text.isascii():
+        return text
+    spelled = unicodedata.normalize("NFKD", text.translate(_ASCII_FORMS))
+    return "".join(c for c in spelled if not unicodedata.combining(c))
 
 
 class ReceiptError(ValueError):
@@ -93,10 +141,12 @@ def format_receipt_text(
     given, zero-padded to three when it is all digits.
     """
     if isinstance(err, int):
-        err_text = _three_digits(err)
+        if not 0 <= err <= 999:
+            raise ValueError(f"err {err} does not fit a receipt's three digits")
+        err_text = _THREE_DIGITS[err]
     else:
         err_text = err.zfill(3) if err.isascii() and err.isdigit() else err
-    head = text[:_TEXT_CHARS].translate(_SANITIZE)
+    head = ascii_text(text[:_TEXT_CHARS])[:_TEXT_CHARS].translate(_SANITIZE)
     return (
         f"id:{message_id} sub:{_three_digits(sub)} dlvrd:{_three_digits(dlvrd)}"
         f" submit date:{format_receipt_date(submit_date)}"
@@ -226,7 +276,7 @@ def build_receipt(
             (Tag.MESSAGE_STATE, bytes((state,))),
             (
                 Tag.NETWORK_ERROR_CODE,
-                bytes((_NETWORK_TYPE_GSM,)) + min(max(err, 0), 0xFFFF).to_bytes(2, "big"),
+                bytes((_NETWORK_TYPE_GSM,)) + err.to_bytes(2, "big"),
             ),
         ]
     return pdu

@@ -184,6 +184,7 @@ def _decode_ucs2(octets: bytes) -> str:
 _DEFAULT: Final = "default"  # 0: GSM 03.38 or, per account, Latin-1
 _GSM: Final = "gsm"
 _ASCII: Final = "ascii"
+_IA5: Final = "ia5"  # data_coding 1: ASCII, or GSM 03.38 for accounts that say so
 _LATIN1: Final = "latin-1"
 _CYRILLIC: Final = "iso8859-5"
 _HEBREW: Final = "iso8859-8"
@@ -197,7 +198,7 @@ def _build_dcs_table() -> tuple[tuple[str, bool] | None, ...]:
     # SMPP 3.4 section 5.2.19. 5 (JIS), 9 (pictogram), 0x0A (ISO-2022-JP),
     # 0x0D (extended kanji) and 0x0E (KS C 5601) have no decoder here.
     table[0x00] = (_DEFAULT, False)
-    table[0x01] = (_ASCII, False)
+    table[0x01] = (_IA5, False)
     table[0x02] = (_BINARY, False)
     table[0x03] = (_LATIN1, False)
     table[0x04] = (_BINARY, False)
@@ -223,13 +224,23 @@ def _build_dcs_table() -> tuple[tuple[str, bool] | None, ...]:
 _DCS_TABLE: Final = _build_dcs_table()
 
 
-def is_gsm_coding(data_coding: int, default_alphabet: str = "gsm") -> bool:
+def is_gsm_coding(
+    data_coding: int, default_alphabet: str = "gsm", ia5_alphabet: str = "ascii"
+) -> bool:
     """Whether octets under this data_coding are GSM 03.38 septets, one per octet."""
     entry = _DCS_TABLE[data_coding] if 0 <= data_coding <= 0xFF else None
     if entry is None:
         return False
-    kind = entry[0]
-    return kind == _GSM or (kind == _DEFAULT and default_alphabet != "latin1")
+    return _alphabet(entry[0], default_alphabet, ia5_alphabet) == _GSM
+
+
+def _alphabet(kind: str, default_alphabet: str, ia5_alphabet: str) -> str:
+    """What data_coding 0 and 1 mean for this account (SMPP-NOTES section 5)."""
+    if kind == _DEFAULT:
+        return _LATIN1 if default_alphabet == "latin1" else _GSM
+    if kind == _IA5:
+        return _GSM if ia5_alphabet == "gsm" else _ASCII
+    return kind
 
 
 def parse_udh(udh: bytes) -> Udh:
@@ -271,20 +282,25 @@ def parse_udh(udh: bytes) -> Udh:
 
 
 def decode_content(
-    data_coding: int, payload: bytes, *, udhi: bool, default_alphabet: str = "gsm"
+    data_coding: int,
+    payload: bytes,
+    *,
+    udhi: bool,
+    default_alphabet: str = "gsm",
+    ia5_alphabet: str = "ascii",
 ) -> Content:
     """What Common should send for this `data_coding` and these octets.
 
     With `udhi` the UDH is stripped from the front of `payload`, validated and
     returned, and the DCS is GSM/UCS2/BINARY (the ESME segmented; Common must not).
-    `default_alphabet` is the account's meaning of data_coding 0: "gsm" or "latin1".
+    `default_alphabet` is the account's meaning of data_coding 0 ("gsm" or
+    "latin1"), `ia5_alphabet` that of data_coding 1 ("ascii" or "gsm").
     """
     entry = _DCS_TABLE[data_coding] if 0 <= data_coding <= 0xFF else None
     if entry is None:
         raise TextError(f"data_coding 0x{data_coding:02X} not supported")
     kind, flash = entry
-    if kind == _DEFAULT:
-        kind = _LATIN1 if default_alphabet == "latin1" else _GSM
+    kind = _alphabet(kind, default_alphabet, ia5_alphabet)
 
     udh: bytes | None = None
     body = payload

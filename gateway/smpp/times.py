@@ -93,6 +93,35 @@ def rfc3339(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(epoch)))
 
 
+# RFC 3339 section 5.6 date-time; a space for the T is what some senders write.
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)",
+    re.ASCII,
+)
+
+
+def parse_rfc3339(value: str) -> float | None:
+    """Epoch seconds for an RFC 3339 date-time (Common's `timestamp`); None for
+    anything that is not one: a report with a bad date is still a report."""
+    match = _RFC3339.fullmatch(value.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction, zone = match.group(7), match.group(8)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
+        return None
+    epoch = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0))
+    if zone not in ("Z", "z"):
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            return None
+        offset = hours * 3600 + minutes * 60
+        epoch -= offset if zone[0] == "+" else -offset
+    return epoch + (float(fraction) if fraction else 0.0)
+
+
 def add_months(epoch: float, months: int) -> float:
     """`epoch` moved by calendar months, the day clamped to the target month's end.
 

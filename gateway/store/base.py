@@ -62,6 +62,9 @@ class Message:
     attempts: int = 0
     next_attempt_at: float = 0.0
     upstream_id: str | None = None
+    # Whether a billing failure reported after a DELIVRD for 1007 gets a receipt
+    # (the account's billing_receipts when the message was taken).
+    billing_receipt: bool = False
 
 
 RECEIPT = "receipt"
@@ -119,7 +122,10 @@ class ReportResult:
     """What one delivery report did: the receipt to deliver, or why there is none."""
 
     report: DeliveryReport
-    outcome: str  # "final", "intermediate", "partial", "duplicate", "unknown", "silent"
+    # "final", "intermediate", "partial", "duplicate", "unknown", "silent";
+    # "billing_pending" (final for the ESME, its billing still to be reported),
+    # "billed" and "billing_failed" (that later report).
+    outcome: str
     receipt: Receipt | None = None
     stat: str | None = None
     message_id: str | None = None

@@ -124,7 +124,16 @@ _MIGRATIONS = [
     );
     CREATE INDEX mo_seen_age ON mo_seen (received_at);
     """,
+    # 3: billing reported after a DELIVRD for 1007 ("delivered, billed delayed").
+    """
+    ALTER TABLE messages ADD COLUMN billing TEXT;
+    ALTER TABLE messages ADD COLUMN billing_receipt INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_billing ON messages (billing) WHERE billing = 'pending';
+    """,
 ]
+# messages.billing: NULL when no billing report is due, BILLING_PENDING after a
+# DELIVRD for 1007, then the resultCode of the report that settled the billing.
+BILLING_PENDING: Final = "pending"
 
 # Columns, not JSON: a delivery report reads these for every message, and
 # decoding a JSON blob per report cost more than the query.
@@ -160,6 +169,7 @@ _MESSAGE_COLUMNS = (
     "esm_class",
     "reply_id",
     "next_attempt_at",
+    "billing_receipt",
 )
 # The Common fields every message has get columns (encoding them as JSON per
 # message cost 5% of the gateway's CPU); the rare rest (customParameters,
@@ -193,13 +203,16 @@ _RECEIPT_CONTEXT = (
     "id, reply_id, submitted_at, account, registered_delivery, source_addr, source_ton,"
     " source_npi, dest_addr, dest_ton, dest_npi, text_head"
 )
-_REPORT_COLUMNS = f"SELECT state, part_results, parts, {_RECEIPT_CONTEXT} FROM messages"
+_REPORT_COLUMNS = (
+    f"SELECT state, part_results, parts, billing, billing_receipt, {_RECEIPT_CONTEXT}"
+    " FROM messages"
+)
 _REPORT_BY_ID = f"{_REPORT_COLUMNS} WHERE id = ?"
 _REPORT_BY_UPSTREAM = f"{_REPORT_COLUMNS} WHERE upstream_id = ?"
 # The common case in one statement: a whole-message final report for a message
 # not yet final. Anything else (parts, duplicates, unknown ids) takes the long way.
 _FINISH_RETURNING = (
-    "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ?,"
+    "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ?, billing = ?,"
     " upstream_id = coalesce(upstream_id, ?) WHERE {key} = ? AND state < 2"
     " RETURNING " + _RECEIPT_CONTEXT
 )
@@ -360,6 +373,7 @@ class SqliteStore:
                 m.esm_class,
                 m.reply_id,
                 m.next_attempt_at,
+                m.billing_receipt,
             )
             for m in messages
         ]
@@ -610,6 +624,7 @@ def _link_report(conn: sqlite3.Connection, receipt: LinkReceipt) -> DeliveryRepo
         segments=None,
         custom_parameters={},
         outcome=Outcome(stat, receipt.err, final, STAT_STATE[stat]),
+        reported_at=receipt.done_at,
     )
 
 
@@ -642,6 +657,7 @@ def _message_from_row(row: tuple[Any, ...]) -> Message:
     extra = values.pop("extra_fields")
     if extra:
         message_fields.update(json.loads(extra))
+    values["billing_receipt"] = bool(values["billing_receipt"])
     return Message(fields=message_fields, **values)
 
 
@@ -702,7 +718,8 @@ def _finish_whole(
 ) -> ReportResult | None:
     """A final report for a whole message, in one UPDATE ... RETURNING; None if it
     matched no message that was still open."""
-    values = (outcome.stat, outcome.err, now, base)
+    billing = BILLING_PENDING if outcome.billing_pending else None
+    values = (outcome.stat, outcome.err, now, billing, base)
     row = None
     if report.ref_id:
         row = conn.execute(_FINISH_BY_ID, (*values, report.ref_id)).fetchone()
@@ -711,7 +728,8 @@ def _finish_whole(
     if row is None:
         return None
     dlvrd = 1 if outcome.stat == "DELIVRD" else 0
-    return _reported(conn, report, row, "final", outcome, 1, dlvrd, now)
+    kind = "billing_pending" if billing else "final"
+    return _reported(conn, report, row, kind, outcome, 1, dlvrd, now)
 
 
 def _reported(
@@ -739,7 +757,7 @@ def _reported(
         dest_npi,
         text_head,
     ) = context
-    final = kind == "final"
+    final = kind in ("final", "billing_pending")
     if kind == "partial" or not rp.esme_wants(registered_delivery, outcome):
         return ReportResult(
             report,
@@ -763,7 +781,7 @@ def _reported(
         sub=sub,
         dlvrd=dlvrd,
         submit_date=submitted_at,
-        done_date=now,
+        done_date=rp.done_time(report.reported_at, submitted_at, now),
         text=text_head,
     )
     return ReportResult(
@@ -793,8 +811,11 @@ def _apply_report(
         row = conn.execute(_REPORT_BY_UPSTREAM, (base,)).fetchone()
     if row is None:
         return ReportResult(report, "unknown")
-    state, parts_json, expected_parts, *context = row
+    state, parts_json, expected_parts, billing, billing_receipt, *context = row
     our_id = context[0]
+    if state == FINAL and billing == BILLING_PENDING:
+        said = report.outcome or outcome_for(report.result_code, table)
+        return _billing_reported(conn, report, said, bool(billing_receipt), context, now)
     decision = rp.decide(
         already_final=state == FINAL,
         parts=_load_parts(parts_json, table),
@@ -807,16 +828,23 @@ def _apply_report(
         return ReportResult(report, "duplicate", message_id=our_id)
     outcome = decision.outcome
     assert outcome is not None
-    if decision.kind == "final":
+    kind = decision.kind
+    if kind == "final":
+        pending = outcome.stat == "DELIVRD" and (
+            outcome.billing_pending or any(o.billing_pending for o in decision.parts.values())
+        )
+        if pending:
+            kind = "billing_pending"
         conn.execute(
             "UPDATE messages SET state = ?, stat = ?, err = ?, done_at = ?, part_results = ?,"
-            " upstream_id = coalesce(upstream_id, ?) WHERE id = ?",
+            " billing = ?, upstream_id = coalesce(upstream_id, ?) WHERE id = ?",
             (
                 FINAL,
                 outcome.stat,
                 outcome.err,
                 now,
                 _dump_parts(decision.parts),
+                BILLING_PENDING if pending else None,
                 base,
                 our_id,
             ),
@@ -826,6 +854,35 @@ def _apply_report(
             "UPDATE messages SET part_results = ? WHERE id = ?",
             (_dump_parts(decision.parts), our_id),
         )
-    return _reported(
-        conn, report, tuple(context), decision.kind, outcome, decision.sub, decision.dlvrd, now
+    return _reported(conn, report, tuple(context), kind, outcome, decision.sub, decision.dlvrd, now)
+
+
+def _billing_reported(
+    conn: sqlite3.Connection,
+    report: DeliveryReport,
+    outcome: Outcome,
+    wants_receipt: bool,
+    context: list[Any],
+    now: float,
+) -> ReportResult:
+    """A report for a message delivered with its billing still to come (1007).
+
+    The first final one settles it: recorded as its resultCode, counted as
+    billed (DELIVRD, e.g. 1001) or billing_failed (22xx and any other); the
+    ESME, which had its DELIVRD, hears of a failure only when its account has
+    billing_receipts and it asked for receipts of failures.
+    """
+    our_id = context[0]
+    if not outcome.final:
+        return ReportResult(report, "intermediate", stat=outcome.stat, message_id=our_id)
+    conn.execute(
+        "UPDATE messages SET billing = ? WHERE id = ?", (str(report.result_code), our_id)
+    )
+    if outcome.stat == "DELIVRD":
+        return ReportResult(report, "billed", stat=outcome.stat, message_id=our_id)
+    if not wants_receipt:
+        return ReportResult(report, "billing_failed", stat=outcome.stat, message_id=our_id)
+    result = _reported(conn, report, tuple(context), "final", outcome, 1, 1, now)
+    return ReportResult(
+        report, "billing_failed", result.receipt, outcome.stat, message_id=our_id
     )

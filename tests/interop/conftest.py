@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gateway.smpp.receipts import ascii_text
 from tests.harness import FakeCommonProcess, GatewayProcess, account_toml, gateway_with_common
 
 SYSTEM_ID = "esme1"
@@ -168,8 +169,10 @@ def wait_for_attempts(fake: FakeCommonProcess, more_than: int, timeout: float = 
 
 
 def receipt_head(text: str) -> str:
-    """The `text:` field the gateway writes: 20 characters, non-ASCII and controls as '?'."""
-    return "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text[:20])
+    """The `text:` field the gateway writes: 20 characters in their ASCII spelling
+    (tests/unit/test_receipts.py pins it), the rest and controls as '?'."""
+    spelled = ascii_text(text[:20])[:20]
+    return "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in spelled)
 
 
 # SMPP 3.4 section 7.1.1 absolute time: YYMMDDhhmmss, tenths, quarter hours, +/-.

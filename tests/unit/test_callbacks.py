@@ -57,6 +57,7 @@ EXPECTED = DeliveryReport(
         "destination": "+4746910822",
     },
     gate_custom_parameters={},
+    reported_at=1447925820.0,  # the timestamp, read (2015-11-19T09:37:00Z)
 )
 
 JSON = "application/json"

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.mapping import (
     COMMON_ERRORS,
+    ERR_OUT_OF_RANGE,
     EXPIRED_IN_QUEUE,
     RESULT_CODES,
     AccountPolicy,
@@ -21,6 +22,8 @@ from gateway.mapping import (
     map_submit,
     merge_result_codes,
     outcome_for,
+    receipt_err,
+    refusal_is_temporary,
     rejection_outcome,
     resolve_destination,
     resolve_source,
@@ -66,7 +69,11 @@ def refused(policy: AccountPolicy = POLICY, /, **overrides: object) -> int:
         ("AB", 5, ("AB", "ALPHANUMERIC")),
         ("ABCDEFGHIJK", 5, ("ABCDEFGHIJK", "ALPHANUMERIC")),
         ("Shop 24", 5, ("Shop 24", "ALPHANUMERIC")),
-        ("12345", 5, ("12345", "ALPHANUMERIC")),
+        # All digits under ton 5: a number, read as ton 0 would (seed 001: an
+        # alphanumeric source begins with a non-digit).
+        ("12345", 5, ("12345", "SHORTNUMBER")),
+        ("+4741560067", 5, ("+4741560067", "MSISDN")),
+        ("Shop1", 5, ("Shop1", "ALPHANUMERIC")),
         ("4799999999", 1, ("+4799999999", "MSISDN")),
         ("+4799999999", 1, ("+4799999999", "MSISDN")),
         ("004799999999", 1, ("+4799999999", "MSISDN")),
@@ -74,7 +81,10 @@ def refused(policy: AccountPolicy = POLICY, /, **overrides: object) -> int:
         ("2333", 3, ("2333", "SHORTNUMBER")),
         ("12345678901234", 3, ("12345678901234", "SHORTNUMBER")),
         ("1234", 6, ("1234", "SHORTNUMBER")),
-        ("12345678", 2, ("12345678", "SHORTNUMBER")),
+        # ton 2 is national, whatever its length: an 8-digit Norwegian mobile.
+        ("12345678", 2, ("+4712345678", "MSISDN")),
+        ("41560067", 2, ("+4741560067", "MSISDN")),
+        ("0712345678", 0, ("+47712345678", "MSISDN")),  # a trunk 0, dropped
         ("099999999", 2, ("+4799999999", "MSISDN")),
         ("Shop", 0, ("Shop", "ALPHANUMERIC")),
         ("+4799999999", 0, ("+4799999999", "MSISDN")),
@@ -87,6 +97,42 @@ def refused(policy: AccountPolicy = POLICY, /, **overrides: object) -> int:
 )
 def test_resolve_source(addr: str, ton: int, expected: tuple[str, str]) -> None:
     assert resolve_source(addr, ton, default_country_code="47") == expected
+
+
+@pytest.mark.parametrize(
+    ("addr", "ton", "expected"),
+    [
+        # Norway: 8-digit mobiles, short codes of at most 6 digits.
+        ("41560067", 0, ("+4741560067", "MSISDN")),
+        ("41560067", 1, ("+41560067", "MSISDN")),
+        ("2233", 0, ("2233", "SHORTNUMBER")),
+        ("223344", 1, ("223344", "SHORTNUMBER")),
+        ("1234567", 0, ("+471234567", "MSISDN")),
+    ],
+)
+def test_resolve_source_with_the_countrys_short_number_length(
+    addr: str, ton: int, expected: tuple[str, str]
+) -> None:
+    policy = AccountPolicy(default_country_code="47")
+    assert policy.short_number_digits == 6
+    got = resolve_source(
+        addr,
+        ton,
+        default_country_code="47",
+        short_number_digits=policy.short_number_digits,
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("country", "configured", "digits"),
+    [("47", None, 6), ("45", None, 6), ("49", None, 8), ("", None, 8), ("47", 4, 4)],
+)
+def test_short_number_length_by_country_unless_configured(
+    country: str, configured: int | None, digits: int
+) -> None:
+    policy = AccountPolicy(default_country_code=country, short_number_digits=configured)
+    assert policy.short_number_digits == digits
 
 
 @pytest.mark.parametrize(
@@ -104,6 +150,11 @@ def test_resolve_source(addr: str, ton: int, expected: tuple[str, str]) -> None:
         ("123456789012345", 3, S.ESME_RINVSRCADR),
         ("²³", 1, S.ESME_RINVSRCADR),
         ("1234", 7, S.ESME_RINVSRCTON),
+        # An international number never starts with 0.
+        ("0712345678", 1, S.ESME_RINVSRCADR),
+        ("+0712345678", 0, S.ESME_RINVSRCADR),
+        ("1Shop", 5, S.ESME_RINVSRCADR),  # alphanumeric must begin with a non-digit
+        ("1Shop", 0, S.ESME_RINVSRCADR),
     ],
 )
 def test_resolve_source_refused(addr: str, ton: int, status: int) -> None:
@@ -158,6 +209,10 @@ def test_resolve_destination(addr: str, ton: int, country_code: str, expected: s
         ("Shop", 5, "", S.ESME_RINVDSTTON),
         ("2333", 3, "", S.ESME_RINVDSTTON),
         ("4799999999", 7, "", S.ESME_RINVDSTTON),
+        # An international number never starts with 0: +0712345678 is no number.
+        ("0712345678", 1, "47", S.ESME_RINVDSTADR),
+        ("+0712345678", 1, "47", S.ESME_RINVDSTADR),
+        ("000712345678", 0, "47", S.ESME_RINVDSTADR),
     ],
 )
 def test_resolve_destination_refused(addr: str, ton: int, country_code: str, status: int) -> None:
@@ -352,8 +407,15 @@ def test_validity_clamped_to_account_limits() -> None:
 
 
 def test_validity_runs_from_the_scheduled_time() -> None:
+    # A relative validity counts from when the message is sent: in 1 h, valid 3 h.
     result = mapped(schedule_delivery_time="000000010000000R", validity_period="000000030000000R")
-    assert result.validity_s == 7200
+    assert result.validity_s == 10800
+    # "Send in 7 days, valid 1 h": 1 h, not 48 h from now (nor refused).
+    week = mapped(schedule_delivery_time="000007000000000R", validity_period="000000010000000R")
+    assert week.validity_s == 3600
+    # An absolute validity is a time: what is left of it after the schedule.
+    absolute = mapped(schedule_delivery_time="240102040405000+", validity_period="240102070405000+")
+    assert absolute.validity_s == 3 * 3600
 
 
 @pytest.mark.parametrize(
@@ -363,7 +425,8 @@ def test_validity_runs_from_the_scheduled_time() -> None:
         ({"validity_period": "240132000000000+"}, S.ESME_RINVEXPIRY),
         ({"validity_period": "230102030405000+"}, S.ESME_RINVEXPIRY),  # in the past
         (
-            {"schedule_delivery_time": "000000020000000R", "validity_period": "000000010000000R"},
+            # An absolute validity ending before the scheduled time.
+            {"schedule_delivery_time": "000000020000000R", "validity_period": "240102040405000+"},
             S.ESME_RINVEXPIRY,
         ),
         ({"schedule_delivery_time": "garbage"}, S.ESME_RINVSCHED),
@@ -620,9 +683,10 @@ SECTION_5 = [
     (1000, "ENROUTE", 0, False, M.ENROUTE),
     (1011, "ENROUTE", 0, False, M.ENROUTE),
     (1013, "ENROUTE", 0, False, M.ENROUTE),
-    (1005, "ACCEPTD", 0, False, M.ACCEPTED),
-    (1008, "ACCEPTD", 0, False, M.ACCEPTED),
-    (1012, "ACCEPTD", 0, False, M.ACCEPTED),
+    # Intermediate states are ENROUTE: SMPP 3.4's ACCEPTED is final (issue 14).
+    (1005, "ENROUTE", 0, False, M.ENROUTE),
+    (1008, "ENROUTE", 0, False, M.ENROUTE),
+    (1012, "ENROUTE", 0, False, M.ENROUTE),
     (2104, "UNDELIV", 101, True, M.UNDELIVERABLE),
     (2105, "UNDELIV", 103, True, M.UNDELIVERABLE),
     (2107, "UNDELIV", 103, True, M.UNDELIVERABLE),
@@ -670,7 +734,8 @@ SECTION_5 = [
 
 @pytest.mark.parametrize(("code", "stat", "err", "final", "state"), SECTION_5)
 def test_result_code_row(code: int, stat: str, err: int, final: bool, state: MessageState) -> None:
-    assert outcome_for(code) == Outcome(stat, err, final, state)
+    # 1007 "delivered, billed delayed": DELIVRD now, the message open for its billing.
+    assert outcome_for(code) == Outcome(stat, err, final, state, billing_pending=code == 1007)
 
 
 def test_result_codes_has_exactly_the_design_rows() -> None:
@@ -806,3 +871,89 @@ def test_upstream_status(
         upstream_status(http_status=http_status, common_code=common_code, temporary=temporary)
         == status
     )
+
+
+# --- issue 14: where the mapping disagreed with LINK's documents ------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "temporary"),
+    [
+        (None, None),
+        (1000, None),
+        (1005, None),
+        (1013, None),
+        (0, True),
+        (1, True),
+        (3, True),
+        (4, True),
+        (5, True),
+        (105, True),
+        (2, False),
+        (6, False),
+        (104, False),
+        (106, False),
+        (1014, False),
+        (2104, False),
+        (106001, False),
+        (42, False),
+    ],
+)
+def test_a_message_common_did_not_take_is_retried_or_rejected_by_its_code(
+    code: int | None, temporary: bool | None
+) -> None:
+    assert refusal_is_temporary(code) is temporary
+
+
+@pytest.mark.parametrize(("code", "err"), [(106, 949), (104, 236), (2, 108), (6, 108)])
+def test_final_refusals_take_the_report_tables_err(code: int, err: int) -> None:
+    outcome, misconfigured = rejection_outcome(code)
+    assert (outcome.stat, outcome.err) == ("REJECTD", err)
+    assert misconfigured == (code == 104)
+
+
+def test_a_temporary_throttling_refusal_is_rthrottled_for_upstream_accounts() -> None:
+    assert upstream_status(http_status=None, common_code=3, temporary=True) == S.ESME_RTHROTTLED
+    assert upstream_status(http_status=400, common_code=3, temporary=True) == S.ESME_RTHROTTLED
+    assert upstream_status(http_status=None, common_code=105, temporary=True) == S.ESME_RMSGQFUL
+
+
+@pytest.mark.parametrize(
+    ("err", "written"), [(0, 0), (999, 999), (1000, 99), (65535, 99), (-1, 99)]
+)
+def test_an_err_that_does_not_fit_three_digits_is_099_not_999(err: int, written: int) -> None:
+    assert receipt_err(err) == written
+    assert ERR_OUT_OF_RANGE == 99
+
+
+def test_data_coding_1_is_ascii_unless_the_account_says_gsm() -> None:
+    gsm_octets = bytes([0x00, 0x01, 0x02])  # '@', '£', '$' in GSM 03.38
+    ascii_account = AccountPolicy(default_country_code="47")
+    with pytest.raises(SubmitRefused) as refused:
+        map_submit(
+            SubmitSm(
+                destination_addr="4799999999",
+                dest_addr_ton=1,
+                source_addr="Shop",
+                source_addr_ton=5,
+                data_coding=1,
+                short_message=b"caf\xe9",
+            ),
+            ascii_account,
+            now=NOW,
+        )
+    assert refused.value.status == S.ESME_RSUBMITFAIL
+    gsm_account = AccountPolicy(default_country_code="47", ia5_alphabet="gsm")
+    result = map_submit(
+        SubmitSm(
+            destination_addr="4799999999",
+            dest_addr_ton=1,
+            source_addr="Shop",
+            source_addr_ton=5,
+            data_coding=1,
+            short_message=gsm_octets,
+        ),
+        gsm_account,
+        now=NOW,
+    )
+    assert result.fields["userData"] == "@£$"

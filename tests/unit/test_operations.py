@@ -134,7 +134,8 @@ def test_replacement_with_new_times() -> None:
     mapped = map_submit(submit, AccountPolicy(min_validity_s=60), now=NOW)
     apply_replacement(message, submit, mapped, replace, NOW)
     assert message.fields["customParameters"]["scheduledTime"] != "2030-01-01T00:00:00Z"
-    assert message.validity_s == 3600 and message.expires_at == NOW + 3600 + 3600
+    # Valid 2 h from the scheduled time (1 h ahead), not from now.
+    assert message.validity_s == 7200 and message.expires_at == NOW + 3600 + 7200
 
 
 def test_replacement_of_a_sar_message_keeps_its_udh() -> None:

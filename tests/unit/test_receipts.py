@@ -14,6 +14,7 @@ from gateway.smpp.receipts import (
     STAT_STATE,
     ParsedReceipt,
     ReceiptError,
+    ascii_text,
     build_receipt,
     format_receipt_text,
     parse_receipt_date,
@@ -53,7 +54,11 @@ def test_exact_text() -> None:
         ({"stat": "EXPIRED", "err": 10}, b"stat:EXPIRED err:010 text:Hi"),
         ({"err": "10"}, b"err:010 text:Hi"),
         ({"err": "ABC"}, b"err:ABC text:Hi"),
-        ({"text": "Grüße € 😀"}, b"text:Gr??e ? ?"),
+        # ASCII spellings where they exist, '?' where none does (issue 14).
+        ({"text": "Grüße € 😀"}, b"text:Grusse EUR ?"),
+        ({"text": "Grüße £5"}, b"text:Grusse ?5"),
+        ({"text": "Ærøskøbing café"}, b"text:AEroskobing cafe"),
+        ({"text": "ßßßßßßßßßßßßßßßßßßßß"}, b"text:ssssssssssssssssssss"),
         ({"text": "two\nlines\x00\x7f"}, b"text:two?lines??"),
         ({"text": ""}, b"err:000 text:"),
     ],
@@ -205,7 +210,7 @@ def test_build_receipt_rejects_unknown_stat() -> None:
 
 
 def _sanitized(text: str) -> str:
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:20])
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in ascii_text(text[:20])[:20])
 
 
 @given(
@@ -323,3 +328,11 @@ def test_parse_receipt_text_raises_only_receipt_error(data: bytes) -> None:
         return
     assert parsed.message_id and parsed.stat
     assert parse_receipt_date(parsed.done_date) is None or parsed.done_date
+
+
+@pytest.mark.parametrize("err", [-1, 1000, 65535])
+def test_an_err_outside_three_digits_is_refused_not_clamped(err: int) -> None:
+    # 999 is a real LINK code: nothing may become it by accident (gateway.mapping
+    # turns LINK's oversized errs into 099 before they get here).
+    with pytest.raises(ValueError):
+        receipt(err=err)

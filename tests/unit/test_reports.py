@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.mapping import Outcome, outcome_for
-from gateway.reports import decide, esme_wants, split_part
+from gateway.reports import decide, done_time, esme_wants, split_part
 from gateway.smpp.pdu import MessageState
 
 # --- split_part ----------------------------------------------------------------
@@ -85,7 +85,7 @@ DECIDE_CASES = [
     ("whole expired", dict(result_code=EXPIRED), "final", "EXPIRED", 220, 1, 0),
     ("whole unmapped code", dict(result_code=987654), "final", "UNKNOWN", 255, 1, 0),
     ("whole sent", dict(result_code=SENT), "intermediate", "ENROUTE", 0, None, None),
-    ("whole queued", dict(result_code=QUEUED), "intermediate", "ACCEPTD", 0, None, None),
+    ("whole queued", dict(result_code=QUEUED), "intermediate", "ENROUTE", 0, None, None),
     (
         "first of two parts",
         dict(result_code=DELIVERED, part=0, segments=2),
@@ -290,3 +290,19 @@ _OUT = {
 )
 def test_esme_wants(registered_delivery: int, stat: str, wanted: bool) -> None:
     assert esme_wants(registered_delivery, _OUT[stat]) is wanted
+
+
+@pytest.mark.parametrize(
+    ("reported", "done"),
+    [
+        (None, 1000.0),  # no time given: when the report arrived
+        (900.0, 900.0),  # LINK's time of the status
+        (500.0, 500.0),  # the submission itself
+        (450.0, 500.0),  # a minute-precision date a little before it: kept at it
+        (100.0, 1000.0),  # far before the submission: not believed
+        (1200.0, 1000.0),  # a little in our future: kept at now
+        (5000.0, 1000.0),  # far in our future: not believed
+    ],
+)
+def test_the_done_date_is_links_time_when_sane(reported: float | None, done: float) -> None:
+    assert done_time(reported, submitted_at=500.0, now=1000.0) == done

@@ -53,7 +53,12 @@ def message(id_: str, **overrides: Any) -> Message:
 
 
 def report(
-    id_: str, code: int, *, ref_id: str | None = None, segments: int | None = None
+    id_: str,
+    code: int,
+    *,
+    ref_id: str | None = None,
+    segments: int | None = None,
+    reported_at: float | None = None,
 ) -> DeliveryReport:
     return DeliveryReport(
         id=id_,
@@ -65,6 +70,7 @@ def report(
         operator_result_code=None,
         segments=segments,
         custom_parameters={},
+        reported_at=reported_at,
     )
 
 
@@ -766,3 +772,89 @@ class SqliteStoreTests(TestCase):
         yield self.reopen()
         kinds = [(r.kind, r.payload, r.esm_class, r.expires_at) for r in self.recovered.receipts]
         self.assertEqual(kinds, [(MO, item.payload, 0x40, NOW + 60)] * 2)
+
+
+class ReportTimesAndBillingTests(TestCase):
+    """A receipt's done date is LINK's time of the status; 1007 keeps a delivered
+    message open for its billing report. The store fixture is SqliteStoreTests'."""
+
+    setUp = SqliteStoreTests.setUp
+    open_store = SqliteStoreTests.open_store
+    close_store = SqliteStoreTests.close_store
+    reopen = SqliteStoreTests.reopen
+    sent_message = SqliteStoreTests.sent_message
+
+    @inlineCallbacks
+    def test_done_date_is_the_reports_own_time_when_sane(self):
+        yield self.sent_message("m1", "link-1")
+        yield self.sent_message("m2", "link-2")
+        yield self.sent_message("m3", "link-3")
+        r1, r2, r3 = yield self.store.apply_reports(
+            [
+                report("link-1", DELIVERED, reported_at=NOW - 30),
+                report("link-2", DELIVERED, reported_at=NOW + 86400),  # LINK's clock is off
+                report("link-3", DELIVERED),  # no timestamp
+            ]
+        )
+        self.assertEqual(r1.receipt.done_date, NOW - 30)
+        self.assertEqual(r2.receipt.done_date, NOW)
+        self.assertEqual(r3.receipt.done_date, NOW)
+
+    @inlineCallbacks
+    def test_a_link_smpp_receipts_done_date_is_kept(self):
+        yield self.sent_message("m1", "7f")
+        (result,) = yield self.store.apply_link_receipts(
+            [LinkReceipt("7f", "DELIVRD", 0, done_at=NOW - 40)]
+        )
+        self.assertEqual(result.receipt.done_date, NOW - 40)
+
+    @inlineCallbacks
+    def test_1007_delivers_then_a_billing_failure_is_recorded_without_a_second_receipt(self):
+        yield self.sent_message("m1", "link-1")
+        (first,) = yield self.store.apply_reports([report("link-1", 1007)])
+        self.assertEqual((first.outcome, first.receipt.stat), ("billing_pending", "DELIVRD"))
+        self.assertTrue(first.final)
+        state = yield self.store.message_state("m1")
+        self.assertEqual(state, (FINAL, "DELIVRD", "shop1"))
+        (billing,) = yield self.store.apply_reports([report("link-1", 2200)])
+        self.assertEqual((billing.outcome, billing.receipt), ("billing_failed", None))
+        (late,) = yield self.store.apply_reports([report("link-1", 1001)])
+        self.assertEqual(late.outcome, "duplicate")
+        self.assertEqual(self._billing("m1"), "2200")
+
+    @inlineCallbacks
+    def test_billing_receipts_give_a_billing_failure_its_own_receipt(self):
+        yield self.sent_message("m1", "link-1", billing_receipt=True)
+        yield self.sent_message("m2", "link-2", billing_receipt=True)
+        yield self.store.apply_reports([report("link-1", 1007), report("link-2", 1007)])
+        # Intermediate states on the way are no billing result.
+        (on_the_way,) = yield self.store.apply_reports([report("link-1", 1013)])
+        self.assertEqual(on_the_way.outcome, "intermediate")
+        failed, billed = yield self.store.apply_reports(
+            [report("link-1", 2201), report("link-2", 1001)]
+        )
+        self.assertEqual(failed.outcome, "billing_failed")
+        self.assertEqual((failed.receipt.stat, failed.receipt.err), ("UNDELIV", 128))
+        self.assertEqual((billed.outcome, billed.receipt), ("billed", None))
+        self.assertEqual((self._billing("m1"), self._billing("m2")), ("2201", "1001"))
+
+    @inlineCallbacks
+    def test_billing_pending_is_kept_across_a_restart_and_shown_in_queues(self):
+        from gateway import queues
+
+        yield self.sent_message("m1", "link-1")
+        yield self.store.apply_reports([report("link-1", 1007)])
+        yield self.reopen()
+        (pending,) = [d for d in queues.read_depths(self.path) if d.kind == queues.MT_BILLING]
+        self.assertEqual((pending.account, pending.count), ("shop1", 1))
+        (billing,) = yield self.store.apply_reports([report("link-1", 2200)])
+        self.assertEqual(billing.outcome, "billing_failed")
+
+    def _billing(self, message_id: str) -> str | None:
+        conn = sqlite3.connect(self.path)
+        try:
+            row = conn.execute("SELECT billing FROM messages WHERE id = ?", (message_id,))
+            value: str | None = row.fetchone()[0]
+            return value
+        finally:
+            conn.close()
