@@ -204,8 +204,7 @@ _RECEIPT_CONTEXT = (
     " source_npi, dest_addr, dest_ton, dest_npi, text_head"
 )
 _REPORT_COLUMNS = (
-    f"SELECT state, part_results, parts, billing, billing_receipt, {_RECEIPT_CONTEXT}"
-    " FROM messages"
+    f"SELECT state, part_results, parts, billing, billing_receipt, {_RECEIPT_CONTEXT} FROM messages"
 )
 _REPORT_BY_ID = f"{_REPORT_COLUMNS} WHERE id = ?"
 _REPORT_BY_UPSTREAM = f"{_REPORT_COLUMNS} WHERE upstream_id = ?"
@@ -875,14 +874,10 @@ def _billing_reported(
     our_id = context[0]
     if not outcome.final:
         return ReportResult(report, "intermediate", stat=outcome.stat, message_id=our_id)
-    conn.execute(
-        "UPDATE messages SET billing = ? WHERE id = ?", (str(report.result_code), our_id)
-    )
+    conn.execute("UPDATE messages SET billing = ? WHERE id = ?", (str(report.result_code), our_id))
     if outcome.stat == "DELIVRD":
         return ReportResult(report, "billed", stat=outcome.stat, message_id=our_id)
     if not wants_receipt:
         return ReportResult(report, "billing_failed", stat=outcome.stat, message_id=our_id)
     result = _reported(conn, report, tuple(context), "final", outcome, 1, 1, now)
-    return ReportResult(
-        report, "billing_failed", result.receipt, outcome.stat, message_id=our_id
-    )
+    return ReportResult(report, "billing_failed", result.receipt, outcome.stat, message_id=our_id)
