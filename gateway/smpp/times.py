@@ -100,9 +100,12 @@ _RFC3339: Final = re.compile(
 )
 
 
+@lru_cache(maxsize=1024)
 def parse_rfc3339(value: str) -> float | None:
     """Epoch seconds for an RFC 3339 date-time (Common's `timestamp`); None for
-    anything that is not one: a report with a bad date is still a report."""
+    anything that is not one: a report with a bad date is still a report.
+
+    Cached: one per report, and the reports of a second share their timestamp."""
     match = _RFC3339.fullmatch(value.strip())
     if match is None:
         return None
