@@ -13,6 +13,7 @@ from gateway.smpp.times import (
     add_months,
     format_absolute,
     format_receipt_date,
+    parse_rfc3339,
     parse_smpp_time,
     rfc3339,
 )
@@ -131,3 +132,47 @@ def test_parse_near_misses_raise_only_value_error(value: str) -> None:
     except ValueError:
         return
     assert isinstance(result, float | int)
+
+
+# --- RFC 3339 (Common's report timestamps) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2015-11-19T09:37:00Z", 1447925820.0),
+        ("2015-11-19T10:37:00+01:00", 1447925820.0),
+        ("2015-11-19T08:07:00-01:30", 1447925820.0),
+        ("2015-11-19 09:37:00.25z", 1447925820.25),
+        ("2016-12-31T23:59:60Z", 1483228799.0),  # a leap second, read as :59
+    ],
+)
+def test_rfc3339(text: str, epoch: float) -> None:
+    assert parse_rfc3339(text) == epoch
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2015-11-19",
+        "2015-02-30T00:00:00Z",
+        "2015-11-19T24:00:00Z",
+        "2015-11-19T09:37:00+25:00",
+        "2015-11-19T09:37:00",
+        "yesterday",
+        "2015-11-19T09:37:00Z trailing",
+    ],
+)
+def test_rfc3339_refused_as_none(text: str) -> None:
+    assert parse_rfc3339(text) is None
+
+
+@given(st.text(max_size=40))
+def test_rfc3339_never_raises(text: str) -> None:
+    assert parse_rfc3339(text) is None or isinstance(parse_rfc3339(text), float)
+
+
+@given(st.floats(min_value=0, max_value=4102444799, allow_nan=False))
+def test_rfc3339_reads_back_what_rfc3339_writes(epoch: float) -> None:
+    assert parse_rfc3339(rfc3339(epoch)) == float(int(epoch))
