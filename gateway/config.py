@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import mapping, sources, tls
-from gateway.common.settings import CommonSettings
-from gateway.linksmpp.settings import BIND_MODES, LinkSmppSettings
-from gateway.mo import MoRouter, claimed_keyword, claimed_number
+from gateway import mapping, tls
+from gateway.connectors.common.settings import CommonSettings
+from gateway.connectors.linksmpp.settings import BIND_MODES, LinkSmppSettings
+from gateway.http import sources
+from gateway.intake.mo import MoRouter, claimed_keyword, claimed_number
+from gateway.mt.router import Route, route_prefix
 from gateway.passwords import is_password_hash
-from gateway.router import Route, route_prefix
 
 
 class ConfigError(Exception):
@@ -119,7 +120,7 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    """The connector's circuit breaker (gateway.router.CircuitBreaker)."""
+    """The connector's circuit breaker (gateway.mt.router.CircuitBreaker)."""
 
     failures: int = 5
     open_for: float = 30.0

@@ -19,23 +19,23 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from gateway.common.callbacks import CallbackEndpoint, DeliveryReport
 from gateway.config import AccountSettings, Config
-from gateway.connectors import ACCEPTED, Connector, SubmitOutcome
-from gateway.delivery import ReceiptDeliverer
-from gateway.dispatcher import Dispatcher
+from gateway.connectors.base import ACCEPTED, Connector, SubmitOutcome
+from gateway.connectors.common.callbacks import CallbackEndpoint, DeliveryReport
+from gateway.http.sources import source_policies
 from gateway.ids import IdGenerator
 from gateway.inbound import IncomingMo, LinkReceipt
+from gateway.intake.delivery import ReceiptDeliverer
+from gateway.intake.mo import MoRouter, mo_segments
 from gateway.logs import Repeats
 from gateway.mapping import MappedSubmit, SubmitRefused, map_submit, upstream_status
 from gateway.metrics import Metrics
-from gateway.mo import MoRouter, mo_segments
+from gateway.mt.dispatcher import Dispatcher
+from gateway.mt.router import Router
 from gateway.ratelimit import TokenBucket
-from gateway.router import Router
 from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry
 from gateway.smpp.text import TextError, gsm_septets, is_gsm, is_gsm_coding, parse_udh
-from gateway.sources import source_policies
 from gateway.store.base import MO, RECEIPT, Message, Receipt, Recovered, ReportResult, Store
 
 log = Logger()

@@ -1,6 +1,6 @@
 """What connectors hand back to the gateway: LINK's receipts over SMPP and MO messages.
 
-Kept apart from gateway.connectors (which needs the config) so that the config
+Kept apart from gateway.connectors.base (which needs the config) so that the config
 can use the MO routing rules without an import cycle.
 """
 

@@ -34,13 +34,13 @@ from twisted.python import usage
 
 from gateway import config as config_module
 from gateway import health, logs, reload, systemd, tls
-from gateway.connectors import build_connector
+from gateway.connectors.registry import build_connector
 from gateway.core import Gateway
+from gateway.http.site import build_http_factory
 from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.metrics import Metrics
 from gateway.store.sqlite import SqliteStore
 from gateway.transport.server import SmppServer, SmppServerFactory
-from gateway.web import build_http_factory
 
 log = Logger()
 # How often _until (the start and the shutdown drain) looks whether it may go on.

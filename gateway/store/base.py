@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
 
-from gateway.common.callbacks import DeliveryReport
+from gateway.connectors.common.callbacks import DeliveryReport
 from gateway.mapping import Outcome
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from typing import Any, Final, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
-from gateway import reports as rp
-from gateway.common.callbacks import DeliveryReport
+from gateway.connectors.common.callbacks import DeliveryReport
 from gateway.ids import upstream_id_forms
 from gateway.inbound import LinkReceipt
+from gateway.intake import reports as rp
 from gateway.mapping import Outcome, outcome_for
 from gateway.smpp.receipts import STAT_STATE
 from gateway.store.base import (

@@ -41,12 +41,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.bindcheck import PasswordChecks, Runner
 from gateway.config import AccountSettings
 from gateway.core import Gateway
-from gateway.delivery import LOST, TIMEOUT
+from gateway.intake.delivery import LOST, TIMEOUT
 from gateway.logs import Repeats
-from gateway.operations import Operations
+from gateway.mt.operations import Operations
 from gateway.reload import Plan
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
@@ -60,6 +59,7 @@ from gateway.smpp.session import (
     Role,
 )
 from gateway.store.base import MO, Receipt
+from gateway.transport.bindcheck import PasswordChecks, Runner
 from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
 
 log = Logger()

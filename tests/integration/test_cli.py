@@ -14,8 +14,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from gateway.common.client import CommonClient, CommonError, CommonSettings
-from gateway.gate import GateApi, gate_id_from_location, partner_gate
+from gateway.connectors.common.client import CommonClient, CommonError, CommonSettings
+from gateway.connectors.common.gates import GateApi, gate_id_from_location, partner_gate
 from gateway.passwords import verify_password
 from gateway.smpp import pdu as p
 from tests.esme import Esme, submit
@@ -395,7 +395,7 @@ def test_queues_on_a_missing_store_exits_1(tmp_path: Path) -> None:
 
 
 class GateApiInProcessTests(TestCase):
-    """gateway.gate against the fake run in-process, over real HTTP on 127.0.0.1."""
+    """gateway.connectors.common.gates against the fake in-process, over HTTP on 127.0.0.1."""
 
     timeout = 20
 

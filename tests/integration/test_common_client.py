@@ -12,7 +12,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from gateway.common.client import CommonClient, CommonError, CommonSettings, SendResult
+from gateway.connectors.common.client import CommonClient, CommonError, CommonSettings, SendResult
 from tests.fakes.fake_common import FakeCommon
 from tests.tlspki import ServerTls, make_pem
 

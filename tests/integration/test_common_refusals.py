@@ -17,10 +17,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
-from gateway.common.connector import CommonConnector
-from gateway.common.settings import CommonSettings
 from gateway.config import ConnectorSettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.common.connector import CommonConnector
+from gateway.connectors.common.settings import CommonSettings
 from gateway.mapping import SEND_REFUSALS
 from gateway.metrics import Metrics
 from gateway.store.base import Message
@@ -141,8 +141,8 @@ _add_row_tests()
 
 @pytest.mark.parametrize("code", [1000, 1005, 1013, None])
 def test_codes_of_a_taken_message_without_an_id_are_accepted(code: int | None) -> None:
-    from gateway.common.client import SendResult
-    from gateway.common.connector import _match
+    from gateway.connectors.common.client import SendResult
+    from gateway.connectors.common.connector import _match
 
     message = _message(TAKEN, 1)
     (outcome,) = _match([message], [SendResult(message.id, None, code, "")])

@@ -18,9 +18,9 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from gateway.common.callbacks import CallbackEndpoint, DeliveryReport
-from gateway.common.client import CommonClient, CommonSettings
-from gateway.transport.http import HttpServerFactory
+from gateway.connectors.common.callbacks import CallbackEndpoint, DeliveryReport
+from gateway.connectors.common.client import CommonClient, CommonSettings
+from gateway.http.server import HttpServerFactory
 from tests.fakes.fake_common import FakeCommon, count_segments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

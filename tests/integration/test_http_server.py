@@ -1,4 +1,4 @@
-"""The HTTP/1.1 server (gateway.transport.http) over real TCP on 127.0.0.1:
+"""The HTTP/1.1 server (gateway.http.server) over real TCP on 127.0.0.1:
 pipelining, ordering, 100-continue, persistence, timeouts and refusals."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from gateway.http11 import HttpRequest, Response
-from gateway.transport.http import HttpServerFactory
-from gateway.web import Router
+from gateway.http.parser import HttpRequest, Response
+from gateway.http.server import HttpServerFactory
+from gateway.http.site import Router
 
 
 class RawClient(Protocol):
@@ -309,7 +309,7 @@ class ServerTests(TestCase):
 
 
 class RouterTests(TestCase):
-    """gateway.web.Router behind the server: 404, 405 with Allow, subtree paths."""
+    """gateway.http.site.Router behind the server: 404, 405 with Allow, subtree paths."""
 
     timeout = 10
 

@@ -27,11 +27,11 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from gateway.config import ConnectorSettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY
+from gateway.connectors.linksmpp.connector import LinkSmppConnector
+from gateway.connectors.linksmpp.mapping import id_forms
+from gateway.connectors.linksmpp.settings import LinkSmppSettings
 from gateway.inbound import IncomingMo, LinkReceipt
-from gateway.linksmpp.connector import LinkSmppConnector
-from gateway.linksmpp.mapping import id_forms
-from gateway.linksmpp.settings import LinkSmppSettings
 from gateway.metrics import Metrics
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import Framer, decode, encode

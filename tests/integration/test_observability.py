@@ -189,7 +189,7 @@ def test_json_log_lines_carry_the_structured_fields(
     rejection = _eventually(lambda: find(message_id=message_id))
     assert rejection is not None
     assert (rejection["account"], rejection["connector"]) == ("esme1", "main")
-    assert rejection["namespace"] == "gateway.dispatcher"
+    assert rejection["namespace"] == "gateway.mt.dispatcher"
     report = _eventually(lambda: find(upstream_id="link-77"))
     assert report is not None and report["message_id"] == "9999999"
     assert report["level"] == "warning"

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import globalLogPublisher
 
-from gateway.common.callbacks import (
+from gateway.connectors.common.callbacks import (
     BadCallback,
     CallbackEndpoint,
     DeliveryReport,
     parse_callback_objects,
     parse_delivery_reports,
 )
-from gateway.http11 import HttpError, HttpRequest, RequestParser, Response
+from gateway.http.parser import HttpError, HttpRequest, RequestParser, Response
 
 # Shaped exactly like seed 001's "Delivery Report Example".
 SEED_REPORT: dict[str, Any] = {

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli, queues
-from gateway.esme import (
+from gateway import cli
+from gateway.cli import queues
+from gateway.cli.esme import (
     destination_address,
     receipt_for,
     source_address,
     status_name,
     submit_for,
 )
-from gateway.gate import partner_gate
+from gateway.connectors.common.gates import partner_gate
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import format_receipt_text
 

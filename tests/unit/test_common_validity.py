@@ -1,10 +1,10 @@
-"""The validity Common is told (relativeValidityTime), gateway.common.connector."""
+"""The validity Common is told (relativeValidityTime), gateway.connectors.common.connector."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.common.connector import MAX_VALIDITY_S, MIN_VALIDITY_S, relative_validity_ms
+from gateway.connectors.common.connector import MAX_VALIDITY_S, MIN_VALIDITY_S, relative_validity_ms
 from gateway.store.base import Message
 
 NOW = 1_800_000_000.0

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from gateway import config
 from gateway.config import ConfigError, load, parse
+from gateway.connectors.linksmpp.settings import LinkSmppSettings
 from gateway.inbound import IncomingMo
-from gateway.linksmpp.settings import LinkSmppSettings
+from gateway.intake.mo import MoRouter
 from gateway.mapping import PREMIUM_FIELDS, VendorTlv
-from gateway.mo import MoRouter
+from gateway.mt.router import Route
 from gateway.passwords import hash_password
-from gateway.router import Route
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 # Fixed salt: the hash is only parsed here, never verified.

@@ -1,4 +1,4 @@
-"""gateway.delivery with a Clock: round robin, acknowledgements, back-off, lost sessions."""
+"""gateway.intake.delivery with a Clock: round robin, acknowledgements, back-off, lost sessions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from gateway.delivery import LOST, TIMEOUT, ReceiptDeliverer
+from gateway.intake.delivery import LOST, TIMEOUT, ReceiptDeliverer
 from gateway.metrics import Metrics
 from gateway.smpp.pdu import CommandStatus
 from gateway.store.base import MO, Receipt

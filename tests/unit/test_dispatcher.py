@@ -1,4 +1,4 @@
-"""gateway.dispatcher with a Clock: batches, retries with backoff, expiry, rejections."""
+"""gateway.mt.dispatcher with a Clock: batches, retries with backoff, expiry, rejections."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from gateway.config import RetrySettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
-from gateway.dispatcher import Dispatcher
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
 from gateway.mapping import Outcome
 from gateway.metrics import Metrics
-from gateway.router import CircuitBreaker, Route, Router
+from gateway.mt.dispatcher import Dispatcher
+from gateway.mt.router import CircuitBreaker, Route, Router
 from gateway.smpp.pdu import MessageState
 from gateway.store.base import Finish, Message, Receipt
 

@@ -1,5 +1,5 @@
 """Flow control of the Twisted shells, without sockets: gateway.transport.protocol
-(SMPP) and gateway.transport.http, on a fake clock and an in-memory transport.
+(SMPP) and gateway.http.server, on a fake clock and an in-memory transport.
 
 What is checked: answers made while a read is being handled never recurse,
 however many PDUs the read held; a peer that leaves our output unread stops
@@ -18,11 +18,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from gateway.config import SmppSettings
-from gateway.http11 import HttpRequest, Response
+from gateway.http.parser import HttpRequest, Response
+from gateway.http.server import _PER_TURN, HttpServerFactory
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import Framer, decode, encode
 from gateway.smpp.session import ProtocolError, Request, Role
-from gateway.transport.http import _PER_TURN, HttpServerFactory
 from gateway.transport.protocol import FRAMES_PER_TURN, SmppProtocol
 
 S = p.CommandStatus

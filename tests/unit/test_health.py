@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from gateway import mapping
 from gateway.health import StoreProbe, connector_problem, readiness, store_write
-from gateway.router import CircuitBreaker
+from gateway.mt.router import CircuitBreaker
 from gateway.store.sqlite import SqliteStore
 
 

@@ -1,4 +1,4 @@
-"""The sans-IO HTTP/1.1 request parser and response formatter (gateway.http11)."""
+"""The sans-IO HTTP/1.1 request parser and response formatter (gateway.http.parser)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.http11 import (
+from gateway.http.parser import (
     CONTINUE,
     HttpError,
     HttpRequest,

@@ -1,4 +1,4 @@
-"""gateway.transport.http and gateway.web without sockets: the address screen
+"""gateway.http.server and gateway.http.site without sockets: the address screen
 (`admit`, SourceGuard) and the request deadline of a new connection, on a fake
 clock and an in-memory transport."""
 
@@ -10,10 +10,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 
-from gateway.http11 import HttpRequest, Response
-from gateway.sources import SourcePolicy, parse_network
-from gateway.transport.http import HttpServerFactory, HttpServerProtocol
-from gateway.web import Router, SourceGuard, _MetricsPage
+from gateway.http.parser import HttpRequest, Response
+from gateway.http.server import HttpServerFactory, HttpServerProtocol
+from gateway.http.site import Router, SourceGuard, _MetricsPage
+from gateway.http.sources import SourcePolicy, parse_network
 
 GET_CALLBACK = b"GET /callbacks/dlr?id=1 HTTP/1.1\r\nHost: gw\r\n\r\n"
 

@@ -1,4 +1,4 @@
-"""LINK's SMPP route as data, row by row (gateway.linksmpp.mapping).
+"""LINK's SMPP route as data, row by row (gateway.connectors.linksmpp.mapping).
 
 Expected values are written out here, never read from the module's own tables.
 """
@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import connectors
-from gateway.inbound import IncomingMo, LinkReceipt
-from gateway.linksmpp.mapping import (
+from gateway.connectors import base as connectors
+from gateway.connectors.linksmpp.mapping import (
     MappingError,
     format_relative,
     id_forms,
@@ -24,6 +23,7 @@ from gateway.linksmpp.mapping import (
     receipt_from_deliver_sm,
     submit_pdus,
 )
+from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.mapping import Outcome
 from gateway.smpp.codec import encode
 from gateway.smpp.pdu import CommandStatus, DeliverSm, MessageState, SubmitSm, Tag

@@ -1,4 +1,4 @@
-"""MO messages (gateway.mo): SmsMessage callbacks in every Gate format -> IncomingMo,
+"""MO messages (gateway.intake.mo): SmsMessage callbacks in every Gate format -> IncomingMo,
 routing to an account by number and keyword, and the deliver_sm items an ESME gets."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.common.callbacks import BadCallback, parse_callback_objects
+from gateway.connectors.common.callbacks import BadCallback, parse_callback_objects
 from gateway.inbound import IncomingMo
-from gateway.mo import (
+from gateway.intake.mo import (
     MoRouter,
     claimed_keyword,
     claimed_number,

@@ -1,9 +1,9 @@
-"""The sans-IO parts of gateway.operations: query answers and PDU conversions."""
+"""The sans-IO parts of gateway.mt.operations: query answers and PDU conversions."""
 
 from __future__ import annotations
 
 from gateway.mapping import AccountPolicy, map_submit
-from gateway.operations import (
+from gateway.mt.operations import (
     apply_replacement,
     data_sm_as_submit,
     multi_as_submit,

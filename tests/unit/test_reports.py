@@ -1,4 +1,4 @@
-"""gateway.reports: multipart aggregation, duplicates and what an ESME asked for (DESIGN 5).
+"""gateway.intake.reports: multipart aggregation, duplicates and what an ESME asked for (DESIGN 5).
 
 Expected stat/err values are written out here, not read from the module's tables.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.intake.reports import decide, done_time, esme_wants, split_part
 from gateway.mapping import Outcome, outcome_for
-from gateway.reports import decide, done_time, esme_wants, split_part
 from gateway.smpp.pdu import MessageState
 
 # --- split_part ----------------------------------------------------------------

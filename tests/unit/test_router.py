@@ -1,4 +1,4 @@
-"""gateway.router: routes, circuit breakers, failover and MO ownership (sans-IO)."""
+"""gateway.mt.router: routes, circuit breakers, failover and MO ownership (sans-IO)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import config
-from gateway.passwords import hash_password
-from gateway.router import (
+from gateway.mt.router import (
     BREAKER_STATES,
     Choice,
     CircuitBreaker,
@@ -18,6 +17,7 @@ from gateway.router import (
     Router,
     route_prefix,
 )
+from gateway.passwords import hash_password
 
 
 class FakeClock:

@@ -1,4 +1,4 @@
-"""gateway.sources and the `[http]` allow-list keys: who may call, through which proxies."""
+"""gateway.http.sources and the `[http]` allow-list keys: who may call, through which proxies."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import ConfigError, HttpSettings, parse
-from gateway.sources import SourcePolicy, parse_address, parse_network, read_networks
+from gateway.http.sources import SourcePolicy, parse_address, parse_network, read_networks
 from tests.unit.test_config import minimal
 
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "link-callback-sources.txt"

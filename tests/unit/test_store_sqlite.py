@@ -9,7 +9,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from gateway.common.callbacks import DeliveryReport
+from gateway.connectors.common.callbacks import DeliveryReport
 from gateway.inbound import LinkReceipt
 from gateway.mapping import RESULT_CODES
 from gateway.store.base import FINAL, MO, QUEUED, SENT, Finish, Message, MessageStatus, Receipt
@@ -840,7 +840,7 @@ class ReportTimesAndBillingTests(TestCase):
 
     @inlineCallbacks
     def test_billing_pending_is_kept_across_a_restart_and_shown_in_queues(self):
-        from gateway import queues
+        from gateway.cli import queues
 
         yield self.sent_message("m1", "link-1")
         yield self.store.apply_reports([report("link-1", 1007)])

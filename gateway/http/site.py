@@ -1,7 +1,7 @@
 """The HTTP endpoints: LINK's callbacks, /metrics, /healthz and /readyz.
 
 Responsible for: routing requests from the HTTP server
-(:mod:`gateway.transport.http`) on the `[http] listen` endpoint to their
+(:mod:`gateway.http.server`) on the `[http] listen` endpoint to their
 handlers. The callback path comes from the config (default `/callbacks/dlr`);
 it is the URL the Gate is told to call (`http.public_url` + path).
 
@@ -23,14 +23,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from gateway.common.callbacks import CallbackEndpoint, parse_callback_objects
+from gateway.connectors.common.callbacks import CallbackEndpoint, parse_callback_objects
 from gateway.core import Gateway
-from gateway.http11 import HttpRequest, Response
+from gateway.http.parser import HttpRequest, Response
+from gateway.http.server import Admit, HttpServerFactory
+from gateway.http.sources import SourcePolicy, source_policies
 from gateway.inbound import IncomingMo
+from gateway.intake.mo import incoming_mo_from_object
 from gateway.logs import Repeats
-from gateway.mo import incoming_mo_from_object
-from gateway.sources import SourcePolicy, source_policies
-from gateway.transport.http import Admit, HttpServerFactory
 
 log = Logger()
 

@@ -22,9 +22,9 @@ import treq
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from gateway.common.client import quiet_pool
 from gateway.config import ConnectorSettings, HttpSettings
-from gateway.connectors import ACCEPTED, SubmitOutcome
+from gateway.connectors.base import ACCEPTED, SubmitOutcome
+from gateway.connectors.common.client import quiet_pool
 from gateway.metrics import Metrics
 from gateway.store.base import Message
 

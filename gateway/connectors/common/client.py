@@ -55,7 +55,7 @@ from twisted.web.client import (
 )
 from twisted.web.iweb import IAgent
 
-from gateway.common.settings import CommonSettings
+from gateway.connectors.common.settings import CommonSettings
 
 log = Logger()
 

@@ -18,9 +18,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from gateway.common.client import CommonClient, CommonError, SendResult
 from gateway.config import ConnectorSettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.common.client import CommonClient, CommonError, SendResult
 from gateway.mapping import refusal_is_temporary, rejection_outcome
 from gateway.metrics import Metrics
 from gateway.store.base import Message

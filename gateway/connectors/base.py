@@ -9,18 +9,15 @@ dispatcher does, so every route behaves the same across restarts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from gateway.config import ConnectorSettings, HttpSettings
 from gateway.inbound import Inbound as Inbound
 from gateway.inbound import IncomingMo as IncomingMo
 from gateway.inbound import LinkReceipt as LinkReceipt
 from gateway.mapping import Outcome
-from gateway.metrics import Metrics
 from gateway.store.base import Message
 
 ACCEPTED = "accepted"
@@ -59,30 +56,3 @@ class Connector(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> Deferred[None]: ...
-
-
-ConnectorFactory = Callable[..., Connector]
-
-
-def build_connector(
-    reactor: object,
-    settings: ConnectorSettings,
-    http: HttpSettings,
-    metrics: Metrics,
-    inbound: Inbound | None = None,
-) -> Connector:
-    # Imported here so that a deployment without a route does not load its code.
-    if settings.type == "linksmpp":
-        from gateway.linksmpp.connector import LinkSmppConnector
-
-        assert inbound is not None, "the LINK SMPP connector hands receipts and MO back"
-        return LinkSmppConnector(reactor, settings, metrics, inbound)
-    if settings.type == "common":
-        from gateway.common.connector import CommonConnector
-
-        return CommonConnector(reactor, settings, metrics)
-    if settings.type == "simulator":
-        from gateway.simulator import SimulatorConnector
-
-        return SimulatorConnector(reactor, settings, http, metrics)
-    raise ValueError(f"unknown connector type {settings.type!r}")

@@ -24,12 +24,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from gateway import reports as rp
 from gateway.config import RetrySettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
+from gateway.intake import reports as rp
 from gateway.mapping import EXPIRED_IN_QUEUE, Outcome
 from gateway.metrics import Metrics
-from gateway.router import Router
+from gateway.mt.router import Router
 from gateway.store.base import FINAL, QUEUED, Finish, Message, Receipt, Store
 
 log = Logger()

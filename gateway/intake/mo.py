@@ -3,7 +3,7 @@
 Responsible for the three sans-IO steps between a Gate callback and the deliverer:
 :func:`incoming_mo_from_object` checks one ``SmsMessage`` object (seed 000,
 "Incoming objects": messageId, destination, source, userData) that
-:func:`~gateway.common.callbacks.parse_callback_objects` produced from any Gate
+:func:`~gateway.connectors.common.callbacks.parse_callback_objects` produced from any Gate
 body format; :class:`MoRouter` picks the ESME account that owns it;
 :func:`mo_segments` turns it into the ``deliver_sm`` items (kind MO
 :class:`~gateway.store.base.Receipt`) that account's binds receive.
@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from gateway.common.callbacks import BadCallback
+from gateway.connectors.common.callbacks import BadCallback
 from gateway.inbound import IncomingMo
 from gateway.mapping import (
     TON_ABBREVIATED,

@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.http11 import HttpRequest, Response
+from gateway.http.parser import HttpRequest, Response
 from gateway.logs import Repeats
 from gateway.mapping import Outcome
 from gateway.smpp.times import parse_rfc3339

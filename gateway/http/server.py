@@ -1,7 +1,7 @@
-"""The HTTP/1.1 server: a thin Twisted layer over :mod:`gateway.http11`.
+"""The HTTP/1.1 server: a thin Twisted layer over :mod:`gateway.http.parser`.
 
 Responsible for: moving bytes between a TCP connection and a
-:class:`~gateway.http11.RequestParser`, handing every complete request to the
+:class:`~gateway.http.parser.RequestParser`, handing every complete request to the
 router at once, and writing the answers back. LINK pipelines delivery reports
 on a few keep-alive connections, so dispatching all pipelined requests at once
 lets reports from many requests share one store commit.
@@ -56,7 +56,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gateway.http11 import (
+from gateway.http.parser import (
     CONTINUE,
     HttpError,
     HttpRequest,

@@ -5,7 +5,7 @@ creating, listing, reading and deleting PartnerGates of one platform partner.
 
 What always holds:
 
-* Requests go through :class:`gateway.common.client.CommonClient`: the Gate API
+* Requests go through :class:`gateway.connectors.common.client.CommonClient`: the Gate API
   lives on the Common host under ``gate_path`` and takes the same account, so the
   Basic or OAuth 2.0 authentication, the token handling, the timeout and the TLS
   checks are the client's, not repeated here.
@@ -20,7 +20,7 @@ import json
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from gateway.common.client import CommonClient, CommonError
+from gateway.connectors.common.client import CommonClient, CommonError
 
 PARTNER_GATE = "PARTNER_GATE"
 ONE_ORDERED = "ONE_ORDERED"

@@ -11,7 +11,7 @@ can take the message; when neither can, the message stays with the primary and
 waits for it, because failing over to a connector that is also down gains
 nothing and loses the route's intent.
 
-Which account an incoming (MO) message belongs to is gateway.mo's business.
+Which account an incoming (MO) message belongs to is gateway.intake.mo's business.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY
 from gateway.ids import upstream_id_forms
 from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.mapping import Outcome, receipt_err

@@ -32,8 +32,8 @@ from gateway.passwords import ENCODINGS, hash_password, password_octets
 
 if TYPE_CHECKING:
     # Imported where used: check-config and send need no HTTP stack.
-    from gateway.common.client import CommonError
-    from gateway.gate import GateApi
+    from gateway.connectors.common.client import CommonError
+    from gateway.connectors.common.gates import GateApi
 
 OK = 0
 FAILED = 1
@@ -182,7 +182,7 @@ def _run_reactor(work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
 
 def _api_error(error: CommonError, connector: config_module.ConnectorSettings) -> str:
     """One line for a CommonError: HTTP status, LINK's code and text, and a hint."""
-    from gateway.gate import ERROR_NAMES
+    from gateway.connectors.common.gates import ERROR_NAMES
 
     text = f"error: Gate API ({connector.name}): {error.description}"
     if error.code is not None:
@@ -214,8 +214,8 @@ def _gate(args: argparse.Namespace) -> int:
         _check_public_url(cfg)
 
     async def work(reactor: Any) -> int:
-        from gateway.common.client import CommonClient, CommonError
-        from gateway.gate import GateApi
+        from gateway.connectors.common.client import CommonClient, CommonError
+        from gateway.connectors.common.gates import GateApi
 
         assert connector.common is not None
         client = CommonClient(reactor, connector.common)
@@ -265,7 +265,7 @@ async def _gate_register(
     cfg: config_module.Config,
     connector: config_module.ConnectorSettings,
 ) -> int:
-    from gateway.gate import partner_gate
+    from gateway.connectors.common.gates import partner_gate
 
     url = _callback_url(cfg, args.kind)
     gate = partner_gate(
@@ -399,7 +399,7 @@ def _smpp_password(args: argparse.Namespace) -> str:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from gateway import esme
+    from gateway.cli import esme
 
     raw = _raw_config(args.config)
     accounts = raw.get("accounts")
@@ -460,7 +460,7 @@ def _send(args: argparse.Namespace) -> int:
 def _queues(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from gateway import queues as q
+    from gateway.cli import queues as q
 
     raw = _raw_config(args.config)
     path = _table(raw, "store").get("path", config_module.StoreSettings().path)
@@ -632,7 +632,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FAILED
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

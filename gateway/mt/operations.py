@@ -27,10 +27,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.config import AccountSettings
-from gateway.connectors import ACCEPTED, SubmitOutcome
+from gateway.connectors.base import ACCEPTED, SubmitOutcome
 from gateway.core import Gateway, count_parts, hold_scheduled
-from gateway.dispatcher import receipt_for
 from gateway.mapping import MappedSubmit, Outcome, upstream_status
+from gateway.mt.dispatcher import receipt_for
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import STAT_STATE
 from gateway.smpp.times import format_absolute

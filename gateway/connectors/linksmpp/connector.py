@@ -6,7 +6,7 @@ reconnects never sooner than `reconnect_delay` after losing it (LINK asks for
 30 s), also when the connection was refused, the TLS handshake failed or LINK
 refused the bind. Everything SMPP goes through the same sans-IO `Session` and
 `SmppProtocol` as the ESME-facing server; the decisions about content and
-statuses are in `gateway.linksmpp.mapping`.
+statuses are in `gateway.connectors.linksmpp.mapping`.
 
 Sending. Messages wait in a small queue of the connector's own (`capacity`
 says how much room is left, 0 while the link is down so that the dispatcher
@@ -64,10 +64,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.config import ConnectorSettings, SmppSettings
-from gateway.connectors import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
-from gateway.ids import upstream_id_forms
-from gateway.inbound import Inbound, LinkReceipt
-from gateway.linksmpp.mapping import (
+from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.linksmpp.mapping import (
     THROTTLE_STATUSES,
     MappingError,
     is_receipt,
@@ -76,7 +74,9 @@ from gateway.linksmpp.mapping import (
     receipt_from_deliver_sm,
     submit_pdus,
 )
-from gateway.linksmpp.settings import LinkSmppSettings
+from gateway.connectors.linksmpp.settings import LinkSmppSettings
+from gateway.ids import upstream_id_forms
+from gateway.inbound import Inbound, LinkReceipt
 from gateway.metrics import Metrics
 from gateway.ratelimit import TokenBucket
 from gateway.smpp import pdu as p
