@@ -19,13 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import mapping, tls
+from gateway import tls
+from gateway.addresses import claimed_number
+from gateway.connectors.common.results import RESULT_CODES, merge_result_codes
 from gateway.connectors.common.settings import CommonSettings
 from gateway.connectors.linksmpp.settings import BIND_MODES, LinkSmppSettings
 from gateway.http import sources
-from gateway.intake.mo import MoRouter, claimed_keyword, claimed_number
+from gateway.intake.mo import MoRouter, claimed_keyword
 from gateway.mt.router import Route, route_prefix
+from gateway.mt.submission import AccountPolicy
+from gateway.mt.vendor import (
+    VENDOR_TAGS,
+    VendorTlv,
+    default_vendor_type,
+    premium_problem,
+    vendor_field_problem,
+    vendor_type_problem,
+)
 from gateway.passwords import is_password_hash
+from gateway.records import Outcome
 
 
 class ConfigError(Exception):
@@ -168,7 +180,7 @@ class AccountSettings:
     # A message scheduled at most this far ahead waits in the gateway (where
     # cancel_sm and replace_sm reach it); later ones go to LINK with scheduledTime.
     hold_scheduled: float = 86400.0
-    policy: mapping.AccountPolicy = field(default_factory=mapping.AccountPolicy)
+    policy: AccountPolicy = field(default_factory=AccountPolicy)
     # MO to these numbers is this account's: short codes as digits, MSISDNs "+digits".
     mo_numbers: tuple[str, ...] = ()
     # Upper case; when set, only MO whose first word is one of them.
@@ -210,9 +222,7 @@ class Config:
     store: StoreSettings
     accounts: Mapping[str, AccountSettings]
     connectors: Mapping[str, ConnectorSettings]
-    result_codes: Mapping[int, mapping.Outcome] = field(
-        default_factory=lambda: mapping.RESULT_CODES
-    )
+    result_codes: Mapping[int, Outcome] = field(default_factory=lambda: RESULT_CODES)
     log_format: str = "text"
     routes: tuple[Route, ...] = ()
     mo: MoSettings = MoSettings()
@@ -736,7 +746,7 @@ def _linksmpp(r: _Reader) -> LinkSmppSettings:
 def _account(
     r: _Reader,
     connectors: Mapping[str, ConnectorSettings],
-    default_vendor_tlvs: Mapping[int, mapping.VendorTlv],
+    default_vendor_tlvs: Mapping[int, VendorTlv],
 ) -> AccountSettings:
     system_id = r.text("system_id", required=True)
     if not 1 <= len(system_id) <= 15:
@@ -764,7 +774,7 @@ def _account(
         raise r.fail("max_message_id_length", "a uuid needs 36 characters")
     premium = dict(r.table_("premium"))
     for name, value in premium.items():
-        problem = mapping.premium_problem(name, value)
+        problem = premium_problem(name, value)
         if problem is not None:
             raise r.fail(f"premium.{name}", problem)
     custom = r.table_("custom_parameters")
@@ -790,7 +800,7 @@ def _account(
     else:
         vendor_tlvs = default_vendor_tlvs
     try:
-        policy = mapping.AccountPolicy(
+        policy = AccountPolicy(
             default_country_code=country,
             default_alphabet=alphabet,
             ia5_alphabet=ia5,
@@ -858,7 +868,7 @@ def _route_tlv(r: _Reader) -> int | None:
     tag = _tag_number(value) if isinstance(value, str) else value
     if isinstance(tag, bool) or not isinstance(tag, int):
         raise r.fail("route_tlv", 'a TLV tag such as 0x1410, "0x1410" or 5136')
-    if tag not in mapping.VENDOR_TAGS:
+    if tag not in VENDOR_TAGS:
         raise r.fail("route_tlv", f"tag {tag:#06x} is outside the vendor range 0x1400-0x3FFF")
     return tag
 
@@ -936,16 +946,16 @@ def _routes(
     return tuple(routes)
 
 
-def _vendor_tlvs(r: _Reader) -> Mapping[int, mapping.VendorTlv]:
+def _vendor_tlvs(r: _Reader) -> Mapping[int, VendorTlv]:
     """`TAG = { field = "tariff", type = "int" }` rows; keys as written name errors."""
-    tlvs: dict[int, mapping.VendorTlv] = {}
+    tlvs: dict[int, VendorTlv] = {}
     filled: dict[str, str] = {}  # Common field -> the key that fills it
     for key, row in r.table.items():
         r.used.add(key)
         tag = _tag_number(key)
         if tag is None:
             raise r.fail(key, 'a TLV tag such as "0x1401" or "5121"')
-        if tag not in mapping.VENDOR_TAGS:
+        if tag not in VENDOR_TAGS:
             raise r.fail(key, f"tag 0x{tag:04X} is outside the vendor range 0x1400-0x3FFF")
         if tag in tlvs:
             raise r.fail(key, f"tag 0x{tag:04X} is given twice")
@@ -953,22 +963,22 @@ def _vendor_tlvs(r: _Reader) -> Mapping[int, mapping.VendorTlv]:
             raise r.fail(key, 'use `0x1401 = { field = "tariff", type = "int" }`')
         row_reader = _Reader(r.source, r.key(key), row)
         target = row_reader.text("field", required=True)
-        problem = mapping.vendor_field_problem(target)
+        problem = vendor_field_problem(target)
         if problem is not None:
             raise row_reader.fail("field", problem)
         if target in filled:
             raise row_reader.fail("field", f"{target} is already filled by {filled[target]}")
-        kind = row_reader.text("type", mapping.default_vendor_type(target))
-        problem = mapping.vendor_type_problem(target, kind)
+        kind = row_reader.text("type", default_vendor_type(target))
+        problem = vendor_type_problem(target, kind)
         if problem is not None:
             raise row_reader.fail("type", problem)
         row_reader.check_unknown()
         filled[target] = key
-        tlvs[tag] = mapping.VendorTlv(target, kind)
+        tlvs[tag] = VendorTlv(target, kind)
     return tlvs
 
 
-def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
+def _result_codes(r: _Reader) -> Mapping[int, Outcome]:
     overrides: dict[int, tuple[str, int, bool]] = {}
     for code, row in r.table.items():
         r.used.add(code)
@@ -982,10 +992,10 @@ def _result_codes(r: _Reader) -> Mapping[int, mapping.Outcome]:
         )
         row_reader.check_unknown()
         try:
-            mapping.merge_result_codes({int(code): overrides[int(code)]})
+            merge_result_codes({int(code): overrides[int(code)]})
         except ValueError as e:
             raise r.fail(code, str(e)) from e
     try:
-        return mapping.merge_result_codes(overrides)
+        return merge_result_codes(overrides)
     except ValueError as e:
         raise r.fail("", str(e)) from e

@@ -34,11 +34,17 @@ from twisted.python import usage
 
 from gateway import config as config_module
 from gateway import health, logs, reload, systemd, tls
+from gateway.connectors.common.mapping import CommonReports
 from gateway.connectors.registry import build_connector
-from gateway.core import Gateway
-from gateway.http.site import build_http_factory
-from gateway.inbound import IncomingMo, LinkReceipt
+from gateway.http.site import HttpSite
+from gateway.intake.delivery import ReceiptDeliverer
+from gateway.intake.intake import Intake
 from gateway.metrics import Metrics
+from gateway.mt.admission import Admission
+from gateway.mt.dispatcher import Dispatcher
+from gateway.mt.operations import Operations
+from gateway.mt.router import Router
+from gateway.records import MO, RECEIPT, IncomingMo, Report
 from gateway.store.sqlite import SqliteStore
 from gateway.transport.server import SmppServer, SmppServerFactory
 
@@ -113,16 +119,17 @@ class Options(usage.Options):
 
 
 class _Inbound:
-    """Receipts and MO from connectors, for the gateway that is built after them
-    (the gateway needs its connectors, a connector its way back in)."""
+    """Reports and MO from connectors, for the intake that is built after them
+    (the intake needs the dispatcher, the dispatcher its connectors, and a
+    connector its way back in)."""
 
-    gateway: Gateway
+    intake: Intake
 
-    def link_receipts(self, connector: str, receipts: list[LinkReceipt]) -> Deferred[None]:
-        return self.gateway.link_receipts(connector, receipts)
+    def reports(self, connector: str, reports: list[Report]) -> Deferred[None]:
+        return self.intake.reports(connector, reports)
 
     def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
-        return self.gateway.mo_received(messages)
+        return self.intake.mo_received(messages)
 
 
 class GatewayService(Service):
@@ -145,25 +152,44 @@ class GatewayService(Service):
         self.exit_on_failure = exit_on_failure
         # The filter in front of the log observer (makeService), for reload to change.
         self.log_level = log_level or logs.LevelFilter(config.logging.level)
-        self.store = SqliteStore(
-            reactor,
-            config.store.path,
-            synchronous=config.store.synchronous,
-            result_codes=config.result_codes,
-        )
+        self.store = SqliteStore(reactor, config.store.path, synchronous=config.store.synchronous)
         inbound = _Inbound()
         self.connectors = {
             name: build_connector(reactor, settings, config.http, self.metrics, inbound)
             for name, settings in config.connectors.items()
         }
-        self.gateway = inbound.gateway = Gateway(
-            reactor, config, self.store, self.connectors, self.metrics
+        self.router = Router.from_config(config, reactor.seconds)
+        self.deliverer = ReceiptDeliverer(reactor, self.store, self.metrics)
+        self.dispatcher = Dispatcher(
+            reactor,
+            self.store,
+            self.connectors,
+            {name: c.retry for name, c in config.connectors.items()},
+            self.metrics,
+            lambda receipts: self.intake.receipts_stored(receipts),
+            batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
+            router=self.router,
         )
-        self.smpp = SmppServer(reactor, self.gateway)
+        self.intake = inbound.intake = Intake(
+            reactor, config, self.store, self.dispatcher, self.deliverer, self.metrics
+        )
+        self.admission = Admission(
+            reactor,
+            config,
+            self.store,
+            self.dispatcher,
+            self.router,
+            self.metrics,
+            self.intake.receipts_stored,
+        )
+        self.common_reports = CommonReports(config.result_codes)
+        self.smpp = SmppServer(
+            reactor, config, self.admission, Operations(self.admission), self.deliverer
+        )
         self.ports: list[Any] = []
         self.smpp_ports: list[Any] = []
         self.http_port: Any = None
-        self.http_factory: Any = None
+        self.site: HttpSite | None = None
         self.ready: Deferred[None] = Deferred()
         self._loops: list[LoopingCall] = []
         self._previous_sighup: Any = None
@@ -191,7 +217,7 @@ class GatewayService(Service):
         path = self.config.source
         systemd.notify("RELOADING=1")
         try:
-            the_plan = reload.plan(self.gateway.config, config_module.load(path))
+            the_plan = reload.plan(self.config, config_module.load(path))
         except (config_module.ConfigError, reload.ReloadRefused, OSError) as e:
             log.error(
                 "config reload refused, still running the previous config: {error}", error=str(e)
@@ -204,9 +230,15 @@ class GatewayService(Service):
                 part=part,
                 path=path,
             )
-        self.gateway.reconfigure(the_plan.config)
+        config = the_plan.config
+        self.router.reconfigure(config)
+        self.admission.reconfigure(config)
+        self.intake.reconfigure(config)
+        self.common_reports.reconfigure(config.result_codes)
+        if self.site is not None:
+            self.site.reconfigure(config)
         self.smpp.reconfigure(the_plan)
-        self.config = the_plan.config
+        self.config = config
         log.info(
             "config reloaded from {path}: accounts added {added}, removed {removed},"
             " changed {changed}",
@@ -226,7 +258,7 @@ class GatewayService(Service):
             check_listener(self.reactor, description)
         systemd.notify(f"STATUS=Opening the store {self.config.store.path}")
         recovered = yield self.store.open()
-        self.gateway.start(recovered)
+        self._recover(recovered)
         # The first readiness write, so /readyz can say 200 as soon as the listeners are up.
         self.store_probe.beat()
         # READY=1 must find /readyz saying 200: wait for that write to commit. A store
@@ -237,9 +269,16 @@ class GatewayService(Service):
         )
         if not self.running:
             return  # SIGTERM while starting: _stop has run, open nothing now
-        self.http_factory = build_http_factory(self.gateway, self._readiness)
+        self.site = HttpSite(
+            self.reactor,
+            self.config,
+            self.intake,
+            self.common_reports,
+            self.metrics,
+            self._readiness,
+        )
         self.http_port = yield serverFromString(self.reactor, self.config.http.listen).listen(
-            self.http_factory
+            self.site.factory
         )
         self.ports.append(self.http_port)
         factory = SmppServerFactory(self.reactor, self.smpp)
@@ -247,7 +286,7 @@ class GatewayService(Service):
             port = yield endpoint.listen(factory)
             self.smpp_ports.append(port)
             self.ports.append(port)
-        self._every(5.0, self.gateway.update_gauges)
+        self._every(5.0, self._update_gauges)
         self._every(3600.0, self._purge)
         self._every(health.STORE_PROBE_INTERVAL, self.store_probe.beat)
         interval = systemd.watchdog_interval()
@@ -273,6 +312,40 @@ class GatewayService(Service):
         # Only now: every listener accepts connections and /readyz says so.
         systemd.notify("READY=1", f"STATUS=Ready: SMPP on {smpp_at}, HTTP on {http_at}")
         self.ready.callback(None)
+
+    def _recover(self, recovered: Any) -> None:
+        """Queue again what the store held at the last stop, and start sending."""
+        for connector in self.connectors.values():
+            connector.start()
+        known = [m for m in recovered.messages if m.connector in self.connectors]
+        for orphan in recovered.messages:
+            if orphan.connector not in self.connectors:
+                log.error(
+                    "message {message_id} waits for connector {connector}, which is no longer"
+                    " configured; it stays queued",
+                    message_id=orphan.id,
+                    connector=orphan.connector,
+                )
+        self.dispatcher.enqueue(known)
+        self.deliverer.add(recovered.receipts)
+        self.dispatcher.start()
+        if known or recovered.receipts:
+            log.info(
+                "recovered {messages} queued messages and {receipts} undelivered receipts",
+                messages=len(known),
+                receipts=len(recovered.receipts),
+            )
+
+    def _update_gauges(self) -> None:
+        m = self.metrics
+        waiting, oldest = self.dispatcher.depth()
+        now = self.reactor.seconds()
+        m.child(m.queue_depth, "mt").set(waiting)
+        m.child(m.queue_oldest, "mt").set(now - oldest if oldest else 0)
+        for queue, kind in (("receipts", RECEIPT), ("mo", MO)):
+            count, since = self.deliverer.depth(kind)
+            m.child(m.queue_depth, queue).set(count)
+            m.child(m.queue_oldest, queue).set(now - since if since else 0)
 
     def _every(self, interval: float, fn: Any) -> None:
         loop = LoopingCall(fn)
@@ -302,7 +375,7 @@ class GatewayService(Service):
             store=self.store_probe,
             ports=self.ports,
             connectors=self.connectors,
-            breaker=self.gateway.router.breaker,
+            breaker=self.router.breaker,
         )
 
     # --- stop ------------------------------------------------------------------------
@@ -330,29 +403,30 @@ class GatewayService(Service):
         # Nothing new to LINK from here on: what is queued, or accepted during the drain,
         # waits in the store for the next start. submit_now (accept = "upstream") still
         # runs for requests already read, as their answers depend on it.
-        self.gateway.dispatcher.stop()
+        self.dispatcher.stop()
         sessions = list(self.smpp.connections)
         for session in sessions:
             session.drain()
         yield self._until(lambda: not any(s.pending for s in self.smpp.connections), deadline)
         unanswered = sum(s.pending for s in self.smpp.connections)
         yield DeferredList([s.unbind() for s in list(self.smpp.connections)], consumeErrors=True)
-        yield self._until(lambda: self.gateway.dispatcher.idle, deadline)
-        if unanswered or not self.gateway.dispatcher.idle:
+        yield self._until(lambda: self.dispatcher.idle, deadline)
+        if unanswered or not self.dispatcher.idle:
             log.warn(
                 "shutdown_timeout ({timeout}s) reached: {unanswered} ESME requests left"
                 " unanswered, requests to LINK still in flight: {busy}; their messages stay"
                 " queued and go again after the next start",
                 timeout=self.config.smpp.shutdown_timeout,
                 unanswered=unanswered,
-                busy=not self.gateway.dispatcher.idle,
+                busy=not self.dispatcher.idle,
             )
         # The HTTP listener closes last: LINK's reports for the requests that just
         # finished are still taken and stored.
         if self.http_port is not None:
             yield self.http_port.stopListening()
             # Reports still arriving get no answer, so LINK sends them again later.
-            yield self.http_factory.close_connections()
+            assert self.site is not None
+            yield self.site.factory.close_connections()
         yield DeferredList([c.stop() for c in self.connectors.values()], consumeErrors=True)
         yield self.store.close()
         log.info("smpp-gateway stopped")

@@ -22,18 +22,22 @@ What always holds:
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-# The store's message states (gateway/store/base.py) and receipt kinds.
-_QUEUED, _SENT = 0, 1
-MT_QUEUED: Final = "mt_queued"
-MT_SENT: Final = "mt_awaiting_report"
-MT_BILLING: Final = "mt_billing_pending"
-RECEIPTS: Final = "receipts"
-MO: Final = "mo"
-KINDS: Final = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO)
+from gateway.store.base import (
+    MO_QUEUE,
+    MT_BILLING,
+    MT_QUEUED,
+    MT_SENT,
+    QUEUE_KINDS,
+    RECEIPTS,
+    QueueDepth,
+)
+from gateway.store.sqlite import read_queue_depths
+
+KINDS: Final = QUEUE_KINDS
+MO: Final = MO_QUEUE
 LABELS: Final = {
     MT_QUEUED: "MT queued for LINK",
     MT_SENT: "MT sent, awaiting report",
@@ -47,17 +51,6 @@ class StoreMissing(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class QueueDepth:
-    """One queue of one account (and connector, for MT): how many, since when."""
-
-    kind: str
-    account: str
-    connector: str | None
-    count: int
-    oldest: float | None  # seconds since the epoch, the store's own clock
-
-
 def read_depths(path: str | Path) -> list[QueueDepth]:
     """Every non-empty queue in the store at ``path``, in KINDS order, then by name."""
     file = Path(path)
@@ -68,41 +61,9 @@ def read_depths(path: str | Path) -> list[QueueDepth]:
     conn = sqlite3.connect(f"{file.resolve().as_uri()}?{mode}", uri=True, timeout=5.0)
     try:
         conn.execute("PRAGMA query_only = 1")
-        return _read(conn)
+        return read_queue_depths(conn)
     finally:
         conn.close()
-
-
-def _read(conn: sqlite3.Connection) -> list[QueueDepth]:
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not {"messages", "receipts"} <= tables:
-        raise sqlite3.DatabaseError("not a gateway store (no messages or receipts table)")
-    depths: list[QueueDepth] = []
-    # state < 2 is what the messages_pending index covers.
-    for account, connector, state, count, oldest in conn.execute(
-        "SELECT account, connector, state, count(*), min(submitted_at) FROM messages"
-        " WHERE state < 2 GROUP BY account, connector, state"
-    ):
-        kind = MT_QUEUED if state == _QUEUED else MT_SENT
-        depths.append(QueueDepth(kind, account, connector, count, oldest))
-    message_columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
-    if "billing" in message_columns:
-        # Delivered after a 1007 ("billed delayed"): LINK's billing report is due.
-        for account, connector, count, oldest in conn.execute(
-            "SELECT account, connector, count(*), min(done_at) FROM messages"
-            " WHERE billing = 'pending' GROUP BY account, connector"
-        ):
-            depths.append(QueueDepth(MT_BILLING, account, connector, count, oldest))
-    receipt_columns = {row[1] for row in conn.execute("PRAGMA table_info(receipts)")}
-    # Stores made before MO existed have no kind column: everything is a receipt.
-    kind_column = "kind" if "kind" in receipt_columns else "'receipt'"
-    for account, kind, count, oldest in conn.execute(
-        f"SELECT account, {kind_column}, count(*), min(done_date) FROM receipts GROUP BY 1, 2"
-    ):
-        depths.append(QueueDepth(MO if kind == "mo" else RECEIPTS, account, None, count, oldest))
-    order = {kind: index for index, kind in enumerate(KINDS)}
-    depths.sort(key=lambda d: (order[d.kind], d.account, d.connector or ""))
-    return depths
 
 
 def totals(depths: list[QueueDepth]) -> dict[str, tuple[int, float | None]]:

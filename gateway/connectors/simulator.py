@@ -23,10 +23,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from gateway.config import ConnectorSettings, HttpSettings
-from gateway.connectors.base import ACCEPTED, SubmitOutcome
 from gateway.connectors.common.client import quiet_pool
 from gateway.metrics import Metrics
-from gateway.store.base import Message
+from gateway.records import Message, OutcomeKind, SubmitOutcome
 
 log = Logger()
 
@@ -38,6 +37,7 @@ def _rfc3339(epoch: float) -> str:
 class SimulatorConnector:
     max_batch = 1000
     capacity = 1_000_000
+    link_up = None
 
     def __init__(
         self, reactor: Any, settings: ConnectorSettings, http: HttpSettings, metrics: Metrics
@@ -76,7 +76,7 @@ class SimulatorConnector:
         outcomes = []
         for message in messages:
             upstream_id = f"SIM{next(self._ids):010d}"
-            outcomes.append(SubmitOutcome(message, ACCEPTED, upstream_id=upstream_id))
+            outcomes.append(SubmitOutcome(message, OutcomeKind.ACCEPTED, upstream_id=upstream_id))
             self._due.append(
                 {
                     "id": upstream_id,

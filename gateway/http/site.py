@@ -23,14 +23,21 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from gateway.connectors.common.callbacks import CallbackEndpoint, parse_callback_objects
-from gateway.core import Gateway
+from gateway.config import Config
+from gateway.connectors.base import Inbound
+from gateway.connectors.common.callbacks import (
+    CallbackEndpoint,
+    DeliveryReport,
+    parse_callback_objects,
+)
+from gateway.connectors.common.mapping import CommonReports
+from gateway.connectors.common.mo import incoming_mo_from_object
 from gateway.http.parser import HttpRequest, Response
 from gateway.http.server import Admit, HttpServerFactory
 from gateway.http.sources import SourcePolicy, source_policies
-from gateway.inbound import IncomingMo
-from gateway.intake.mo import incoming_mo_from_object
 from gateway.logs import Repeats
+from gateway.metrics import Metrics
+from gateway.records import IncomingMo
 
 log = Logger()
 
@@ -167,105 +174,123 @@ class _MetricsPage:
         return self._page
 
 
-def build_http_factory(
-    gateway: Gateway, ready: Callable[[], tuple[bool, str]]
-) -> HttpServerFactory:
-    """The HTTP server for the gateway: callbacks, metrics and probes."""
-    http = gateway.config.http
-    metrics = gateway.metrics
-    # One labelled child per outcome, looked up once: a label lookup per callback
-    # would be per-message work (DESIGN.md section 9).
-    outcomes = {word: metrics.child(metrics.callbacks, "dlr", word) for word in _CALLBACK_OUTCOMES}
-
-    def outcome(word: str) -> None:
-        outcomes[word].inc()
-
-    callback = CallbackEndpoint(
-        gateway.on_reports,
-        username=http.callback_username,
-        password=http.callback_password,
-        on_outcome=outcome,
-    )
-
-    mo_outcomes = {
-        word: metrics.child(metrics.callbacks, "mo", word) for word in _CALLBACK_OUTCOMES
-    }
-
-    def parse_mo(
-        method: bytes,
-        content_type: str | None,
-        body: bytes,
-        query: Mapping[bytes, Sequence[bytes]],
-    ) -> list[IncomingMo]:
-        now = gateway.reactor.seconds()
-        return [
-            incoming_mo_from_object(obj, connector="common", now=now)
-            for obj in parse_callback_objects(method, content_type, body, query)
-        ]
-
-    mo_callback = CallbackEndpoint(
-        gateway.mo_received,
-        username=http.callback_username,
-        password=http.callback_password,
-        on_outcome=lambda word: mo_outcomes[word].inc(),
-        parse=parse_mo,
-        what="MO messages",
-    )
-
-    page = _MetricsPage(metrics.registry, gateway.reactor, http.metrics_cache)
-
-    def probe(check: Callable[[], tuple[bool, str]]) -> Handler:
-        def answer(request: HttpRequest) -> Response:
-            ok, text = check()
-            return Response(200 if ok else 503, text.encode() + b"\n")
-
-        return answer
-
-    # Always in place, so that a reload can set or clear the lists (gateway/reload.py).
-    callers, scrapers = source_policies(
-        http.callback_sources, http.metrics_sources, http.trusted_proxies
-    )
-    dlr_guard = SourceGuard(callers, "callback_sources", outcomes["forbidden"].inc, gateway.reactor)
-    mo_guard = SourceGuard(
-        callers, "callback_sources", mo_outcomes["forbidden"].inc, gateway.reactor
-    )
-    metrics_guard = SourceGuard(scrapers, "metrics_sources", lambda: None, gateway.reactor)
-    gateway.callback_guards = [dlr_guard, mo_guard]
-    gateway.metrics_guards = [metrics_guard]
-
-    router = Router()
-    router.add(
-        http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True, guard=dlr_guard
-    )
-    router.add(
-        gateway.config.mo.callback_path.encode(),
-        _CALLBACK_METHODS,
-        mo_callback,
-        subtree=True,
-        guard=mo_guard,
-    )
-    router.add(b"/metrics", _READ_ONLY, page, guard=metrics_guard)
-    router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")), guard=metrics_guard)
-    router.add(b"/readyz", _READ_ONLY, probe(ready), guard=metrics_guard)
-    # A reload may change the credentials LINK must send (gateway/reload.py).
-    gateway.callback_endpoints = [callback, mo_callback]
-
-    def refused(status: int) -> None:
-        metrics.child(metrics.http_refused, str(status)).inc()
-        callback.on_http_error(status)
-
-    return HttpServerFactory(
-        gateway.reactor,
-        router,
-        max_body=http.max_body,
-        idle_timeout=http.keepalive_timeout,
-        request_timeout=http.request_timeout,
-        on_error=refused,
-        admit=router.admit,
-        screen=router.screen,
-        write_timeout=http.write_timeout,
-        on_disconnect=lambda reason: metrics.child(metrics.disconnects, "http", reason).inc(),
-    )
+# The name the Common route's callbacks carry towards the intake, for its logs.
+_COMMON = "common"
 
 
-__all__ = ["Router", "SourceGuard", "build_http_factory"]
+class HttpSite:
+    """The HTTP server for the gateway: Common's callbacks, metrics and probes.
+
+    `factory` is what the listener serves; `reconfigure` applies a reloaded
+    config's callback credentials and source lists (gateway/reload.py).
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        inbound: Inbound,
+        reports: CommonReports,
+        metrics: Metrics,
+        ready: Callable[[], tuple[bool, str]],
+    ) -> None:
+        http = config.http
+        # One labelled child per outcome, looked up once: a label lookup per callback
+        # would be per-message work (DESIGN.md section 9).
+        dlr = {word: metrics.child(metrics.callbacks, "dlr", word) for word in _CALLBACK_OUTCOMES}
+        mo = {word: metrics.child(metrics.callbacks, "mo", word) for word in _CALLBACK_OUTCOMES}
+
+        def reported(delivery_reports: list[DeliveryReport]) -> Deferred[None]:
+            return inbound.reports(_COMMON, [reports.report(r) for r in delivery_reports])
+
+        def parse_mo(
+            method: bytes,
+            content_type: str | None,
+            body: bytes,
+            query: Mapping[bytes, Sequence[bytes]],
+        ) -> list[IncomingMo]:
+            now = reactor.seconds()
+            return [
+                incoming_mo_from_object(obj, connector=_COMMON, now=now)
+                for obj in parse_callback_objects(method, content_type, body, query)
+            ]
+
+        callback = CallbackEndpoint(
+            reported,
+            username=http.callback_username,
+            password=http.callback_password,
+            on_outcome=lambda word: dlr[word].inc(),
+        )
+        mo_callback = CallbackEndpoint(
+            inbound.mo_received,
+            username=http.callback_username,
+            password=http.callback_password,
+            on_outcome=lambda word: mo[word].inc(),
+            parse=parse_mo,
+            what="MO messages",
+        )
+        self._endpoints = (callback, mo_callback)
+        page = _MetricsPage(metrics.registry, reactor, http.metrics_cache)
+
+        def probe(check: Callable[[], tuple[bool, str]]) -> Handler:
+            def answer(request: HttpRequest) -> Response:
+                ok, text = check()
+                return Response(200 if ok else 503, text.encode() + b"\n")
+
+            return answer
+
+        # Always in place, so that a reload can set or clear the lists.
+        callers, scrapers = source_policies(
+            http.callback_sources, http.metrics_sources, http.trusted_proxies
+        )
+        dlr_guard = SourceGuard(callers, "callback_sources", dlr["forbidden"].inc, reactor)
+        mo_guard = SourceGuard(callers, "callback_sources", mo["forbidden"].inc, reactor)
+        metrics_guard = SourceGuard(scrapers, "metrics_sources", lambda: None, reactor)
+        self._callback_guards = (dlr_guard, mo_guard)
+        self._metrics_guard = metrics_guard
+
+        router = Router()
+        router.add(
+            http.callback_path.encode(), _CALLBACK_METHODS, callback, subtree=True, guard=dlr_guard
+        )
+        router.add(
+            config.mo.callback_path.encode(),
+            _CALLBACK_METHODS,
+            mo_callback,
+            subtree=True,
+            guard=mo_guard,
+        )
+        router.add(b"/metrics", _READ_ONLY, page, guard=metrics_guard)
+        router.add(b"/healthz", _READ_ONLY, probe(lambda: (True, "ok")), guard=metrics_guard)
+        router.add(b"/readyz", _READ_ONLY, probe(ready), guard=metrics_guard)
+
+        def refused(status: int) -> None:
+            metrics.child(metrics.http_refused, str(status)).inc()
+            callback.on_http_error(status)
+
+        self.factory = HttpServerFactory(
+            reactor,
+            router,
+            max_body=http.max_body,
+            idle_timeout=http.keepalive_timeout,
+            request_timeout=http.request_timeout,
+            on_error=refused,
+            admit=router.admit,
+            screen=router.screen,
+            write_timeout=http.write_timeout,
+            on_disconnect=lambda reason: metrics.child(metrics.disconnects, "http", reason).inc(),
+        )
+
+    def reconfigure(self, config: Config) -> None:
+        http = config.http
+        for endpoint in self._endpoints:
+            endpoint.set_credentials(http.callback_username, http.callback_password)
+        callers, scrapers = source_policies(
+            http.callback_sources, http.metrics_sources, http.trusted_proxies
+        )
+        for guard in self._callback_guards:
+            guard.policy = callers
+        self._metrics_guard.policy = scrapers
+
+
+__all__ = ["HttpSite", "Router", "SourceGuard"]

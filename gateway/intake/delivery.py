@@ -12,14 +12,16 @@ queue after a back-off, so a crashed or slow ESME loses nothing.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from gateway.metrics import Metrics
+from gateway.records import RECEIPT, Receipt
 from gateway.smpp.pdu import CommandStatus
-from gateway.store.base import RECEIPT, Receipt, Store
+from gateway.store.base import Store
 
 log = Logger()
 
@@ -117,7 +119,7 @@ class ReceiptDeliverer:
         else:
             outcome = "timeout" if status == TIMEOUT else "lost" if status == LOST else "retry"
             m.child(m.receipt_deliveries, outcome).inc()
-            receipt.attempts += 1
+            receipt = replace(receipt, attempts=receipt.attempts + 1)
             if status == LOST:
                 # Another bound session (or the next bind) may take it at once.
                 self._queues.setdefault(receipt.account, deque()).appendleft(receipt)

@@ -1,17 +1,23 @@
-"""Delivery reports -> message state and the receipt an ESME should get.
+"""Reports -> message state and the receipt an ESME should get: the rules, pure.
 
-Pure functions (no I/O, no clock): the store calls `decide` inside the
-transaction that updates the message, so a report is applied exactly once.
+`settle(book, report, now)` applies one report through the store's primitives
+(gateway.store.base.ReportBook), inside the store's transaction, so each report
+is applied exactly once, in order; `decide` is the part logic, on data alone.
 
 Rules (DESIGN section 5):
-- A report for a message already final is a duplicate: counted, dropped.
-- A report `id$n` is one part of a message Common split. The message becomes
-  final when as many parts are final as the report's `segments` says (or as the
-  gateway counted when it accepted the text). The receipt is DELIVRD only if
-  every part was delivered, else the stat and err of the first failed part;
-  `dlvrd` counts delivered parts.
-- Which receipts reach the ESME follows its registered_delivery: bits 1-0 = 1
-  any final state, 2 failures only; 0x10 intermediate notifications too.
+- A report for a message already final is a duplicate: counted, dropped. The
+  one exception is a message delivered with its billing still to come (1007):
+  the first final report after it settles the billing (`billed` or
+  `billing_failed`), and a failure gets a second receipt only where the account
+  asked for one (`billing_receipts`).
+- A report for one part (`Report.part`, Common's `id$n`, or a segment's id on
+  LINK's SMPP route) is aggregated: the message becomes final when as many
+  parts are final as the report's `segments` says (or as the gateway counted
+  when it accepted the text). The receipt is DELIVRD only if every part was
+  delivered, else the stat and err of the first failed part; `dlvrd` counts
+  delivered parts.
+- Which receipts reach the ESME follows its registered_delivery
+  (gateway/intake/receipts.py).
 """
 
 from __future__ import annotations
@@ -19,19 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.mapping import Outcome
+from gateway.intake.receipts import done_time, receipt_for
+from gateway.records import Outcome, Report, ReportResult
+from gateway.store.base import FINAL, ReportBook, Tracked
 
-REGISTERED_ANY = 0x01
-REGISTERED_FAILURE = 0x02
-REGISTERED_INTERMEDIATE = 0x10
-
-
-def split_part(report_id: str) -> tuple[str, int | None]:
-    """`abc$3` -> ("abc", 3); ids without a valid part suffix are whole."""
-    base, sep, suffix = report_id.rpartition("$")
-    if sep and suffix.isascii() and suffix.isdigit() and len(suffix) <= 9:
-        return base, int(suffix)
-    return report_id, None
+BILLING_PENDING = "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +51,7 @@ def decide(
     segments: int | None,
 ) -> Decision:
     """Apply one report, saying `outcome`, to a message whose part outcomes so far
-    are `parts`. The caller turns what LINK said into the outcome: a Common
-    resultCode through the result-code table, or LINK SMPP's stat and err as given.
-    """
+    are `parts`."""
     current = dict(parts)
     if already_final:
         return Decision("duplicate", None, current)
@@ -81,33 +77,103 @@ def decide(
     return Decision("final", final, current, total, delivered)
 
 
-# How far LINK's clock may be from ours, and a minute-precision date before the
-# submission, before a reported time is not believed.
-_CLOCK_SLACK = 300.0
+def settle(book: ReportBook, report: Report, now: float) -> ReportResult:
+    """What `report` does to its message; changes recorded through `book`."""
+    outcome = report.outcome
+    if report.part is None and outcome.final:
+        billing = BILLING_PENDING if outcome.billing_pending else None
+        closed = book.close_open(report, outcome, now, billing)
+        if closed is not None:
+            kind = "billing_pending" if billing else "final"
+            return _reported(book, report, closed, kind, outcome, 1, None, now)
+    tracked = book.find(report)
+    if tracked is None:
+        return ReportResult(report, "unknown")
+    if tracked.state == FINAL and tracked.billing == BILLING_PENDING:
+        return _billing_reported(book, report, tracked, now)
+    part = report.part if report.part is not None else tracked.part
+    decision = decide(
+        already_final=tracked.state == FINAL,
+        parts=tracked.parts,
+        expected_parts=tracked.expected_parts,
+        outcome=outcome,
+        part=part,
+        segments=report.segments,
+    )
+    if decision.kind == "duplicate":
+        return ReportResult(report, "duplicate", message_id=tracked.id)
+    result = decision.outcome
+    assert result is not None
+    kind = decision.kind
+    if kind == "final":
+        pending = result.stat == "DELIVRD" and (
+            result.billing_pending or any(o.billing_pending for o in decision.parts.values())
+        )
+        if pending:
+            kind = "billing_pending"
+        book.update(
+            tracked.id,
+            parts=decision.parts,
+            final=result,
+            done_at=now,
+            billing=BILLING_PENDING if pending else None,
+            upstream_id=report.upstream_id,
+        )
+    elif decision.parts:
+        book.update(tracked.id, parts=decision.parts)
+    return _reported(book, report, tracked, kind, result, decision.sub, decision.dlvrd, now)
 
 
-def done_time(reported_at: float | None, submitted_at: float, now: float) -> float:
-    """The receipt's done date: when LINK (or the operator) says the state was
-    reached, if it says and the time is sane, else when we learnt it (`now`).
+def _reported(
+    book: ReportBook,
+    report: Report,
+    tracked: Tracked,
+    kind: str,
+    outcome: Outcome,
+    sub: int,
+    dlvrd: int | None,
+    now: float,
+) -> ReportResult:
+    """The result of a report that changed its message; keeps the receipt if wanted."""
+    final = kind in ("final", "billing_pending")
+    receipt = None
+    if kind != "partial":
+        done = done_time(report.reported_at, tracked.submitted_at, now)
+        receipt = receipt_for(tracked, outcome, done, sub=sub, dlvrd=dlvrd)
+    if receipt is None:
+        return ReportResult(
+            report,
+            kind if kind == "partial" else "silent",
+            stat=outcome.stat,
+            message_id=tracked.id,
+            final=final,
+        )
+    stored = book.add_receipt(receipt)
+    return ReportResult(report, kind, stored, outcome.stat, message_id=tracked.id, final=final)
 
-    Sane is neither after `now` nor before `submitted_at` by more than the slack
-    of two clocks; inside the slack it is kept within [submitted_at, now], so a
-    receipt never says done before submitted (LINK may give only minutes).
+
+def _billing_reported(
+    book: ReportBook, report: Report, tracked: Tracked, now: float
+) -> ReportResult:
+    """A report for a message delivered with its billing still to come (1007).
+
+    The first final one settles it: recorded as its code, counted as billed
+    (DELIVRD, e.g. 1001) or billing_failed (22xx and any other); the ESME, which
+    had its DELIVRD, hears of a failure only when its account has
+    billing_receipts and it asked for receipts of failures.
     """
-    if reported_at is None:
-        return now
-    if reported_at > now + _CLOCK_SLACK or reported_at < submitted_at - _CLOCK_SLACK:
-        return now
-    return max(submitted_at, min(reported_at, now))
-
-
-def esme_wants(registered_delivery: int, outcome: Outcome) -> bool:
-    """Whether the ESME asked for a receipt in this state (SMPP 3.4 section 5.2.17)."""
+    outcome = report.outcome
     if not outcome.final:
-        return bool(registered_delivery & REGISTERED_INTERMEDIATE)
-    mode = registered_delivery & 0x03
-    if mode == REGISTERED_ANY:
-        return True
-    if mode == REGISTERED_FAILURE:
-        return outcome.stat != "DELIVRD"
-    return False
+        return ReportResult(report, "intermediate", stat=outcome.stat, message_id=tracked.id)
+    book.update(tracked.id, billing=str(report.code if report.code is not None else outcome.stat))
+    if outcome.stat == "DELIVRD":
+        return ReportResult(report, "billed", stat=outcome.stat, message_id=tracked.id)
+    if not tracked.billing_receipt:
+        return ReportResult(report, "billing_failed", stat=outcome.stat, message_id=tracked.id)
+    result = _reported(book, report, tracked, "final", outcome, 1, 1, now)
+    return ReportResult(
+        report, "billing_failed", result.receipt, outcome.stat, message_id=tracked.id
+    )
+
+
+__all__ = ["BILLING_PENDING", "Decision", "decide", "settle"]

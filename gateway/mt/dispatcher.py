@@ -17,7 +17,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -25,37 +26,31 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from gateway.config import RetrySettings
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, Connector, SubmitOutcome
-from gateway.intake import reports as rp
-from gateway.mapping import EXPIRED_IN_QUEUE, Outcome
+from gateway.connectors.base import Connector
+from gateway.intake.receipts import EXPIRED_IN_QUEUE, receipt_for
 from gateway.metrics import Metrics
 from gateway.mt.router import Router
-from gateway.store.base import FINAL, QUEUED, Finish, Message, Receipt, Store
+from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
+from gateway.store.base import Finish, Store
 
 log = Logger()
 
+_WORDS = {
+    OutcomeKind.ACCEPTED: "accepted",
+    OutcomeKind.TEMPORARY: "retry",
+    OutcomeKind.REJECTED: "rejected",
+}
 
-def receipt_for(message: Message, outcome: Outcome, done_at: float) -> Receipt | None:
-    """The receipt an ESME asked for, for a final state the gateway decided itself."""
-    if not rp.esme_wants(message.registered_delivery, outcome):
-        return None
-    return Receipt(
-        account=message.account,
-        message_id=message.reply_id or message.id,
-        source_addr=message.dest_addr,
-        source_ton=message.dest_ton,
-        source_npi=message.dest_npi,
-        destination_addr=message.source_addr,
-        dest_ton=message.source_ton,
-        dest_npi=message.source_npi,
-        stat=outcome.stat,
-        err=outcome.err,
-        sub=1,
-        dlvrd=0,
-        submit_date=message.submitted_at,
-        done_date=done_at,
-        text=message.text_head,
-    )
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """A queued message and what only the queue knows of it: when to try next,
+    how often it was tried, and whether it left the queue for good."""
+
+    message: Message
+    due: float
+    attempts: int = 0
+    done: bool = False
 
 
 class Dispatcher:
@@ -80,8 +75,8 @@ class Dispatcher:
         self._on_receipts = on_receipts
         self._batch_delay = batch_delay
         self._router = router
-        self._ready: dict[str, deque[Message]] = {name: deque() for name in connectors}
-        self._delayed: list[tuple[float, int, Message]] = []
+        self._ready: dict[str, deque[_Entry]] = {name: deque() for name in connectors}
+        self._delayed: list[tuple[float, int, _Entry]] = []
         self._order = itertools.count()
         self._pump_call: Any = None
         self._loop = LoopingCall(self._tick)
@@ -91,10 +86,10 @@ class Dispatcher:
         self._inflight = 0
         self._last_sweep = 0.0
         # Messages waiting to be retried, by id: a report may still make them final.
-        self._retrying: dict[str, Message] = {}
+        self._retrying: dict[str, _Entry] = {}
         # Every message queued here and not in a request right now, by id: what
         # cancel_sm and replace_sm may still change.
-        self._waiting: dict[str, Message] = {}
+        self._waiting: dict[str, _Entry] = {}
         # A submit_multi's id -> its other destinations' ids, until each is done:
         # cancel_sm and replace_sm by that id reach them without a scan.
         self._groups: dict[str, set[str]] = {}
@@ -119,20 +114,21 @@ class Dispatcher:
 
     # --- intake ------------------------------------------------------------------
 
-    def enqueue(self, messages: list[Message]) -> None:
+    def enqueue(self, messages: Iterable[Message]) -> None:
         """Messages that are durably stored and waiting for their connector."""
         now = self._reactor.seconds()
         for message in messages:
+            entry = _Entry(message, message.not_before)
             self.queued_by_account[message.account] = (
                 self.queued_by_account.get(message.account, 0) + 1
             )
-            self._waiting[message.id] = message
+            self._waiting[message.id] = entry
             if message.reply_id is not None:
                 self._groups.setdefault(message.reply_id, set()).add(message.id)
-            if message.next_attempt_at > now:
-                heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
+            if entry.due > now:
+                self._delay(entry)
             else:
-                self._ready[message.connector].append(message)
+                self._ready[message.connector].append(entry)
         self._schedule(self._batch_delay)
 
     def submit_now(self, message: Message) -> Deferred[SubmitOutcome]:
@@ -145,8 +141,8 @@ class Dispatcher:
             outcome = outcomes[0]
             now = self._reactor.seconds()
             if self._router is not None:
-                self._router.record(message.connector, outcome.kind != TEMPORARY)
-            if outcome.kind == ACCEPTED:
+                self._router.record(message.connector, outcome.kind is not OutcomeKind.TEMPORARY)
+            if outcome.kind is OutcomeKind.ACCEPTED:
                 self._store.mark_sent([(message.id, outcome.upstream_id)])
                 if outcome.upstream_parts:
                     self._store.record_parts([(message.id, outcome.upstream_parts)])
@@ -166,40 +162,38 @@ class Dispatcher:
         This happens when a request timed out on our side after LINK had taken it.
         """
         for message_id in message_ids:
-            message = self._retrying.pop(message_id, None)
-            if message is not None and message.state == QUEUED:
-                message.state = FINAL
+            entry = self._retrying.pop(message_id, None)
+            if entry is not None and not entry.done:
                 self._waiting.pop(message_id, None)
-                self._done(message)
+                self._done(entry)
 
-    def set_router(self, router: Router) -> None:
-        """A reload's routes apply from the next pump on."""
-        self._router = router
-
-    def reschedule(self, message: Message) -> None:
-        """A waiting message's `next_attempt_at` changed (replace_sm): wait for the new one."""
-        if message.id not in self._waiting:
-            return
-        queue = self._ready[message.connector]
-        for index, queued in enumerate(queue):
-            if queued is message:
-                del queue[index]
-                break
-        heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
-        self._schedule(self._batch_delay)
+    # --- what cancel_sm and replace_sm may reach -------------------------------------
 
     def waiting(self, message_id: str) -> Message | None:
         """The message if it is still queued here and not in a request right now."""
-        return self._waiting.get(message_id)
+        entry = self._waiting.get(message_id)
+        return entry.message if entry is not None else None
 
     def waiting_with(self, message_id: str) -> list[Message]:
         """The message an ESME knows by `message_id` and, for a submit_multi, its
         other destinations: those still waiting here."""
         ids = [message_id, *self._groups.get(message_id, ())]
-        return [m for m in map(self._waiting.get, ids) if m is not None]
+        return [e.message for e in map(self._waiting.get, ids) if e is not None]
 
     def waiting_of(self, account: str) -> list[Message]:
-        return [m for m in self._waiting.values() if m.account == account]
+        return [e.message for e in self._waiting.values() if e.message.account == account]
+
+    def replace(self, message: Message) -> None:
+        """A waiting message's new content (replace_sm); a new `not_before` moves it."""
+        entry = self._waiting.get(message.id)
+        if entry is None:
+            return
+        old, entry.message = entry.message, message
+        if message.not_before != old.not_before:
+            self._unready(entry)
+            entry.due = message.not_before
+            self._delay(entry)
+            self._schedule(self._batch_delay)
 
     def withdraw(self, messages: list[Message]) -> None:
         """Take waiting messages out of the queue for good (cancel_sm).
@@ -207,28 +201,35 @@ class Dispatcher:
         The caller records their final state; from here on nothing sends them.
         """
         for message in messages:
-            if self._waiting.pop(message.id, None) is None:
+            entry = self._waiting.pop(message.id, None)
+            if entry is None:
                 continue
             self._retrying.pop(message.id, None)
-            message.state = FINAL
-            self._done(message)
-            queue = self._ready[message.connector]
-            # Rare enough for a linear scan; by identity, as dataclass equality
-            # would compare every field.
-            for index, queued in enumerate(queue):
-                if queued is message:
-                    del queue[index]
-                    break
+            self._done(entry)
             # One in the delayed heap stays there, skipped when it comes due.
+            self._unready(entry)
 
     def depth(self) -> tuple[int, float | None]:
         """(messages waiting, submission time of the oldest)."""
         waiting = len(self._waiting)
-        oldest = [q[0].submitted_at for q in self._ready.values() if q]
-        oldest += [m.submitted_at for _, _, m in self._delayed[:1]]
+        oldest = [q[0].message.submitted_at for q in self._ready.values() if q]
+        oldest += [e.message.submitted_at for _, _, e in self._delayed[:1]]
         return waiting, min(oldest) if oldest else None
 
     # --- the pump --------------------------------------------------------------
+
+    def _delay(self, entry: _Entry) -> None:
+        heapq.heappush(self._delayed, (entry.due, next(self._order), entry))
+
+    def _unready(self, entry: _Entry) -> None:
+        queue = self._ready.get(entry.message.connector)
+        if not queue:
+            return
+        # Rare (cancel_sm, replace_sm) enough for a linear scan, by identity.
+        for index, queued in enumerate(queue):
+            if queued is entry:
+                del queue[index]
+                return
 
     def _schedule(self, delay: float) -> None:
         if self._stopped:
@@ -239,11 +240,10 @@ class Dispatcher:
     def _tick(self) -> None:
         now = self._reactor.seconds()
         while self._delayed and self._delayed[0][0] <= now:
-            due, _, message = heapq.heappop(self._delayed)
-            # An entry whose time is no longer the message's was replaced by a
-            # later one (replace_sm moved the schedule).
-            if message.state != FINAL and due == message.next_attempt_at:
-                self._ready[message.connector].append(message)
+            due, _, entry = heapq.heappop(self._delayed)
+            # An entry whose time is no longer its own was moved (replace_sm).
+            if not entry.done and due == entry.due:
+                self._ready[entry.message.connector].append(entry)
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now
             self._sweep_stalled(now)
@@ -256,12 +256,12 @@ class Dispatcher:
         for name, queue in self._ready.items():
             if not queue or self._connectors[name].capacity > 0:
                 continue
-            expired = [m for m in queue if m.expires_at <= now and m.state == QUEUED]
+            expired = [e for e in queue if e.message.expires_at <= now and not e.done]
             if expired:
-                self._ready[name] = deque(m for m in queue if m.expires_at > now)
-                for message in expired:
-                    self._retrying.pop(message.id, None)
-                    self._waiting.pop(message.id, None)
+                self._ready[name] = deque(e for e in queue if e.message.expires_at > now)
+                for entry in expired:
+                    self._retrying.pop(entry.message.id, None)
+                    self._waiting.pop(entry.message.id, None)
                 self._expire(expired, now)
 
     def _pump(self) -> None:
@@ -282,54 +282,68 @@ class Dispatcher:
                 if breaker is not None and not breaker.allow():
                     break
                 size = min(connector.capacity, connector.max_batch, len(queue))
-                batch: list[Message] = []
-                expired: list[Message] = []
+                batch: dict[str, _Entry] = {}
+                expired: list[_Entry] = []
                 for _ in range(size):
-                    message = queue.popleft()
+                    entry = queue.popleft()
+                    message = entry.message
                     self._waiting.pop(message.id, None)
-                    if message.attempts:
+                    if entry.attempts:
                         self._retrying.pop(message.id, None)
-                    if message.state == FINAL:
+                    if entry.done:
                         continue
-                    (expired if message.expires_at <= now else batch).append(message)
+                    if message.expires_at <= now:
+                        expired.append(entry)
+                    else:
+                        batch[message.id] = entry
                 if expired:
                     self._expire(expired, now)
                 if batch:
                     self._inflight += 1
-                    connector.submit(batch).addCallback(self._settle).addErrback(
+                    messages = [e.message for e in batch.values()]
+                    connector.submit(messages).addCallback(self._settle, batch).addErrback(
                         lambda f: log.failure("dispatcher: outcome handling failed", f)
                     )
 
-    def _fail_over(self, name: str, queue: deque[Message]) -> None:
-        """Move what waits for a connector whose breaker is open to the other
-        connector of each message's route, where that one is usable.
+    def _fail_over(self, name: str, queue: deque[_Entry]) -> None:
+        """Move what waits for a connector whose breaker is open to where the
+        router places each message now (its route's other connector, if usable).
 
         Messages whose route has no usable alternative stay and wait.
         """
         router = self._router
         assert router is not None
-        moved: dict[str, list[Message]] = {}
-        keep: deque[Message] = deque()
-        for message in queue:
-            target = self._alternative(name, message)
-            if target is None:
-                keep.append(message)
+        moved: dict[str, list[_Entry]] = {}
+        keep: deque[_Entry] = deque()
+        for entry in queue:
+            message = entry.message
+            try:
+                choice = router.place(message.account, message.recipient)
+            except KeyError:
+                choice = None  # an account no longer configured: it waits where it is
+            if (
+                choice is None
+                or not choice.allowed
+                or choice.connector == name
+                or choice.connector not in self._ready
+            ):
+                keep.append(entry)
             else:
-                moved.setdefault(target, []).append(message)
+                moved.setdefault(choice.connector, []).append(entry)
         if not moved:
             return
         queue.clear()
         queue.extend(keep)
         rows = []
-        for target, messages in moved.items():
-            for message in messages:
-                message.connector = target
-                rows.append((message.id, target))
-            self._ready[target].extend(messages)
+        for target, entries in moved.items():
+            for entry in entries:
+                entry.message = replace(entry.message, connector=target)
+                rows.append((entry.message.id, target))
+            self._ready[target].extend(entries)
             log.info(
                 "{count} messages waiting for {connector} go to {target}: its circuit"
                 " breaker is {state}",
-                count=len(messages),
+                count=len(entries),
                 connector=name,
                 target=target,
                 state=self._breaker_state(name),
@@ -337,34 +351,17 @@ class Dispatcher:
         self._store.reroute(rows)
         self._schedule(0)
 
-    def _alternative(self, name: str, message: Message) -> str | None:
-        router = self._router
-        assert router is not None
-        try:
-            _, primary, fallback = router.route_for(
-                message.account, str(message.fields.get("destination", ""))
-            )
-        except KeyError:
-            return None  # an account no longer configured: it waits where it is
-        for candidate in (primary, fallback):
-            if candidate is None or candidate == name or candidate not in self._ready:
-                continue
-            breaker = router.breaker(candidate)
-            if breaker is None or breaker.usable:
-                return candidate
-        return None
-
     def _breaker_state(self, name: str) -> str:
         breaker = self._router.breaker(name) if self._router is not None else None
         return breaker.state if breaker is not None else "closed"
 
     def _sync_links(self) -> None:
-        """An SMPP link that is not bound is down now, not after five failures."""
+        """A link that is not bound is down now, not after five failures."""
         router = self._router
         if router is None:
             return
         for name, connector in self._connectors.items():
-            link_up = getattr(connector, "link_up", None)
+            link_up = connector.link_up
             breaker = router.breaker(name)
             if link_up is None or breaker is None:
                 continue
@@ -375,48 +372,41 @@ class Dispatcher:
                 breaker.up()
                 log.info("{connector}: link up", connector=name)
 
-    def _settle(self, outcomes: list[SubmitOutcome]) -> None:
+    def _settle(self, outcomes: list[SubmitOutcome], batch: dict[str, _Entry]) -> None:
         self._inflight -= 1
         now = self._reactor.seconds()
         if outcomes and self._router is not None:
             # One request, one verdict: LINK answering at all (even refusing a
             # message) is a working connector; only trouble worth a retry counts.
-            ok = any(outcome.kind != TEMPORARY for outcome in outcomes)
+            ok = any(outcome.kind is not OutcomeKind.TEMPORARY for outcome in outcomes)
             self._router.record(outcomes[0].message.connector, ok)
         sent: list[tuple[str, str | None]] = []
         parts: list[tuple[str, tuple[str, ...]]] = []
         finishes: list[Finish] = []
         for outcome in outcomes:
             message = outcome.message
+            entry = batch[message.id]
             self._count(outcome)
-            if outcome.kind == ACCEPTED:
-                self._done(message)
+            if outcome.kind is OutcomeKind.ACCEPTED:
+                self._done(entry)
                 sent.append((message.id, outcome.upstream_id))
                 if outcome.upstream_parts:
                     parts.append((message.id, outcome.upstream_parts))
-            elif outcome.kind == REJECTED:
-                self._done(message)
+            elif outcome.kind is OutcomeKind.REJECTED:
+                self._done(entry)
                 rejection = outcome.rejection
                 assert rejection is not None
                 log.info(
-                    "LINK rejected {message_id} of {account}: {code} {description}",
+                    "LINK rejected {message_id} of {account}: {description}",
                     message_id=message.id,
                     account=message.account,
                     connector=message.connector,
-                    code=outcome.code,
                     description=outcome.description,
                 )
-                finishes.append(
-                    Finish(
-                        message.id,
-                        rejection.stat,
-                        rejection.err,
-                        now,
-                        receipt_for(message, rejection, now),
-                    )
-                )
+                receipt = receipt_for(message, rejection, now)
+                finishes.append(Finish(message.id, rejection.stat, rejection.err, now, receipt))
             else:
-                self._retry_later(message, now, finishes)
+                self._retry_later(entry, now)
         if sent:
             self._store.mark_sent(sent)
         if parts:
@@ -425,35 +415,32 @@ class Dispatcher:
             self._store.finish(finishes).addCallback(self._on_receipts)
         self._schedule(0)
 
-    def _retry_later(self, message: Message, now: float, finishes: list[Finish]) -> None:
+    def _retry_later(self, entry: _Entry, now: float) -> None:
+        message = entry.message
         retry = self._retry[message.connector]
-        message.attempts += 1
-        delay = min(retry.initial * retry.factor ** (message.attempts - 1), retry.maximum)
-        message.next_attempt_at = now + delay
-        if message.next_attempt_at >= message.expires_at:
-            # Waiting would outlive the validity: wait only until then, then expire.
-            message.next_attempt_at = message.expires_at
-        self._retrying[message.id] = message
-        self._waiting[message.id] = message
-        heapq.heappush(self._delayed, (message.next_attempt_at, next(self._order), message))
+        entry.attempts += 1
+        delay = min(retry.initial * retry.factor ** (entry.attempts - 1), retry.maximum)
+        # Waiting must not outlive the validity: wait only until then, then expire.
+        entry.due = min(now + delay, message.expires_at)
+        self._retrying[message.id] = entry
+        self._waiting[message.id] = entry
+        self._delay(entry)
 
-    def _expire(self, messages: list[Message], now: float) -> None:
+    def _expire(self, entries: list[_Entry], now: float) -> None:
         finishes = []
-        for message in messages:
-            self._done(message)
+        for entry in entries:
+            message = entry.message
+            self._done(entry)
             self._metrics.child(self._metrics.expired, message.account).inc()
+            receipt = receipt_for(message, EXPIRED_IN_QUEUE, now)
             finishes.append(
-                Finish(
-                    message.id,
-                    EXPIRED_IN_QUEUE.stat,
-                    EXPIRED_IN_QUEUE.err,
-                    now,
-                    receipt_for(message, EXPIRED_IN_QUEUE, now),
-                )
+                Finish(message.id, EXPIRED_IN_QUEUE.stat, EXPIRED_IN_QUEUE.err, now, receipt)
             )
         self._store.finish(finishes).addCallback(self._on_receipts)
 
-    def _done(self, message: Message) -> None:
+    def _done(self, entry: _Entry) -> None:
+        entry.done = True
+        message = entry.message
         count = self.queued_by_account.get(message.account, 1) - 1
         self.queued_by_account[message.account] = count
         if message.reply_id is not None:
@@ -464,5 +451,5 @@ class Dispatcher:
                     del self._groups[message.reply_id]
 
     def _count(self, outcome: SubmitOutcome) -> None:
-        word = {ACCEPTED: "accepted", TEMPORARY: "retry", REJECTED: "rejected"}[outcome.kind]
+        word = _WORDS[outcome.kind]
         self._metrics.child(self._metrics.upstream_messages, outcome.message.connector, word).inc()

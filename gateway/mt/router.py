@@ -259,11 +259,11 @@ class Router:
         default = {name: account.connector for name, account in config.accounts.items()}
         return cls(config.routes, default, breakers)
 
-    def reconfigured(self, config: Config) -> Router:
-        """The routes and accounts of `config`, with the breakers (and what they
-        learned) of this router: a reload does not forget that a connector is down."""
-        default = {name: account.connector for name, account in config.accounts.items()}
-        return type(self)(config.routes, default, self._breakers)
+    def reconfigure(self, config: Config) -> None:
+        """The routes and accounts of `config`, keeping the breakers (and what they
+        learned): a reload does not forget that a connector is down."""
+        self.routes = tuple(config.routes)
+        self._default = {name: account.connector for name, account in config.accounts.items()}
 
     @property
     def connectors(self) -> frozenset[str]:
@@ -292,11 +292,24 @@ class Router:
         breaker = self._breakers.get(connector)
         return breaker is None or breaker.allow()
 
+    def _usable(self, connector: str) -> bool:
+        breaker = self._breakers.get(connector)
+        return breaker is None or breaker.usable
+
     def choose(self, account: str, destination: str) -> Choice:
+        """Where a message goes now, taking an attempt from that connector's breaker."""
+        return self._choice(account, destination, self._allow)
+
+    def place(self, account: str, destination: str) -> Choice:
+        """Where a message should wait now, by the same rule as `choose` but taking
+        no attempt: for a message accepted, or moved off a connector that is down."""
+        return self._choice(account, destination, self._usable)
+
+    def _choice(self, account: str, destination: str, ok: Callable[[str], bool]) -> Choice:
         index, primary, fallback = self.route_for(account, destination)
-        if self._allow(primary):
+        if ok(primary):
             return Choice(primary, index, failed_over=False)
-        if fallback is not None and self._allow(fallback):
+        if fallback is not None and ok(fallback):
             return Choice(fallback, index, failed_over=True)
         return Choice(primary, index, failed_over=False, allowed=False)
 

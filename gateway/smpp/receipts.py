@@ -40,6 +40,8 @@ from gateway.smpp.pdu import (
 from gateway.smpp.times import format_receipt_date
 
 __all__ = [
+    "ERR_MAX",
+    "ERR_OUT_OF_RANGE",
     "STAT_STATE",
     "ParsedReceipt",
     "ReceiptError",
@@ -48,6 +50,7 @@ __all__ = [
     "format_receipt_text",
     "parse_receipt_date",
     "parse_receipt_text",
+    "receipt_err",
 ]
 
 STAT_STATE: Final[dict[str, MessageState]] = {
@@ -113,6 +116,19 @@ def ascii_text(text: str) -> str:
     return "".join(c for c in spelled if not unicodedata.combining(c))
 
 
+# The receipt's err has three digits (Appendix B), and 999 is a real LINK code
+# ("internal billing not successful"): an err from LINK that does not fit
+# (network_error_code carries 16 bits) becomes 099, which LINK's table (seed 004)
+# does not use, instead of being clamped into 999.
+ERR_MAX: Final = 999
+ERR_OUT_OF_RANGE: Final = 99
+
+
+def receipt_err(err: int) -> int:
+    """`err` as a receipt can carry it: as it is when 0-999, else ERR_OUT_OF_RANGE."""
+    return err if 0 <= err <= ERR_MAX else ERR_OUT_OF_RANGE
+
+
 class ReceiptError(ValueError):
     """Not a delivery receipt this parser can read."""
 
@@ -141,7 +157,7 @@ def format_receipt_text(
     given, zero-padded to three when it is all digits.
     """
     if isinstance(err, int):
-        if not 0 <= err <= 999:
+        if not 0 <= err <= ERR_MAX:
             raise ValueError(f"err {err} does not fit a receipt's three digits")
         err_text = _THREE_DIGITS[err]
     else:

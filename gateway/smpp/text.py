@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from gsm0338.charset import BASIC_CHARACTER_SET, BASIC_CHARACTER_SET_EXTENSION
@@ -364,10 +366,12 @@ def _segment_dcs(text: str, udh: bytes) -> str:
 
 # --- towards the ESME -------------------------------------------------------
 
-_GSM_SINGLE: Final = 160
-_GSM_PART: Final = 153  # 160 septets less the 6-octet concat UDH (7 septets)
-_UCS2_SINGLE: Final = 140
-_UCS2_PART: Final = 134  # 67 code units
+# (octets in a lone SMS, octets per part after the 6-octet concat UDH), by how
+# the octets are read: GSM unpacked counts septets (160, and 153 after the
+# UDH's 7 septets); UCS-2 and any 8-bit coding count octets.
+SEGMENT_SIZES: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
+    {"gsm": (160, 153), "ucs2": (140, 134), "binary": (140, 134)}
+)
 _MAX_PARTS: Final = 255
 
 
@@ -379,40 +383,56 @@ def encode_for_esme(text: str) -> tuple[int, bytes]:
     return 8, text.encode("utf-16-be", "surrogatepass")
 
 
-def segment(text: str, ref: int) -> list[tuple[int, bytes, bytes]]:
-    """(data_coding, udh, body) parts for one MO message; `udh` is b"" for one part.
+def split_octets(octets: bytes, kind: str, ref: int) -> list[tuple[bytes, bytes]]:
+    """(udh, body) parts of encoded content, `kind` a key of SEGMENT_SIZES; one part
+    with an empty UDH when the octets fit one SMS.
 
-    Parts carry the 8-bit concat UDH `05 00 03 ref total seq`. A GSM escape
-    pair and a UTF-16 surrogate pair are never split across parts.
+    The one segmenter of the gateway: MO towards ESMEs and MT that a route
+    splits itself. Parts carry the 8-bit concat UDH `05 00 03 ref total seq`;
+    a GSM escape pair and a UTF-16 surrogate pair are never split across parts
+    (a handset shows garbage where one half ends a part). TextError
+    (ESME_RINVMSGLEN) beyond 255 parts.
     """
-    data_coding, octets = encode_for_esme(text)
+    single, part = SEGMENT_SIZES[kind]
+    if len(octets) <= single:
+        return [(b"", octets)]
     chunks: list[bytes] = []
-    if data_coding == 0:
-        if len(octets) <= _GSM_SINGLE:
-            return [(0, b"", octets)]
-        pos = 0
-        while pos < len(octets):
-            end = min(pos + _GSM_PART, len(octets))
-            # 0x1B only ever appears as an escape prefix in encoded text.
-            if end < len(octets) and octets[end - 1] == _ESC:
+    pos = 0
+    while pos < len(octets):
+        end = min(pos + part, len(octets))
+        if end < len(octets):
+            # In encoded text 0x1B is only ever an escape prefix (no extension
+            # code is 0x1B), so one ending a part always opens a pair.
+            if kind == "gsm" and octets[end - 1] == _ESC:
                 end -= 1
-            chunks.append(octets[pos:end])
-            pos = end
-    else:
-        if len(octets) <= _UCS2_SINGLE:
-            return [(8, b"", octets)]
-        pos = 0
-        while pos < len(octets):
-            end = min(pos + _UCS2_PART, len(octets))
-            if end < len(octets) and 0xD8 <= octets[end - 2] <= 0xDB:
+            elif kind == "ucs2" and 0xD8 <= octets[end - 2] <= 0xDB:
                 end -= 2
-            chunks.append(octets[pos:end])
-            pos = end
+        chunks.append(octets[pos:end])
+        pos = end
     total = len(chunks)
     if total > _MAX_PARTS:
-        raise TextError("text needs more than 255 parts", CommandStatus.ESME_RINVMSGLEN)
+        raise TextError("content needs more than 255 parts", CommandStatus.ESME_RINVMSGLEN)
     ref8 = ref & 0xFF
     return [
-        (data_coding, bytes((0x05, 0x00, 0x03, ref8, total, seq)), chunk)
+        (bytes((0x05, 0x00, 0x03, ref8, total, seq)), chunk)
         for seq, chunk in enumerate(chunks, start=1)
     ]
+
+
+def segment(text: str, ref: int) -> list[tuple[int, bytes, bytes]]:
+    """(data_coding, udh, body) parts for a text: GSM 03.38 if it allows, else UCS-2."""
+    data_coding, octets = encode_for_esme(text)
+    kind = "gsm" if data_coding == 0 else "ucs2"
+    return [(data_coding, udh, body) for udh, body in split_octets(octets, kind, ref)]
+
+
+def count_segments(text: str) -> int:
+    """How many SMS a text makes (`segment`'s count, without building them)."""
+    if len(text) <= 70:
+        return 1
+    data_coding, octets = encode_for_esme(text)
+    kind = "gsm" if data_coding == 0 else "ucs2"
+    try:
+        return len(split_octets(octets, kind, 0))
+    except TextError:  # over 255: the count is still what the reports will say
+        return -(-len(octets) // SEGMENT_SIZES[kind][1])

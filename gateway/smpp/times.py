@@ -77,6 +77,23 @@ def format_absolute(epoch: float) -> str:
     return time.strftime("%y%m%d%H%M%S", time.gmtime(seconds)) + f"{tenths}00+"
 
 
+# A relative time holds at most 99 days in the DD field we fill.
+_MAX_RELATIVE_S = 99 * 86400 + 86399
+
+
+def format_relative(seconds: int) -> str:
+    """A relative SMPP time, `000DDhhmmss000R` (SMPP 3.4 section 7.1.1.2).
+
+    Years and months are left at zero (their length is the SMSC's guess);
+    the value is clamped to 1 second .. 99 days 23:59:59.
+    """
+    seconds = min(max(seconds, 1), _MAX_RELATIVE_S)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
+
+
 def format_receipt_date(epoch: float) -> str:
     """`YYMMDDhhmm` in UTC, the date form of a delivery receipt (Appendix B)."""
     return _receipt_minute(math.floor(epoch) // 60)

@@ -1,114 +1,48 @@
-"""The store interface and the records it keeps.
+"""The store interface: what the gateway keeps, and how it finds it again.
 
 The store is the gateway's memory across restarts: messages from the moment an
 ESME's submit_sm is acknowledged until their final state (then kept for the
-retention period), the mapping from LINK's message ids to ours, and receipts
-until an ESME has acknowledged them.
+retention period), LINK's ids for them in every form LINK writes them, the
+receipts and MO waiting for an ESME, which MO were seen, and a heartbeat.
 
-Every method returns a Deferred that fires only once the change is durable;
-callers answer the ESME or LINK after that and never before. Implementations
-may batch the calls of one reactor turn into one transaction (group commit),
-so callers should issue them as they come and not serialise them.
+The store only keeps. What a report means for its message, which receipt an
+ESME gets and when a state is final are decided above it (gateway/intake,
+gateway/mt); the store offers the primitives those rules work with, inside one
+transaction (`ReportBook`), so that a batch of reports is applied atomically
+and in order by any implementation.
+
+What always holds, for every implementation (tests/support/store_contract.py
+checks it):
+- Every method returns a Deferred that fires only once the change is durable;
+  callers answer the ESME or LINK after that and never before.
+- Calls made in one reactor turn may share one transaction (group commit), and
+  a failure fails every call of that transaction: callers issue calls as they
+  come and never serialise them.
+- `open` gives back everything still queued and every receipt not yet
+  acknowledged, in the order they were stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 
-from gateway.connectors.common.callbacks import DeliveryReport
-from gateway.mapping import Outcome
+from gateway.records import Address, Message, Outcome, Receipt, Report
 
-if TYPE_CHECKING:
-    from gateway.inbound import LinkReceipt
+T = TypeVar("T")
 
 QUEUED = 0
 SENT = 1
 FINAL = 2
 
 
-@dataclass(slots=True)
-class Message:
-    """An MT message the gateway owns: what to send, and what its receipt needs."""
-
-    id: str
-    account: str
-    connector: str
-    fields: dict[str, Any]
-    submitted_at: float
-    expires_at: float
-    validity_s: int
-    priority: str | None = None
-    registered_delivery: int = 0
-    source_addr: str = ""
-    source_ton: int = 0
-    source_npi: int = 0
-    dest_addr: str = ""
-    dest_ton: int = 0
-    dest_npi: int = 0
-    text_head: str = ""
-    parts: int = 1
-    # What replace_sm and cancel_sm need of the original submit_sm.
-    service_type: str = ""
-    data_coding: int = 0
-    esm_class: int = 0
-    # The id the ESME knows when it is not `id`: every destination of a
-    # submit_multi is its own message, all answered and reported under one id.
-    reply_id: str | None = None
-    state: int = QUEUED
-    attempts: int = 0
-    next_attempt_at: float = 0.0
-    upstream_id: str | None = None
-    # Whether a billing failure reported after a DELIVRD for 1007 gets a receipt
-    # (the account's billing_receipts when the message was taken).
-    billing_receipt: bool = False
-
-
-RECEIPT = "receipt"
-MO = "mo"
-
-
-@dataclass(slots=True)
-class Receipt:
-    """A deliver_sm waiting for an ESME's deliver_sm_resp: a delivery receipt, or
-    (kind MO) one segment of an incoming message. `seq` is assigned by the store.
-
-    For a receipt, `message_id` is our id and the text is built from stat, err
-    and the dates. For an MO segment, `message_id` is LINK's id of the message,
-    `payload` the short_message octets (UDH first when esm_class has 0x40), and
-    the segment is dropped once `expires_at` has passed undelivered.
-    """
-
-    account: str
-    message_id: str
-    source_addr: str
-    source_ton: int
-    source_npi: int
-    destination_addr: str
-    dest_ton: int
-    dest_npi: int
-    stat: str
-    err: int
-    sub: int
-    dlvrd: int
-    submit_date: float
-    done_date: float
-    text: str
-    seq: int = 0
-    attempts: int = 0
-    kind: str = RECEIPT
-    data_coding: int = 0
-    esm_class: int = 0
-    payload: bytes = b""
-    expires_at: float | None = None
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Finish:
-    """A message reached its final state inside the gateway (expired, rejected)."""
+    """A message reached its final state inside the gateway (expired, rejected,
+    cancelled), with the receipt its ESME gets (None: none asked for)."""
 
     message_id: str
     stat: str
@@ -117,19 +51,65 @@ class Finish:
     receipt: Receipt | None
 
 
-@dataclass(slots=True)
-class ReportResult:
-    """What one delivery report did: the receipt to deliver, or why there is none."""
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What the store keeps of a message that a report may change.
 
-    report: DeliveryReport
-    # "final", "intermediate", "partial", "duplicate", "unknown", "silent";
-    # "billing_pending" (final for the ESME, its billing still to be reported),
-    # "billed" and "billing_failed" (that later report).
-    outcome: str
-    receipt: Receipt | None = None
-    stat: str | None = None
-    message_id: str | None = None
-    final: bool = False
+    `parts` are the outcomes of the parts reported so far (a message LINK
+    split); `part` is the part the report's id named, when the store found the
+    message by the id of one part (LINK SMPP records each segment's id).
+    `billing` is None, "pending" after a DELIVRD for 1007, else the code that
+    settled the billing.
+    """
+
+    id: str
+    reply_id: str | None
+    account: str
+    registered_delivery: int
+    source: Address
+    destination: Address
+    submitted_at: float
+    text_head: str
+    state: int
+    parts: Mapping[str, Outcome]
+    expected_parts: int
+    billing: str | None = None
+    billing_receipt: bool = False
+    part: int | None = None
+
+
+class ReportBook(Protocol):
+    """The store's primitives for applying reports, all in one transaction."""
+
+    def close_open(
+        self, report: Report, outcome: Outcome, done_at: float, billing: str | None
+    ) -> Tracked | None:
+        """Make the message the report names final with `outcome` if it is still
+        open, and return it as it was; None when no open message matches. One
+        step for the common case, a whole message's final report."""
+
+    def find(self, report: Report) -> Tracked | None:
+        """The message the report names: by our id (`ref_id`), else by LINK's id,
+        in any of its forms when `report.any_form`."""
+
+    def update(
+        self,
+        message_id: str,
+        *,
+        parts: Mapping[str, Outcome] | None = None,
+        final: Outcome | None = None,
+        done_at: float = 0.0,
+        billing: str | None = None,
+        upstream_id: str | None = None,
+    ) -> None:
+        """Record part outcomes, a final state (with its time), a billing result,
+        and LINK's id if none was known."""
+
+    def add_receipt(self, receipt: Receipt) -> Receipt:
+        """Keep a receipt for delivery; returns it with the store's `seq`."""
+
+
+ReportRule = Callable[[ReportBook, Report], T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,57 +129,54 @@ class Recovered:
     receipts: list[Receipt] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Depths:
-    queued: int
-    sent: int
-    receipts: int
-    oldest_queued: float | None
-    oldest_receipt: float | None
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """One queue of one account (and connector, for MT): how many, since when."""
+
+    kind: str
+    account: str
+    connector: str | None
+    count: int
+    oldest: float | None  # seconds since the epoch
+
+
+# The kinds of queue `depths` reports.
+MT_QUEUED = "mt_queued"
+MT_SENT = "mt_awaiting_report"
+MT_BILLING = "mt_billing_pending"
+RECEIPTS = "receipts"
+MO_QUEUE = "mo"
+QUEUE_KINDS = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO_QUEUE)
 
 
 class Store(Protocol):
-    # Common resultCode -> receipt; a config reload replaces it.
-    result_codes: Mapping[int, Outcome]
-
     def open(self) -> Deferred[Recovered]:
         """Create or migrate the schema; return what was pending at the last stop."""
 
     def close(self) -> Deferred[None]: ...
+
+    def heartbeat(self, stamp: str) -> Deferred[None]:
+        """A tiny durable write, for the readiness probe."""
+
+    # --- MT ---------------------------------------------------------------------
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]: ...
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         """(our id, LINK's id) for messages LINK accepted."""
 
-    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
-        """Final states decided by the gateway; returns the stored receipts with their seq."""
-
-    def apply_reports(self, reports: list[DeliveryReport]) -> Deferred[list[ReportResult]]:
-        """Correlate LINK's reports with messages, update them, store their receipts."""
-
-    def receipts_done(self, seqs: list[int]) -> Deferred[None]: ...
-
-    def purge(self, before: float) -> Deferred[int]: ...
-
-    def depths(self) -> Deferred[Depths]: ...
-
-    def add_mo(
-        self, messages: list[tuple[str, list[Receipt]]]
-    ) -> Deferred[list[list[Receipt] | None]]:
-        """(LINK's id, deliver_sm items) per MO; None for an MO whose id was seen before."""
+    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
+        """(our id, LINK's id of each segment) for messages a connector split itself."""
 
     def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
         """(our id, connector) for queued messages the router moved to another connector."""
 
-    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
-        """(our id, LINK's id of each segment) for messages a connector split itself."""
-
-    def apply_link_receipts(self, receipts: list[LinkReceipt]) -> Deferred[list[ReportResult]]:
-        """LINK SMPP receipts, carrying LINK's own stat and err, matched by LINK's id."""
-
     def replace_message(self, message: Message) -> Deferred[None]:
         """Store a queued message's new content (replace_sm); a no-op once it left."""
+
+    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
+        """Final states decided by the gateway, for messages still open; returns the
+        receipts stored for them, with their seq."""
 
     def query(self, account: str, message_id: str) -> Deferred[list[MessageStatus]]:
         """The messages `account` knows as `message_id` (several for a submit_multi)."""
@@ -210,3 +187,50 @@ class Store(Protocol):
         Synchronous: it is taken while answering a submit_sm. Unique among the
         stored messages, and never handed out twice across restarts.
         """
+
+    # --- reports -----------------------------------------------------------------
+
+    def apply_reports(self, reports: list[Report], rule: ReportRule[T]) -> Deferred[list[T]]:
+        """`rule(book, report)` for each report in order, in one transaction."""
+
+    # --- towards ESMEs -------------------------------------------------------------
+
+    def add_receipts(self, receipts: list[Receipt]) -> Deferred[list[Receipt]]:
+        """Keep receipts for delivery; returns them with their seq."""
+
+    def receipts_done(self, seqs: list[int]) -> Deferred[None]: ...
+
+    def add_mo(
+        self, messages: list[tuple[str, list[Receipt]]]
+    ) -> Deferred[list[list[Receipt] | None]]:
+        """(LINK's id, deliver_sm items) per MO; None for an MO whose id was seen before."""
+
+    # --- upkeep --------------------------------------------------------------------
+
+    def purge(self, before: float) -> Deferred[int]:
+        """Forget messages final (or delivered, billing pending) before `before`,
+        and MO ids seen before it."""
+
+    def depths(self) -> Deferred[list[QueueDepth]]:
+        """Every non-empty queue, by kind, account and connector."""
+
+
+__all__ = [
+    "FINAL",
+    "MO_QUEUE",
+    "MT_BILLING",
+    "MT_QUEUED",
+    "MT_SENT",
+    "QUEUED",
+    "QUEUE_KINDS",
+    "RECEIPTS",
+    "SENT",
+    "Finish",
+    "MessageStatus",
+    "QueueDepth",
+    "Recovered",
+    "ReportBook",
+    "ReportRule",
+    "Store",
+    "Tracked",
+]

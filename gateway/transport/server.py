@@ -1,7 +1,7 @@
 """The ESME-facing SMPP server: binds, submits, receipts out.
 
 `EsmeConnection` is the application end of one connection: it authenticates
-binds against the configured accounts, hands submit_sm to the gateway core and
+binds against the configured accounts, hands submit_sm to MT admission and
 answers with what it decides, and, once bound as receiver or transceiver,
 takes receipts from the deliverer.
 
@@ -41,11 +41,12 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.config import AccountSettings
-from gateway.core import Gateway
-from gateway.intake.delivery import LOST, TIMEOUT
+from gateway.config import AccountSettings, Config
+from gateway.intake.delivery import LOST, TIMEOUT, ReceiptDeliverer
 from gateway.logs import Repeats
+from gateway.mt.admission import Admission
 from gateway.mt.operations import Operations
+from gateway.records import MO, Receipt
 from gateway.reload import Plan
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
@@ -58,7 +59,6 @@ from gateway.smpp.session import (
     Response,
     Role,
 )
-from gateway.store.base import MO, Receipt
 from gateway.transport.bindcheck import PasswordChecks, Runner
 from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
 
@@ -77,22 +77,35 @@ _GUESSES = frozenset({"bad_password", "unknown_system_id", "address_not_allowed"
 
 
 class SmppServer:
-    """Shared by every ESME connection: the gateway, password checks, failed-bind memory."""
+    """Shared by every ESME connection: the gateway's parts, bind counts, password
+    checks, failed-bind memory."""
 
-    def __init__(self, reactor: Any, gateway: Gateway, *, run_check: Runner | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        admission: Admission,
+        operations: Operations,
+        deliverer: ReceiptDeliverer,
+        *,
+        run_check: Runner | None = None,
+    ) -> None:
         self.reactor = reactor
-        self.gateway = gateway
-        self.operations = Operations(gateway)
-        smpp = gateway.config.smpp
+        self.config = config
+        self.admission = admission
+        self.operations = operations
+        self.deliverer = deliverer
+        self.metrics = metrics = admission.metrics
+        # Sessions bound per account, against its max_binds.
+        self.binds: dict[str, int] = {}
+        smpp = config.smpp
         self.checks = PasswordChecks(
             reactor,
             run_check or self._in_thread,
             concurrency=smpp.bind_checks,
             queue=smpp.bind_check_queue,
             cache_for=smpp.bind_cache,
-            on_outcome=lambda outcome: gateway.metrics.child(
-                gateway.metrics.bind_checks, outcome
-            ).inc(),
+            on_outcome=lambda outcome: metrics.child(metrics.bind_checks, outcome).inc(),
         )
         # (address, reason) of refused binds, and the sessions' closing reasons.
         self.bind_log = Repeats()
@@ -109,7 +122,7 @@ class SmppServer:
         count, last = self._failures.get(host, (0, 0.0))
         if not count or self.reactor.seconds() - last > _DELAY_MEMORY:
             return 0.0
-        delay: float = self.gateway.config.smpp.failed_bind_delay * count
+        delay: float = self.config.smpp.failed_bind_delay * count
         return min(delay, _MAX_BIND_DELAY)
 
     def locked_out(self, host: str) -> bool:
@@ -128,7 +141,7 @@ class SmppServer:
         return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args)
 
     def bind_failed(self, host: str, reason: str, system_id: str = "") -> None:
-        self.gateway.metrics.child(self.gateway.metrics.bind_failures, reason).inc()
+        self.metrics.child(self.metrics.bind_failures, reason).inc()
         if reason not in _GUESSES:
             # A lockout's refusals neither lengthen it nor count towards the next; a
             # bind over max_binds or refused unchecked guessed nothing.
@@ -144,7 +157,7 @@ class SmppServer:
         self._count_towards_lockout(host, system_id, now)
 
     def _count_towards_lockout(self, host: str, system_id: str, now: float) -> None:
-        smpp = self.gateway.config.smpp
+        smpp = self.config.smpp
         if smpp.lockout_failures <= 0:
             return
         recent = self._recent.get(host)
@@ -171,7 +184,7 @@ class SmppServer:
         )
 
     def _forget_quiet(self, now: float) -> None:
-        window = self.gateway.config.smpp.lockout_window
+        window = self.config.smpp.lockout_window
         self._recent = {
             h: times
             for h, times in self._recent.items()
@@ -188,6 +201,7 @@ class SmppServer:
     def reconfigure(self, plan: Plan) -> None:
         """After a reload: removed accounts' sessions are unbound; changed ones go on
         bound, with the new settings from their next PDU."""
+        self.config = plan.config
         for connection in list(self.connections):
             account = connection.account
             if account is None:
@@ -202,6 +216,15 @@ class SmppServer:
             elif account.system_id in plan.changed:
                 connection.account = plan.config.accounts[account.system_id]
 
+    def bind_allowed(self, account: AccountSettings) -> bool:
+        return self.binds.get(account.system_id, 0) < account.max_binds
+
+    def bound(self, account: str) -> None:
+        self.binds[account] = self.binds.get(account, 0) + 1
+
+    def unbound(self, account: str) -> None:
+        self.binds[account] = max(self.binds.get(account, 1) - 1, 0)
+
     def bind_succeeded(self, host: str) -> None:
         if self.locked_out(host):
             return
@@ -213,7 +236,6 @@ class EsmeConnection:
     def __init__(self, link: SmppProtocol, server: SmppServer) -> None:
         self.link = link
         self.server = server
-        self.gateway = server.gateway
         self.account: AccountSettings | None = None
         self.bind_name = ""
         self._receiver = False
@@ -231,12 +253,12 @@ class EsmeConnection:
             C.REPLACE_SM: self._replace,
         }
         server.connections.add(self)
-        self.gateway.metrics.connections.inc()
+        self.server.metrics.connections.inc()
 
     # --- events -------------------------------------------------------------------
 
     def event(self, event: Event) -> None:
-        m = self.gateway.metrics
+        m = self.server.metrics
         if isinstance(event, Request):
             pdu = event.pdu
             m.child(m.pdus_in, pdu.command_id.name.lower()).inc()
@@ -267,7 +289,7 @@ class EsmeConnection:
 
     def closed(self) -> None:
         self.server.connections.discard(self)
-        self.gateway.metrics.connections.dec()
+        self.server.metrics.connections.dec()
         left_out = sum(self._refusals.left_out().values())
         if left_out:
             log.info(
@@ -277,10 +299,10 @@ class EsmeConnection:
             )
         if self.account is not None:
             name = self.account.system_id
-            self.gateway.unbound(name)
-            self.gateway.metrics.child(self.gateway.metrics.sessions, name, self.bind_name).dec()
+            self.server.unbound(name)
+            self.server.metrics.child(self.server.metrics.sessions, name, self.bind_name).dec()
             if self._receiver:
-                self.gateway.deliverer.detach(name, self)
+                self.server.deliverer.detach(name, self)
             log.info(
                 "{account} ({bind}) from {peer} disconnected",
                 account=name,
@@ -293,11 +315,11 @@ class EsmeConnection:
         vendor = self.account.policy.vendor_tags if self.account is not None else frozenset()
         unknown = sum(1 for tag in p.unknown_tlv_tags(pdu) if tag not in vendor)
         if unknown:
-            m = self.gateway.metrics
+            m = self.server.metrics
             m.child(m.unknown_tlvs, pdu.command_id.name.lower()).inc(unknown)
 
     def _answer(self, request: p.Pdu, response: p.Pdu) -> None:
-        m = self.gateway.metrics
+        m = self.server.metrics
         m.child(m.pdus_out, response.command_id.name.lower(), f"{response.status:#04x}").inc()
         self.link.respond(request, response)
 
@@ -328,7 +350,7 @@ class EsmeConnection:
         requests already read are answered as they complete (`pending` counts them)."""
         self.link.stop_reading()
         if self._receiver and self.account is not None:
-            self.gateway.deliverer.detach(self.account.system_id, self)
+            self.server.deliverer.detach(self.account.system_id, self)
 
     @property
     def pending(self) -> int:
@@ -341,8 +363,8 @@ class EsmeConnection:
         assert isinstance(pdu, p.BindTransmitter | p.BindReceiver | p.BindTransceiver)
         server = self.server
         host = self.link.peer_host
-        account = self.gateway.config.accounts.get(pdu.system_id)
-        uniform = self.gateway.config.smpp.bind_failure_status == "uniform"
+        account = self.server.config.accounts.get(pdu.system_id)
+        uniform = self.server.config.smpp.bind_failure_status == "uniform"
         delay = server.failure_delay(host)
 
         def refuse(status: S, reason: str) -> None:
@@ -397,7 +419,7 @@ class EsmeConnection:
             elif not account.allows(host):
                 # Uniform mode checks the password first: only its owner learns this.
                 refuse(S.ESME_RBINDFAIL, "address_not_allowed")
-            elif not self.gateway.bind_allowed(account):
+            elif not self.server.bind_allowed(account):
                 refuse(S.ESME_RBINDFAIL, "too_many_binds")
             else:
                 self._bound(pdu, account)
@@ -410,13 +432,13 @@ class EsmeConnection:
         self.server.bind_succeeded(self.link.peer_host)
         self.account = account
         self.bind_name = p.BIND_NAMES[pdu.command_id]
-        self.gateway.bound(account.system_id)
-        response = p.BIND_RESPONSES[pdu.command_id](system_id=self.gateway.config.smpp.system_id)
+        self.server.bound(account.system_id)
+        response = p.BIND_RESPONSES[pdu.command_id](system_id=self.server.config.smpp.system_id)
         if pdu.interface_version >= p.SMPP_34:
             # Only to 3.4+ binds; some 3.3 parsers choke on any TLV (SMPP-NOTES section 9).
             response.tlvs.append((p.Tag.SC_INTERFACE_VERSION, bytes([p.SMPP_34])))
         self._answer(pdu, response)
-        m = self.gateway.metrics
+        m = self.server.metrics
         m.child(m.sessions, account.system_id, self.bind_name).inc()
         log.info(
             "{account} bound as {bind} from {peer} (interface {version:#x})",
@@ -427,7 +449,7 @@ class EsmeConnection:
         )
         if pdu.command_id in (C.BIND_RECEIVER, C.BIND_TRANSCEIVER):
             self._receiver = True
-            self.gateway.deliverer.attach(account.system_id, self)
+            self.server.deliverer.attach(account.system_id, self)
 
     def _internal_error(self, failure: Failure, pdu: p.Pdu) -> None:
         log.failure(
@@ -445,10 +467,10 @@ class EsmeConnection:
     def _submit(self, pdu: p.Pdu) -> None:
         assert isinstance(pdu, p.SubmitSm) and self.account is not None
         started = self.server.reactor.seconds()
-        d = self.gateway.submit(self.account, pdu, self.link.session.interface_version)
+        d = self.server.admission.submit(self.account, pdu, self.link.session.interface_version)
 
         def answer(response: p.SubmitSmResp) -> None:
-            self.gateway.metrics.submit_latency.observe(self.server.reactor.seconds() - started)
+            self.server.metrics.submit_latency.observe(self.server.reactor.seconds() - started)
             self._answer(pdu, response)
 
         d.addCallback(answer).addErrback(self._internal_error, pdu)
@@ -460,12 +482,12 @@ class EsmeConnection:
     def _submit_multi(self, pdu: p.Pdu) -> None:
         assert isinstance(pdu, p.SubmitMulti) and self.account is not None
         version = self.link.session.interface_version
-        self._reply(pdu, self.server.operations.submit_multi(self.account, pdu, version))
+        self._reply(pdu, self.server.admission.submit_multi(self.account, pdu, version))
 
     def _data_sm(self, pdu: p.Pdu) -> None:
         assert isinstance(pdu, p.DataSm) and self.account is not None
         version = self.link.session.interface_version
-        self._reply(pdu, self.server.operations.data_sm(self.account, pdu, version))
+        self._reply(pdu, self.server.admission.data_sm(self.account, pdu, version))
 
     def _query(self, pdu: p.Pdu) -> None:
         assert isinstance(pdu, p.QuerySm) and self.account is not None
@@ -544,11 +566,11 @@ class SmppServerFactory(Factory):
         self.server = server
 
     def _disconnected(self, reason: str) -> None:
-        metrics = self.server.gateway.metrics
+        metrics = self.server.metrics
         metrics.child(metrics.disconnects, "smpp", reason).inc()
 
     def buildProtocol(self, addr: Any) -> SmppProtocol:
-        settings = self.server.gateway.config.smpp
+        settings = self.server.config.smpp
         link = SmppProtocol(
             self.reactor,
             settings,

@@ -41,8 +41,6 @@ from twisted.python.failure import Failure
 
 from gateway.http.parser import HttpRequest, Response
 from gateway.logs import Repeats
-from gateway.mapping import Outcome
-from gateway.smpp.times import parse_rfc3339
 
 log = Logger()
 T = TypeVar("T")
@@ -77,12 +75,6 @@ class DeliveryReport:
     segments: int | None
     custom_parameters: Mapping[str, str]
     gate_custom_parameters: Mapping[str, str] = field(default_factory=dict)
-    # Set for LINK SMPP receipts, whose stat and err pass through as LINK gave
-    # them; Common reports leave it None and go through the result-code table.
-    outcome: Outcome | None = None
-    # When the status happened by LINK's (or the operator's) clock: `timestamp`
-    # read, or a LINK SMPP receipt's done date; None when not given or unreadable.
-    reported_at: float | None = None
 
 
 # -- step 1: any body -> plain objects -------------------------------------------
@@ -312,7 +304,6 @@ def delivery_report_from_object(obj: Mapping[str, object]) -> DeliveryReport:
         segments,
         custom,
         _string_map(get("gateCustomParameters"), "gateCustomParameters"),
-        reported_at=parse_rfc3339(timestamp) if timestamp else None,
     )
 
 

@@ -12,35 +12,47 @@ report (DESIGN 3.3).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from gateway.config import ConnectorSettings
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
 from gateway.connectors.common.client import CommonClient, CommonError, SendResult
-from gateway.mapping import refusal_is_temporary, rejection_outcome
+from gateway.connectors.common.mapping import message_fields, priority, relative_validity_ms
+from gateway.connectors.common.results import (
+    esme_status,
+    refusal_is_temporary,
+    rejection_outcome,
+)
 from gateway.metrics import Metrics
-from gateway.store.base import Message
+from gateway.records import Message, OutcomeKind, SubmitOutcome
 
 log = Logger()
 
-MIN_VALIDITY_S = 15 * 60
-MAX_VALIDITY_S = 48 * 3600
 
-
-def relative_validity_ms(message: Message, now: float) -> int:
-    """What is left of the message's validity, rounded up to a minute, clamped per Common.
-
-    Common counts relativeValidityTime from when it sends the message, which for
-    one scheduled through it (scheduledTime) is the scheduled time: then the
-    whole validity is left, however far ahead the schedule is.
-    """
-    remaining = max(min(message.expires_at - now, float(message.validity_s)), 0.0)
-    minutes = math.ceil(remaining / 60.0)
-    return int(min(max(minutes * 60, MIN_VALIDITY_S), MAX_VALIDITY_S) * 1000)
+def _refused(
+    message: Message,
+    *,
+    temporary: bool,
+    http_status: int | None,
+    code: int | None,
+    description: str,
+) -> SubmitOutcome:
+    """A message Common did not take: worth a retry, or rejected with its receipt."""
+    status = esme_status(http_status=http_status, common_code=code, temporary=temporary)
+    text = description if code is None else f"{code} {description}"
+    if temporary:
+        return SubmitOutcome(message, OutcomeKind.TEMPORARY, esme_status=status, description=text)
+    rejection, misconfigured = rejection_outcome(code)
+    return SubmitOutcome(
+        message,
+        OutcomeKind.REJECTED,
+        rejection=rejection,
+        esme_status=status,
+        misconfigured=misconfigured,
+        description=text,
+    )
 
 
 class CommonConnector:
@@ -71,6 +83,10 @@ class CommonConnector:
         free = self._common.max_connections - self._inflight
         return max(free, 0) * self._settings.max_batch
 
+    @property
+    def link_up(self) -> bool | None:
+        return None  # HTTP: no standing link, the breaker judges by answers
+
     def start(self) -> None:
         pass
 
@@ -81,17 +97,16 @@ class CommonConnector:
         now = self._reactor.seconds()
         groups: dict[tuple[str | None, int], list[Message]] = {}
         for message in messages:
-            key = (message.priority, relative_validity_ms(message, now))
+            key = (priority(message), relative_validity_ms(message, now))
             groups.setdefault(key, []).append(message)
         requests: list[Deferred[list[SubmitOutcome]]] = []
-        for (priority, validity), group in groups.items():
+        for (level, validity), group in groups.items():
             envelope = dict(self._envelope, relativeValidityTime=validity)
-            if priority:
-                envelope["priority"] = priority
+            if level:
+                envelope["priority"] = level
             for start in range(0, len(group), self._settings.max_batch):
-                requests.append(
-                    self._request(envelope, group[start : start + self._settings.max_batch])
-                )
+                chunk = group[start : start + self._settings.max_batch]
+                requests.append(self._request(envelope, chunk, now))
         if len(requests) == 1:
             return requests[0]
         return gatherResults(requests).addCallback(
@@ -99,7 +114,7 @@ class CommonConnector:
         )
 
     def _request(
-        self, envelope: dict[str, Any], batch: list[Message]
+        self, envelope: dict[str, Any], batch: list[Message], now: float
     ) -> Deferred[list[SubmitOutcome]]:
         self._inflight += 1
         started = self._reactor.seconds()
@@ -107,13 +122,13 @@ class CommonConnector:
         sent: Deferred[list[SendResult]]
         if len(batch) == 1:
             body = dict(envelope)
-            body.update(batch[0].fields)
+            body.update(message_fields(batch[0], now))
             body["refId"] = batch[0].id
             sent = self._client.send(body).addCallback(lambda result: [result])
         else:
             items = []
             for message in batch:
-                item = dict(message.fields)
+                item = message_fields(message, now)
                 item["refId"] = message.id
                 items.append(item)
             sent = self._client.send_batch(dict(envelope, sendRequestMessages=items))
@@ -123,7 +138,7 @@ class CommonConnector:
             outcomes = _match(batch, results)
             wrong = next((o for o in outcomes if o.misconfigured), None)
             if wrong is not None:
-                self._misconfigured(wrong.code, wrong.description)
+                self._misconfigured(wrong.description)
             return outcomes
 
         def failed(failure: Any) -> list[SubmitOutcome]:
@@ -138,7 +153,7 @@ class CommonConnector:
                     temporary=True, http_status=None, code=None, description=str(error)
                 )
             # A refusal by result code (not an error code) may be worth a retry: 3 is
-            # throttling, 105 LINK's own trouble (mapping.SEND_REFUSALS).
+            # throttling, 105 LINK's own trouble (results.SEND_REFUSALS).
             temporary = error.temporary or (
                 error.code is not None
                 and error.code < 100000
@@ -152,31 +167,19 @@ class CommonConnector:
                     endpoint=endpoint,
                     error=error.description,
                 )
-                return [
-                    SubmitOutcome(
-                        m,
-                        TEMPORARY,
-                        http_status=error.http_status,
-                        code=error.code,
-                        description=error.description,
-                    )
-                    for m in batch
-                ]
-            outcome, misconfigured = rejection_outcome(error.code)
-            if misconfigured:
-                self._misconfigured(error.code, error.description)
-            return [
-                SubmitOutcome(
+            outcomes = [
+                _refused(
                     m,
-                    REJECTED,
-                    rejection=outcome,
-                    misconfigured=misconfigured,
+                    temporary=temporary,
                     http_status=error.http_status,
                     code=error.code,
                     description=error.description,
                 )
                 for m in batch
             ]
+            if outcomes and outcomes[0].misconfigured:
+                self._misconfigured(outcomes[0].description)
+            return outcomes
 
         def release(result: list[SubmitOutcome]) -> list[SubmitOutcome]:
             self._inflight -= 1
@@ -184,13 +187,12 @@ class CommonConnector:
 
         return sent.addCallbacks(done, failed).addBoth(release)
 
-    def _misconfigured(self, code: int | None, description: str) -> None:
+    def _misconfigured(self, description: str) -> None:
         self._metrics.child(self._metrics.misconfigured, self.name).inc()
         log.critical(
-            "{connector}: LINK rejects our account settings (code {code}: {error});"
+            "{connector}: LINK rejects our account settings ({error});"
             " check username, password, platform_id and platform_partner_id",
             connector=self.name,
-            code=code,
             error=description,
         )
 
@@ -205,7 +207,7 @@ def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcom
 
     A result with a messageId is a message LINK took. One without is taken only
     when its code says where a taken message is (1000-1013) or there is no code;
-    any other code is a refusal, temporary or final by mapping.SEND_REFUSALS.
+    any other code is a refusal, temporary or final by results.SEND_REFUSALS.
     """
     by_ref = {r.ref_id: r for r in results if r.ref_id}
     outcomes = []
@@ -215,26 +217,20 @@ def _match(batch: list[Message], results: list[SendResult]) -> list[SubmitOutcom
             result = results[index]
         if result is None:
             # 200/204 without a result for it: accepted; refId still correlates reports.
-            outcomes.append(SubmitOutcome(message, ACCEPTED))
+            outcomes.append(SubmitOutcome(message, OutcomeKind.ACCEPTED))
             continue
         code = result.result_code
         temporary = None if result.message_id else refusal_is_temporary(code)
         if temporary is None:
             outcomes.append(
-                SubmitOutcome(message, ACCEPTED, upstream_id=result.message_id, code=code)
-            )
-        elif temporary:
-            outcomes.append(
-                SubmitOutcome(message, TEMPORARY, code=code, description=result.description)
+                SubmitOutcome(message, OutcomeKind.ACCEPTED, upstream_id=result.message_id)
             )
         else:
-            outcome, misconfigured = rejection_outcome(code)
             outcomes.append(
-                SubmitOutcome(
+                _refused(
                     message,
-                    REJECTED,
-                    rejection=outcome,
-                    misconfigured=misconfigured,
+                    temporary=temporary,
+                    http_status=None,
                     code=code,
                     description=result.description,
                 )

@@ -64,21 +64,22 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.config import ConnectorSettings, SmppSettings
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
+from gateway.connectors.base import Inbound
 from gateway.connectors.linksmpp.mapping import (
     THROTTLE_STATUSES,
     MappingError,
+    esme_status,
     is_receipt,
     mo_from_deliver_sm,
     outcome_for_status,
-    receipt_from_deliver_sm,
+    report_from_deliver_sm,
     submit_pdus,
 )
 from gateway.connectors.linksmpp.settings import LinkSmppSettings
 from gateway.ids import upstream_id_forms
-from gateway.inbound import Inbound, LinkReceipt
 from gateway.metrics import Metrics
 from gateway.ratelimit import TokenBucket
+from gateway.records import Message, OutcomeKind, Report, SubmitOutcome
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import ReceiptError
 from gateway.smpp.session import (
@@ -93,7 +94,6 @@ from gateway.smpp.session import (
     Unbound,
     WindowFull,
 )
-from gateway.store.base import Message
 from gateway.transport.protocol import LinkLost, LinkTimeout, SmppProtocol
 
 log = Logger()
@@ -119,6 +119,21 @@ _MAX_REMEMBERED = 10_000
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
+def _temporary(message: Message, description: str) -> SubmitOutcome:
+    """Trouble on our side of the link: worth a retry. An ESME waiting for the
+    answer gets RMSGQFUL, which ESMEs retry (and Kannel after a pause)."""
+    return SubmitOutcome(
+        message, OutcomeKind.TEMPORARY, esme_status=S.ESME_RMSGQFUL, description=description
+    )
+
+
+def _rejected(message: Message, status: int, description: str) -> SubmitOutcome:
+    kind, rejection = outcome_for_status(status)
+    return SubmitOutcome(
+        message, kind, rejection=rejection, esme_status=esme_status(status), description=description
+    )
+
+
 def _status_name(status: int) -> str:
     try:
         return f"{S(status).name} (0x{status:02X})"
@@ -134,7 +149,7 @@ class _Batch:
     # Forms of LINK's ids accepted for this batch, and receipts for them held
     # back until the batch is reported (see LinkSmppConnector._deliver).
     forms: list[str] = field(default_factory=list)
-    held: list[tuple[_Connection, p.DeliverSm, LinkReceipt]] = field(default_factory=list)
+    held: list[tuple[_Connection, p.DeliverSm, Report]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -443,14 +458,13 @@ class LinkSmppConnector:
                 self._record(
                     batch,
                     position,
-                    SubmitOutcome(message, TEMPORARY, description="not bound to LINK"),
+                    _temporary(message, "not bound to LINK"),
                 )
                 continue
             try:
                 pdus, progress = self._segments(message, now)
             except MappingError as exc:
                 # MappingError statuses are all permanent ones: a REJECTD receipt.
-                _, rejection = outcome_for_status(exc.status)
                 log.info(
                     "{connector}: {message_id} cannot go over SMPP: {error}",
                     connector=self.name,
@@ -458,17 +472,7 @@ class LinkSmppConnector:
                     account=message.account,
                     error=str(exc),
                 )
-                self._record(
-                    batch,
-                    position,
-                    SubmitOutcome(
-                        message,
-                        REJECTED,
-                        rejection=rejection,
-                        code=exc.status,
-                        description=str(exc),
-                    ),
-                )
+                self._record(batch, position, _rejected(message, exc.status, str(exc)))
                 continue
             pending = deque(i for i, link_id in enumerate(progress.ids) if link_id is None)
             self._queue.append(_Job(message, pdus, progress, batch, position, pending))
@@ -533,14 +537,7 @@ class LinkSmppConnector:
                 message_id=job.message.id,
                 account=job.message.account,
             )
-            _, rejection = outcome_for_status(S.ESME_RSUBMITFAIL)
-            job.failure = SubmitOutcome(
-                job.message,
-                REJECTED,
-                rejection=rejection,
-                code=S.ESME_RSUBMITFAIL,
-                description=str(exc),
-            )
+            job.failure = _rejected(job.message, S.ESME_RSUBMITFAIL, str(exc))
             job.pending.clear()
             self._settle_if_done(job)
             return True
@@ -598,18 +595,14 @@ class LinkSmppConnector:
                 self._queue.appendleft(job)
             self._throttled(status)
         else:
-            kind, rejection = outcome_for_status(status)
-            self._observe("submit_sm", "temporary" if kind == TEMPORARY else "rejected", started)
-            outcome = SubmitOutcome(
-                job.message,
-                kind,
-                rejection=rejection,
-                code=status,
-                description=f"LINK answered submit_sm with {_status_name(status)}",
+            outcome = _rejected(
+                job.message, status, f"LINK answered submit_sm with {_status_name(status)}"
             )
+            temporary = outcome.kind is OutcomeKind.TEMPORARY
+            self._observe("submit_sm", "temporary" if temporary else "rejected", started)
             job.pending.clear()
             # A permanent answer outweighs a temporary one for the same message.
-            if job.failure is None or kind == REJECTED:
+            if job.failure is None or not temporary:
                 job.failure = outcome
         self._settle_if_done(job)
         self._pump()
@@ -640,7 +633,7 @@ class LinkSmppConnector:
             description = failure.getErrorMessage()
         job.pending.clear()
         if job.failure is None:
-            job.failure = SubmitOutcome(job.message, TEMPORARY, description=description)
+            job.failure = _temporary(job.message, description)
         self._settle_if_done(job)
         self._pump()
 
@@ -671,7 +664,7 @@ class LinkSmppConnector:
         message, progress = job.message, job.progress
         outcome = job.failure
         if outcome is None and None in progress.ids:
-            outcome = SubmitOutcome(message, TEMPORARY, description="the connector stopped")
+            outcome = _temporary(message, "the connector stopped")
         if outcome is None:
             ids = [link_id or "" for link_id in progress.ids]
             if not ids[0]:
@@ -687,16 +680,18 @@ class LinkSmppConnector:
             # the forms it records for these.
             parts = tuple(ids) if all(ids) else ()
             outcome = SubmitOutcome(
-                message, ACCEPTED, upstream_id=ids[0] or None, upstream_parts=parts
+                message, OutcomeKind.ACCEPTED, upstream_id=ids[0] or None, upstream_parts=parts
             )
-        elif outcome.kind == TEMPORARY and any(link_id is not None for link_id in progress.ids):
+        elif outcome.kind is OutcomeKind.TEMPORARY and any(
+            link_id is not None for link_id in progress.ids
+        ):
             self._remember(message.id, progress)
         self._record(job.batch, job.position, outcome)
 
     def _fail(self, job: _Job, description: str, *, force: bool = False) -> None:
         job.pending.clear()
         if job.failure is None:
-            job.failure = SubmitOutcome(job.message, TEMPORARY, description=description)
+            job.failure = _temporary(job.message, description)
         self._settle_if_done(job, force=force)
 
     def _remember(self, message_id: str, progress: _Progress) -> None:
@@ -722,8 +717,8 @@ class LinkSmppConnector:
                 if self._unreported.get(form) is batch:
                     del self._unreported[form]
             held, batch.held = batch.held, []
-            for connection, pdu, receipt in held:
-                self._store_receipt(connection, pdu, receipt)
+            for connection, pdu, report in held:
+                self._store_report(connection, pdu, report)
 
     # --- the link ------------------------------------------------------------------------
 
@@ -823,7 +818,7 @@ class LinkSmppConnector:
     def _deliver(self, connection: _Connection, pdu: p.DeliverSm) -> None:
         if is_receipt(pdu.esm_class):
             try:
-                receipt = receipt_from_deliver_sm(pdu)
+                report = report_from_deliver_sm(pdu)
             except ReceiptError as exc:
                 # Refusing it would only make LINK send it again and again.
                 self._count_inbound("unparseable")
@@ -835,14 +830,14 @@ class LinkSmppConnector:
                 )
                 connection.respond(pdu, p.DeliverSmResp())
                 return
-            assert receipt is not None
-            batch = self._unreported_batch(receipt.upstream_id)
+            assert report is not None
+            batch = self._unreported_batch(report.upstream_id)
             if batch is not None:
                 # LINK reported a segment before we reported its whole message:
                 # the store does not know the id yet. LINK waits for our answer.
-                batch.held.append((connection, pdu, receipt))
+                batch.held.append((connection, pdu, report))
                 return
-            self._store_receipt(connection, pdu, receipt)
+            self._store_report(connection, pdu, report)
             return
         try:
             mo = mo_from_deliver_sm(pdu, self.name, self.reactor.seconds())
@@ -888,10 +883,8 @@ class LinkSmppConnector:
                 return batch
         return None
 
-    def _store_receipt(
-        self, connection: _Connection, pdu: p.DeliverSm, receipt: LinkReceipt
-    ) -> None:
-        stored = maybeDeferred(self._inbound.link_receipts, self.name, [receipt])
+    def _store_report(self, connection: _Connection, pdu: p.DeliverSm, report: Report) -> None:
+        stored = maybeDeferred(self._inbound.reports, self.name, [report])
         self._acknowledge_when(stored, connection, pdu, "receipt")
 
     # --- metrics ------------------------------------------------------------------------

@@ -1,31 +1,30 @@
-"""LINK's SMPP route as data: a stored message -> submit_sm, LINK's answers -> outcomes.
+"""LINK's SMPP route as data: a Message -> submit_sm, LINK's answers -> outcomes.
 
 Responsible for everything the LINK SMPP connector decides without a socket
-(seed 004, DESIGN 6): how a message in the Common shape (`Message.fields`)
-becomes one or more submit_sm PDUs (`submit_pdus`), what a submit_sm_resp
-status means for the message (`outcome_for_status`), and how a deliver_sm from
-LINK becomes a receipt (`receipt_from_deliver_sm`) or an MO (`mo_from_deliver_sm`).
+(seed 004, DESIGN 6): how a `Message` becomes one or more submit_sm PDUs
+(`submit_pdus`), what a submit_sm_resp status means for the message
+(`outcome_for_status`, `esme_status`), and how a deliver_sm from LINK becomes
+a `Report` (`report_from_deliver_sm`) or an MO (`mo_from_deliver_sm`).
 Nothing here reads a clock or touches the network; times are passed in.
 
 What always holds:
-- Addresses follow seed 004's TON list: ALPHANUMERIC -> ton 5 npi 0,
-  SHORTNUMBER -> ton 3 npi 0, MSISDN -> ton 1 npi 1 without the `+`; a
-  destination `+digits` -> ton 1 npi 1. A source of an unknown kind goes as
-  ton 0 npi 0, which LINK auto-detects.
-- TEXT goes as GSM 03.38 (data_coding 0) when every character allows it, else
-  UCS-2 (8). Text longer than one SMS is split here into 8-bit-reference
-  concatenation segments (esm_class 0x40); no segment ends inside a GSM escape
-  pair or a UTF-16 surrogate pair, and every segment fits one SMS with its UDH.
-- A message the ESME segmented (userDataHeader) goes as one PDU: UDH + body.
+- Addresses follow seed 004's TON list (gateway.addresses.smpp_address): a
+  sender name ton 5 npi 0, a short code ton 3 npi 0, an MSISDN ton 1 npi 1
+  without the `+`; the recipient ton 1 npi 1.
+- Text goes as GSM 03.38 (data_coding 0) when every character allows it, else
+  UCS-2 (8). Text longer than one SMS is split here, by the gateway's one
+  segmenter (gateway.smpp.text.split_octets), into 8-bit-reference
+  concatenation segments (esm_class 0x40).
+- A message the ESME segmented (a UDH) goes as one PDU: UDH + body, in the
+  alphabet the ESME's data_coding said.
 - registered_delivery is always 1: the gateway needs every receipt for its own
   state, whatever the ESME asked for.
-- Premium fields (tariff, currency, productCategory, ...) and other
-  customParameters have no place in SMPP 3.4 and LINK's endpoint documents no
-  vendor TLV for them: they are not sent. Accounts that need premium SMS must
-  use the Common route.
+- Premium fields and customParameters have no place in SMPP 3.4 and LINK's
+  endpoint documents no vendor TLV for them: they are not sent. Accounts that
+  need premium SMS must use the Common route.
 - `submit_pdus` and `mo_from_deliver_sm` raise `MappingError` (with the
   command_status that describes the problem) and nothing else;
-  `receipt_from_deliver_sm` raises `ReceiptError` and nothing else.
+  `report_from_deliver_sm` raises `ReceiptError` and nothing else.
 - Every table is a literal, read-only mapping.
 """
 
@@ -34,14 +33,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY
+from gateway.addresses import NPI_ISDN, TON_INTERNATIONAL, smpp_address
 from gateway.ids import upstream_id_forms
-from gateway.inbound import IncomingMo, LinkReceipt
-from gateway.mapping import Outcome, receipt_err
+from gateway.records import Alphabet, IncomingMo, Message, Outcome, OutcomeKind, Report
 from gateway.smpp.codec import encode
 from gateway.smpp.pdu import (
     ESM_CLASS_RECEIPT,
@@ -59,29 +56,25 @@ from gateway.smpp.receipts import (
     ReceiptError,
     parse_receipt_date,
     parse_receipt_text,
+    receipt_err,
 )
-from gateway.smpp.text import TextError, decode_content, encode_for_esme
-from gateway.smpp.times import format_absolute
-
-if TYPE_CHECKING:
-    from gateway.store.base import Message
+from gateway.smpp.text import TextError, decode_content, encode_for_esme, split_octets
+from gateway.smpp.times import format_absolute, format_relative
 
 __all__ = [
-    "DEST_TON_NPI",
     "FLASH_CODING",
     "PLAIN_CODING",
     "REJECT_ERR",
-    "SOURCE_TON_NPI",
     "STAT_WORDS",
     "TEMPORARY_STATUSES",
     "THROTTLE_STATUSES",
     "MappingError",
-    "format_relative",
+    "esme_status",
     "id_forms",
     "is_receipt",
     "mo_from_deliver_sm",
     "outcome_for_status",
-    "receipt_from_deliver_sm",
+    "report_from_deliver_sm",
     "submit_pdus",
 ]
 
@@ -96,190 +89,68 @@ class MappingError(ValueError):
         self.status = status
 
 
-# --- addresses (seed 004 "Originator Type of Number") -------------------------
-
-SOURCE_TON_NPI: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
-    {
-        "ALPHANUMERIC": (5, 0),
-        "SHORTNUMBER": (3, 0),
-        "MSISDN": (1, 1),
-    }
-)
-# Unknown kind: ton 0, "TON is automatically detected if 0 is submitted".
-_AUTO_TON_NPI: Final = (0, 0)
-DEST_TON_NPI: Final = (1, 1)
-
 # --- content --------------------------------------------------------------------
 
 # data_coding by alphabet; the flash forms are GSM 03.38 general group 0001xxxx
 # with message class 0 (bits 3-2 the alphabet, bits 1-0 the class).
-PLAIN_CODING: Final[Mapping[str, int]] = MappingProxyType(
-    {"gsm": 0x00, "ucs2": 0x08, "binary": 0x04}
+PLAIN_CODING: Final[Mapping[Alphabet, int]] = MappingProxyType(
+    {Alphabet.GSM: 0x00, Alphabet.UCS2: 0x08, Alphabet.BINARY: 0x04}
 )
-FLASH_CODING: Final[Mapping[str, int]] = MappingProxyType(
-    {"gsm": 0x10, "ucs2": 0x18, "binary": 0x14}
+FLASH_CODING: Final[Mapping[Alphabet, int]] = MappingProxyType(
+    {Alphabet.GSM: 0x10, Alphabet.UCS2: 0x18, Alphabet.BINARY: 0x14}
 )
-
-# (octets in a lone SMS, octets per segment after the 6-octet concat UDH).
-# GSM counts unpacked septets: 160, and 153 after the UDH's 7 septets.
-_SIZES: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
-    {"gsm": (160, 153), "ucs2": (140, 134), "binary": (140, 134)}
+_SEGMENTER_KIND: Final[Mapping[Alphabet, str]] = MappingProxyType(
+    {Alphabet.GSM: "gsm", Alphabet.UCS2: "ucs2", Alphabet.BINARY: "binary"}
 )
-_MAX_SEGMENTS: Final = 255
-_ESC: Final = 0x1B
 _REGISTERED_DELIVERY: Final = 0x01
-# A relative validity_period holds at most 99 days in its DD field that we use.
-_MAX_RELATIVE_S: Final = 99 * 86400 + 86399
 
 
-def format_relative(seconds: int) -> str:
-    """A relative SMPP time, `000DDhhmmss000R` (SMPP 3.4 section 7.1.1.2).
-
-    Years and months are left at zero (their length is the SMSC's guess);
-    the value is clamped to 1 second .. 99 days 23:59:59.
-    """
-    seconds = min(max(seconds, 1), _MAX_RELATIVE_S)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
-
-
-def _source(fields: Mapping[str, object]) -> tuple[str, int, int]:
-    source = str(fields.get("source") or "")
-    if not source:
-        raise MappingError("no source address", _S.ESME_RINVSRCADR)
-    kind = fields.get("sourceTON")
-    ton, npi = SOURCE_TON_NPI.get(kind, _AUTO_TON_NPI) if isinstance(kind, str) else _AUTO_TON_NPI
-    if kind == "MSISDN":
-        source = source.removeprefix("+")
-    # source_addr is a C21 of single octets.
-    if len(source) > 20 or not source.isascii():
-        raise MappingError("source address not 1-20 ASCII characters", _S.ESME_RINVSRCADR)
-    return source, ton, npi
+def _octets(message: Message) -> tuple[Alphabet, bytes]:
+    """The body's alphabet and encoded octets (without any UDH)."""
+    body = message.body
+    if body.data is not None:
+        return Alphabet.BINARY, body.data
+    text = body.text or ""
+    if body.alphabet is Alphabet.UCS2:
+        return Alphabet.UCS2, text.encode("utf-16-be", "surrogatepass")
+    coding, octets = encode_for_esme(text)
+    if body.alphabet is Alphabet.GSM and coding != 0:
+        raise MappingError("text is not GSM 03.38", _S.ESME_RSUBMITFAIL)
+    return (Alphabet.GSM if coding == 0 else Alphabet.UCS2), octets
 
 
-def _destination(fields: Mapping[str, object]) -> str:
-    destination = str(fields.get("destination") or "").removeprefix("+")
-    if not (destination.isascii() and destination.isdigit() and len(destination) <= 20):
-        raise MappingError("destination is not +digits", _S.ESME_RINVDSTADR)
-    return destination
-
-
-def _encode(text: str, alphabet: str) -> bytes:
-    if alphabet == "gsm":
-        coding, octets = encode_for_esme(text)
-        if coding != 0:
-            raise MappingError("text is not GSM 03.38", _S.ESME_RSUBMITFAIL)
-        return octets
-    return text.encode("utf-16-be", "surrogatepass")
-
-
-def _split(octets: bytes, alphabet: str, ref: int) -> list[tuple[bytes, bytes]]:
-    """(udh, body) parts; one part with an empty UDH when the octets fit one SMS."""
-    single, part = _SIZES[alphabet]
-    if len(octets) <= single:
-        return [(b"", octets)]
-    chunks: list[bytes] = []
-    pos = 0
-    while pos < len(octets):
-        end = min(pos + part, len(octets))
-        if end < len(octets):
-            # A GSM escape and its code, or a UTF-16 surrogate pair, stay together:
-            # a handset shows garbage where one half ends a segment.
-            # In encoded text 0x1B is only ever an escape prefix (no extension
-            # code is 0x1B), so one ending a segment always opens a pair.
-            if alphabet == "gsm" and octets[end - 1] == _ESC:
-                end -= 1
-            elif alphabet == "ucs2" and 0xD8 <= octets[end - 2] <= 0xDB:
-                end -= 2
-        chunks.append(octets[pos:end])
-        pos = end
-    if len(chunks) > _MAX_SEGMENTS:
-        raise MappingError("text needs more than 255 segments", _S.ESME_RINVMSGLEN)
-    total = len(chunks)
-    ref8 = ref & 0xFF
-    return [
-        (bytes((0x05, 0x00, 0x03, ref8, total, seq)), chunk)
-        for seq, chunk in enumerate(chunks, start=1)
-    ]
-
-
-def _schedule(custom: Mapping[str, object], now: float | None) -> str:
-    value = custom.get("scheduledTime")
-    if not value:
-        return ""
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise MappingError(f"scheduledTime {value!r} is not RFC 3339", _S.ESME_RINVSCHED) from None
-    if when.tzinfo is None:
-        raise MappingError(f"scheduledTime {value!r} has no time zone", _S.ESME_RINVSCHED)
-    epoch = when.timestamp()
-    if now is not None and epoch <= now:
-        return ""  # already due: send now
-    return format_absolute(epoch)
-
-
-def submit_pdus(message: Message, ref: int, *, now: float | None = None) -> list[SubmitSm]:
+def submit_pdus(message: Message, ref: int, *, now: float) -> list[SubmitSm]:
     """The submit_sm PDUs for one message, in segment order.
 
     `ref` is the 8-bit concatenation reference for text this function splits;
-    the same message and ref always give the same segments. `now` makes the
-    validity the time the message has left (`expires_at`); without it the
-    validity is the message's full `validity_s`.
+    the same message, ref and time always give the same segments. The validity
+    is the time the message has left at `now`; a schedule still ahead goes as
+    LINK's schedule_delivery_time.
     """
-    fields = message.fields
-    source, source_ton, source_npi = _source(fields)
-    destination = _destination(fields)
-    custom_raw = fields.get("customParameters")
-    custom: Mapping[str, object] = custom_raw if isinstance(custom_raw, Mapping) else {}
-    flash = str(custom.get("flash.sms", "")).lower() == "true"
-    dcs = fields.get("dcs", "TEXT")
-    user_data = fields.get("userData")
-    user_data = "" if user_data is None else str(user_data)
-    udh_hex = fields.get("userDataHeader")
-
-    udh: bytes | None = None
+    source = smpp_address(message.sender)
+    if not source.addr or len(source.addr) > 20 or not source.addr.isascii():
+        # source_addr is a C21 of single octets.
+        raise MappingError("source address not 1-20 ASCII characters", _S.ESME_RINVSRCADR)
+    destination = message.recipient.removeprefix("+")
+    alphabet, octets = _octets(message)
+    udh = message.body.udh
     try:
-        if udh_hex:
-            udh = bytes.fromhex(str(udh_hex))
-        if dcs == "BINARY":
-            alphabet = "binary"
-            body = bytes.fromhex(user_data)
-        elif dcs in ("GSM", "UCS2"):
-            alphabet = "gsm" if dcs == "GSM" else "ucs2"
-            body = _encode(user_data, alphabet)
-        elif dcs == "TEXT":
-            coding, body = encode_for_esme(user_data)
-            alphabet = "gsm" if coding == 0 else "ucs2"
-        else:
-            raise MappingError(f"dcs {dcs!r} unknown", _S.ESME_RSUBMITFAIL)
-    except ValueError as exc:  # bad hex, TextError
-        if isinstance(exc, MappingError):
-            raise
-        status = exc.status if isinstance(exc, TextError) else _S.ESME_RSUBMITFAIL
-        raise MappingError(str(exc), status) from None
-
-    parts = [(udh, body)] if udh else _split(body, alphabet, ref)
-    coding = (FLASH_CODING if flash else PLAIN_CODING)[alphabet]
-
-    if now is not None:
-        validity = format_relative(math.ceil(message.expires_at - now))
-    elif message.validity_s > 0:
-        validity = format_relative(message.validity_s)
-    else:
-        validity = ""
-    schedule = _schedule(custom, now)
-    priority = 1 if message.priority == "HIGH" else 0
+        parts = [(udh, octets)] if udh else split_octets(octets, _SEGMENTER_KIND[alphabet], ref)
+    except TextError as exc:
+        raise MappingError(str(exc), exc.status) from None
+    coding = (FLASH_CODING if message.body.flash else PLAIN_CODING)[alphabet]
+    validity = format_relative(math.ceil(message.expires_at - now))
+    due = message.scheduled_at
+    schedule = format_absolute(due) if due is not None and due > now else ""
+    priority = 1 if message.priority >= 1 else 0
 
     pdus = [
         SubmitSm(
-            source_addr_ton=source_ton,
-            source_addr_npi=source_npi,
-            source_addr=source,
-            dest_addr_ton=DEST_TON_NPI[0],
-            dest_addr_npi=DEST_TON_NPI[1],
+            source_addr_ton=source.ton,
+            source_addr_npi=source.npi,
+            source_addr=source.addr,
+            dest_addr_ton=TON_INTERNATIONAL,
+            dest_addr_npi=NPI_ISDN,
             destination_addr=destination,
             esm_class=ESM_CLASS_UDHI if part_udh else 0,
             priority_flag=priority,
@@ -360,18 +231,31 @@ REJECT_ERR: Final[Mapping[int, int]] = MappingProxyType(
 _UNKNOWN_ERR: Final = 255
 
 
-def outcome_for_status(command_status: int) -> tuple[str, Outcome | None]:
-    """(ACCEPTED | TEMPORARY | REJECTED, the REJECTD receipt outcome for REJECTED).
+def outcome_for_status(command_status: int) -> tuple[OutcomeKind, Outcome | None]:
+    """(what the status means for the message, the REJECTD receipt outcome for REJECTED).
 
     A status not in the tables is a permanent REJECTD/255: retrying what LINK
     refused for a reason we cannot read would only refuse it again.
     """
     if command_status == _S.ESME_ROK:
-        return ACCEPTED, None
+        return OutcomeKind.ACCEPTED, None
     if command_status in TEMPORARY_STATUSES:
-        return TEMPORARY, None
+        return OutcomeKind.TEMPORARY, None
     err = REJECT_ERR.get(command_status, _UNKNOWN_ERR)
-    return REJECTED, Outcome("REJECTD", err, True, MessageState.REJECTED)
+    return OutcomeKind.REJECTED, Outcome("REJECTD", err, True, MessageState.REJECTED)
+
+
+def esme_status(command_status: int) -> int:
+    """The submit_sm_resp status an `accept = "upstream"` ESME gets for LINK's.
+
+    LINK answered in SMPP already: its status says what is wrong in the ESME's
+    own terms, so it passes through. Our side of the link (a bind state LINK
+    and we disagree about) is not the ESME's business: RSYSERR, which ESMEs
+    retry.
+    """
+    if command_status == _S.ESME_RINVBNDSTS:
+        return _S.ESME_RSYSERR
+    return command_status
 
 
 # --- deliver_sm from LINK -------------------------------------------------------
@@ -418,8 +302,11 @@ def _tlv_text(pdu: DeliverSm, tag: int) -> str:
     return value.split(b"\x00", 1)[0].decode("latin-1").strip()
 
 
-def receipt_from_deliver_sm(pdu: DeliverSm) -> LinkReceipt | None:
-    """The receipt in a deliver_sm; None when esm_class says it is not a receipt.
+def report_from_deliver_sm(pdu: DeliverSm) -> Report | None:
+    """The receipt in a deliver_sm as a Report; None when esm_class says it is not
+    a receipt. LINK's stat and err pass through (a stat word not in SMPP 3.4's
+    Appendix B reads as UNKNOWN); ENROUTE is LINK's only state on the way, every
+    other one is final. The Report matches LINK's id in any of its forms.
 
     The id comes from the receipted_message_id TLV when LINK sends one, else
     from the text; stat and err from the text, else from the message_state and
@@ -456,7 +343,8 @@ def receipt_from_deliver_sm(pdu: DeliverSm) -> LinkReceipt | None:
         err = 0 if stat in _SUCCESS_STATS else _UNKNOWN_ERR
     done_at = parse_receipt_date(parsed.done_date) if parsed is not None else None
     # An err that does not fit three digits is not clamped into LINK's real 999.
-    return LinkReceipt(upstream_id=upstream_id, stat=stat, err=receipt_err(err), done_at=done_at)
+    outcome = Outcome(stat, receipt_err(err), stat != "ENROUTE", STAT_STATE[stat])
+    return Report(upstream_id, outcome, reported_at=done_at, any_form=True)
 
 
 def mo_from_deliver_sm(pdu: DeliverSm, connector: str, now: float) -> IncomingMo:
