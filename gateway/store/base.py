@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
-
-from twisted.internet.defer import Deferred
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from gateway.records import Address, Message, Outcome, Receipt, Report
+
+if TYPE_CHECKING:
+    # Only a type here: the records and the rules above the store load without Twisted.
+    from twisted.internet.defer import Deferred
+
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli
+from gateway.cli import main as cli
 from gateway.cli import queues
 from gateway.cli.esme import (
     destination_address,

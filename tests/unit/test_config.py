@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from gateway import config
 from gateway.config import ConfigError, load, parse
 from gateway.connectors.linksmpp.settings import LinkSmppSettings
-from gateway.inbound import IncomingMo
+from gateway.records import IncomingMo
 from gateway.intake.mo import MoRouter
-from gateway.mapping import PREMIUM_FIELDS, VendorTlv
+from gateway.mt.vendor import PREMIUM_FIELDS, VendorTlv
 from gateway.mt.router import Route
 from gateway.passwords import hash_password
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from gateway import mapping
 from gateway.health import StoreProbe, connector_problem, readiness, store_write
 from gateway.mt.router import CircuitBreaker
 from gateway.store.sqlite import SqliteStore
@@ -70,9 +69,7 @@ def test_a_stuck_write_is_not_piled_on_and_goes_stale() -> None:
 def test_store_write_commits_a_row(tmp_path: Path) -> None:
     clock = Clock()
     clock.advance(1234.5)
-    store = SqliteStore(
-        clock, str(tmp_path / "s.sqlite"), synchronous="normal", result_codes=mapping.RESULT_CODES
-    )
+    store = SqliteStore(clock, str(tmp_path / "s.sqlite"), synchronous="normal")
     store.open()
     try:
         done: list[object] = []

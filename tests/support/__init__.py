@@ -1,0 +1,1 @@
+"""What many tests share: one factory per record, in-memory peers, strategies."""
