@@ -38,24 +38,26 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
-from gateway.smpp.pdu import (
+from gateway.smpp.layout import (
     DEST_ADDR_MAX,
     DEST_FLAG_DISTRIBUTION_LIST,
     DEST_FLAG_SME,
     DL_NAME_MAX,
     FIELDS,
+    TLV_SPECS,
+    FieldSpec,
+    Kind,
+    TlvKind,
+    field_error,
+)
+from gateway.smpp.pdu import (
     HEADER_LENGTH,
     PDU_CLASSES,
     RESPONSE_BIT,
-    TLV_SPECS,
     CommandStatus,
     DestAddress,
-    FieldSpec,
-    Kind,
     Pdu,
-    TlvKind,
     UnsuccessSme,
-    field_error,
 )
 
 __all__ = [

@@ -30,13 +30,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.smpp.pdu import (
-    ESM_CLASS_RECEIPT,
-    SMPP_33,
-    DeliverSm,
-    MessageState,
-    Tag,
-)
+from gateway.smpp.pdu import ESM_CLASS_RECEIPT, SMPP_33, DeliverSm, MessageState, Tag
 from gateway.smpp.times import format_receipt_date
 
 __all__ = [

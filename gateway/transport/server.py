@@ -48,6 +48,7 @@ from gateway.mt.admission import Admission
 from gateway.mt.operations import Operations
 from gateway.records import MO, Receipt
 from gateway.reload import Plan
+from gateway.smpp import layout
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import build_receipt
 from gateway.smpp.session import (
@@ -313,7 +314,7 @@ class EsmeConnection:
 
     def _count_unknown_tlvs(self, pdu: p.Pdu) -> None:
         vendor = self.account.policy.vendor_tags if self.account is not None else frozenset()
-        unknown = sum(1 for tag in p.unknown_tlv_tags(pdu) if tag not in vendor)
+        unknown = sum(1 for tag in layout.unknown_tlv_tags(pdu) if tag not in vendor)
         if unknown:
             m = self.server.metrics
             m.child(m.unknown_tlvs, pdu.command_id.name.lower()).inc(unknown)

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from gateway.smpp import layout
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import (
     Framer,
@@ -15,7 +16,8 @@ from gateway.smpp.codec import (
     encode_tlv_cstring,
     encode_tlv_int,
 )
-from gateway.smpp.pdu import CommandId, CommandStatus, Kind, Tag
+from gateway.smpp.layout import Kind
+from gateway.smpp.pdu import CommandId, CommandStatus, Tag
 
 
 def frame(command_id: int, body: bytes = b"", *, status: int = 0, sequence: int = 1) -> bytes:
@@ -405,7 +407,7 @@ def test_submit_multi_limits(dests: bytes, status: str) -> None:
 
 
 def test_submit_multi_takes_254_destinations() -> None:
-    dests = [p.DestAddress(dest_flag=2, dl_name=f"l{i}") for i in range(p.NUMBER_OF_DESTS_MAX)]
+    dests = [p.DestAddress(dest_flag=2, dl_name=f"l{i}") for i in range(layout.NUMBER_OF_DESTS_MAX)]
     multi = p.SubmitMulti(sequence=1, dest_addresses=dests)
     assert decode(encode(multi)) == multi
 
@@ -432,19 +434,19 @@ DEFAULT_FIELD_STATUS = CommandStatus.ESME_RINVCMDLEN
 
 def test_field_error_table_matches_the_notes() -> None:
     for name, status in EXPECTED_FIELD_STATUS.items():
-        assert p.field_error(name) == status, name
-    assert p.field_error("address_range") == DEFAULT_FIELD_STATUS
-    assert p.field_error("final_date") == DEFAULT_FIELD_STATUS
-    for cls, fields in p.FIELDS.items():
+        assert layout.field_error(name) == status, name
+    assert layout.field_error("address_range") == DEFAULT_FIELD_STATUS
+    assert layout.field_error("final_date") == DEFAULT_FIELD_STATUS
+    for cls, fields in layout.FIELDS.items():
         for spec in fields:
             if spec.kind in (Kind.CSTRING, Kind.TIME):
-                assert spec.error == p.field_error(spec.name), (cls.__name__, spec.name)
+                assert spec.error == layout.field_error(spec.name), (cls.__name__, spec.name)
 
 
 def minimal_body(cls: type[p.Pdu], name: str = "", value: bytes = b"") -> bytes:
     """The smallest valid body of `cls`, with the field `name` replaced by `value`."""
     parts = []
-    for spec in p.FIELDS[cls]:
+    for spec in layout.FIELDS[cls]:
         if spec.name == name:
             parts.append(value)
         elif spec.kind is Kind.INT:
@@ -458,19 +460,19 @@ def minimal_body(cls: type[p.Pdu], name: str = "", value: bytes = b"") -> bytes:
 
 STRING_FIELDS = [
     (cls, spec)
-    for cls, fields in p.FIELDS.items()
+    for cls, fields in layout.FIELDS.items()
     for spec in fields
     if spec.kind in (Kind.CSTRING, Kind.TIME)
 ]
 
 
-def string_field_id(case: tuple[type[p.Pdu], p.FieldSpec]) -> str:
+def string_field_id(case: tuple[type[p.Pdu], layout.FieldSpec]) -> str:
     return f"{case[0].__name__}.{case[1].name}"
 
 
 @pytest.mark.parametrize("case", STRING_FIELDS, ids=string_field_id)
 def test_every_string_field_is_read_only_up_to_its_maximum(
-    case: tuple[type[p.Pdu], p.FieldSpec],
+    case: tuple[type[p.Pdu], layout.FieldSpec],
 ) -> None:
     cls, spec = case
     assert isinstance(decode(frame(cls.command_id, minimal_body(cls))), cls)
@@ -491,7 +493,7 @@ TIME_FIELDS = [case for case in STRING_FIELDS if case[1].kind is Kind.TIME]
 @pytest.mark.parametrize("case", TIME_FIELDS, ids=string_field_id)
 @pytest.mark.parametrize("length", [1, 12, 15])
 def test_times_are_empty_or_exactly_16_characters(
-    case: tuple[type[p.Pdu], p.FieldSpec], length: int
+    case: tuple[type[p.Pdu], layout.FieldSpec], length: int
 ) -> None:
     cls, spec = case
     body = minimal_body(cls, spec.name, b"0" * length + b"\0")
@@ -508,7 +510,9 @@ def test_time_fields_are_the_spec_ones() -> None:
 
 
 SHORT_MESSAGE_CLASSES = [
-    cls for cls, fields in p.FIELDS.items() if any(f.kind is Kind.SHORT_MESSAGE for f in fields)
+    cls
+    for cls, fields in layout.FIELDS.items()
+    if any(f.kind is Kind.SHORT_MESSAGE for f in fields)
 ]
 
 
@@ -530,7 +534,7 @@ def test_sm_length_counts_only_what_is_left_in_the_pdu() -> None:
 
 def bad_tlv_lengths() -> list[tuple[int, int]]:
     cases = []
-    for tag, spec in sorted(p.TLV_SPECS.items()):
+    for tag, spec in sorted(layout.TLV_SPECS.items()):
         if spec.min_length > 0:
             cases.append((tag, spec.min_length - 1))
         if spec.max_length < 0xFFFF:
@@ -593,13 +597,13 @@ def test_unknown_tlvs_are_kept_in_wire_order_among_known_ones() -> None:
     )
     sm = decode(frame(CommandId.SUBMIT_SM, wire))
     assert sm.tlvs == tlvs
-    assert p.unknown_tlv_tags(sm) == [0x1500, 0x0099, 0xFFFF, 0x1500]
+    assert layout.unknown_tlv_tags(sm) == [0x1500, 0x0099, 0xFFFF, 0x1500]
     assert encode(sm) == frame(CommandId.SUBMIT_SM, wire)
 
 
 def test_unknown_tlv_tags_of_a_pdu_without_tlvs() -> None:
-    assert p.unknown_tlv_tags(p.SubmitSm()) == []
-    assert p.unknown_tlv_tags(p.DeliverSm(tlvs=[(Tag.MESSAGE_STATE, b"\x02")])) == []
+    assert layout.unknown_tlv_tags(p.SubmitSm()) == []
+    assert layout.unknown_tlv_tags(p.DeliverSm(tlvs=[(Tag.MESSAGE_STATE, b"\x02")])) == []
 
 
 def test_unknown_command_id() -> None:
@@ -668,9 +672,9 @@ def test_tlv_helpers() -> None:
 
 
 def test_tlv_tables() -> None:
-    assert frozenset(Tag) == p.KNOWN_TAGS
-    assert p.TLV_SPECS[Tag.MESSAGE_PAYLOAD].max_length == 0xFFFF
-    assert p.TLV_SPECS[Tag.NETWORK_ERROR_CODE] == p.TlvSpec(p.TlvKind.OCTETS, 3, 3)
+    assert frozenset(Tag) == layout.KNOWN_TAGS
+    assert layout.TLV_SPECS[Tag.MESSAGE_PAYLOAD].max_length == 0xFFFF
+    assert layout.TLV_SPECS[Tag.NETWORK_ERROR_CODE] == layout.TlvSpec(layout.TlvKind.OCTETS, 3, 3)
 
 
 # --- framing -----------------------------------------------------------------------

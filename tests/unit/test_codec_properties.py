@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.smpp import layout
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import Framer, PduError, decode, encode
-from gateway.smpp.pdu import FIELDS, KNOWN_TAGS, PDU_CLASSES, TLV_SPECS, CommandStatus, Kind
+from gateway.smpp.layout import FIELDS, KNOWN_TAGS, TLV_SPECS, Kind
+from gateway.smpp.pdu import PDU_CLASSES, CommandStatus
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STATUSES = frozenset(int(status) for status in CommandStatus)
@@ -27,13 +29,13 @@ def c_string(size: int) -> st.SearchStrategy[str]:
 def dest_address() -> st.SearchStrategy[p.DestAddress]:
     sme = st.builds(
         p.DestAddress,
-        dest_flag=st.just(p.DEST_FLAG_SME),
+        dest_flag=st.just(layout.DEST_FLAG_SME),
         dest_addr_ton=st.integers(0, 255),
         dest_addr_npi=st.integers(0, 255),
-        destination_addr=c_string(p.DEST_ADDR_MAX),
+        destination_addr=c_string(layout.DEST_ADDR_MAX),
     )
     distribution_list = st.builds(
-        p.DestAddress, dest_flag=st.just(p.DEST_FLAG_DISTRIBUTION_LIST), dl_name=c_string(21)
+        p.DestAddress, dest_flag=st.just(layout.DEST_FLAG_DISTRIBUTION_LIST), dl_name=c_string(21)
     )
     return st.one_of(sme, distribution_list)
 
@@ -42,12 +44,12 @@ UNSUCCESS_SME = st.builds(
     p.UnsuccessSme,
     dest_addr_ton=st.integers(0, 255),
     dest_addr_npi=st.integers(0, 255),
-    destination_addr=c_string(p.DEST_ADDR_MAX),
+    destination_addr=c_string(layout.DEST_ADDR_MAX),
     error_status_code=st.integers(0, 0xFFFFFFFF),
 )
 
 
-def field_strategy(spec: p.FieldSpec) -> st.SearchStrategy[Any]:
+def field_strategy(spec: layout.FieldSpec) -> st.SearchStrategy[Any]:
     if spec.kind is Kind.INT:
         return st.integers(0, (1 << (8 * spec.size)) - 1)
     if spec.kind in (Kind.CSTRING, Kind.ANY_CSTRING):
@@ -103,13 +105,13 @@ def test_every_pdu_class_round_trips(cls: type[p.Pdu], data: st.DataObject) -> N
     assert decoded == expected_after_round_trip(original)
     # And back: the decoded PDU is the same octets again.
     assert encode(decoded) == encoded
-    assert p.unknown_tlv_tags(decoded) == [t for t, _ in decoded.tlvs if t not in KNOWN_TAGS]
+    assert layout.unknown_tlv_tags(decoded) == [t for t, _ in decoded.tlvs if t not in KNOWN_TAGS]
 
 
 @SETTINGS
 @given(st.data())
 def test_submit_multi_keeps_mixed_destinations_in_order(data: st.DataObject) -> None:
-    dests = data.draw(st.lists(dest_address(), min_size=1, max_size=p.NUMBER_OF_DESTS_MAX))
+    dests = data.draw(st.lists(dest_address(), min_size=1, max_size=layout.NUMBER_OF_DESTS_MAX))
     multi = p.SubmitMulti(sequence=1, dest_addresses=dests)
     decoded = decode(encode(multi))
     assert isinstance(decoded, p.SubmitMulti)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.smpp import layout
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import decode, encode
 from gateway.smpp.pdu import Tag
@@ -772,4 +773,4 @@ def test_the_c65_fields_of_data_sm_hold_what_c21_fields_cannot() -> None:
 def test_the_vendor_tlv_is_kept_in_wire_order() -> None:
     resp = decode(DATA_SM_RESP)
     assert [tag for tag, _ in resp.tlvs] == [0x0425, 0x001D, 0x0423, 0x1401]
-    assert p.unknown_tlv_tags(resp) == [0x1401]
+    assert layout.unknown_tlv_tags(resp) == [0x1401]

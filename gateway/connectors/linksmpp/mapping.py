@@ -40,11 +40,11 @@ from gateway.addresses import NPI_ISDN, TON_INTERNATIONAL, smpp_address
 from gateway.ids import upstream_id_forms
 from gateway.records import Alphabet, IncomingMo, Message, Outcome, OutcomeKind, Report
 from gateway.smpp.codec import encode
+from gateway.smpp.layout import SM_LENGTH_MAX
 from gateway.smpp.pdu import (
     ESM_CLASS_RECEIPT,
     ESM_CLASS_TYPE_MASK,
     ESM_CLASS_UDHI,
-    SM_LENGTH_MAX,
     CommandStatus,
     DeliverSm,
     MessageState,
