@@ -9,6 +9,7 @@ never leaves a process behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -342,6 +344,20 @@ def gateway_with_common(
         )
         with GatewayProcess(path, smpp_port, http_port) as gateway:
             yield gateway, fake
+
+
+def post_callback(gateway: GatewayProcess, body: bytes, *, auth: bool = True) -> tuple[int, bytes]:
+    """POST a body to the gateway's callback URL as LINK would; (status, body)."""
+    request = urllib.request.Request(gateway.callback_url, data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    if auth:
+        token = base64.b64encode(f"{CALLBACK_USER}:{CALLBACK_PASSWORD}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

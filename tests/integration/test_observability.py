@@ -28,8 +28,8 @@ from tests.harness import (
     free_port,
     gateway_config,
     metric_value,
+    post_callback,
 )
-from tests.integration.test_server import _post
 
 S = p.CommandStatus
 ACCOUNTS = account_toml("esme1", "secret1", "main") + account_toml(
@@ -116,7 +116,7 @@ def test_counters_follow_a_scripted_session(gateway: GatewayProcess) -> None:
         while_bound = gateway.metrics()
     with Esme(gateway.smpp_port) as intruder:
         assert intruder.bind("esme1", "wrong").status == S.ESME_RINVPASWD
-    assert _post(gateway, b"not json")[0] == 400
+    assert post_callback(gateway, b"not json")[0] == 400
     acked = metric_value(before, "smppgw_receipt_deliveries_total", outcome="ok") + delivered
 
     def settled() -> str:
@@ -173,7 +173,7 @@ def test_json_log_lines_carry_the_structured_fields(
         assert rejected.status == S.ESME_ROK
         esme.receipts(1)
     unknown = json.dumps({"id": "link-77", "refId": "9999999", "resultCode": 1001}).encode()
-    assert _post(gateway, unknown)[0] == 200
+    assert post_callback(gateway, unknown)[0] == 200
     message_id = rejected.message_id  # type: ignore[attr-defined]
 
     def find(**fields: Any) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ accounts of their own.
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 import time
@@ -23,12 +22,12 @@ from gateway.smpp.receipts import parse_receipt_text
 from tests.esme import Esme, submit
 from tests.harness import (
     CALLBACK_PASSWORD,
-    CALLBACK_USER,
     FakeCommonProcess,
     GatewayProcess,
     account_toml,
     gateway_with_common,
     metric_value,
+    post_callback,
 )
 
 S = p.CommandStatus
@@ -255,28 +254,15 @@ def test_upstream_accounts_get_link_errors_as_statuses(
         assert status in (S.ESME_RSYSERR, S.ESME_RMSGQFUL, S.ESME_RTHROTTLED)
 
 
-def _post(gateway: GatewayProcess, body: bytes, *, auth: bool = True) -> tuple[int, bytes]:
-    request = urllib.request.Request(gateway.callback_url, data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    if auth:
-        token = base64.b64encode(f"{CALLBACK_USER}:{CALLBACK_PASSWORD}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def test_callback_errors_are_answered_and_counted(gateway: GatewayProcess) -> None:
     before = gateway.metrics()
-    assert _post(gateway, b"{}", auth=False)[0] == 401
-    status, reason = _post(gateway, b'{"id": "x"}')
+    assert post_callback(gateway, b"{}", auth=False)[0] == 401
+    status, reason = post_callback(gateway, b'{"id": "x"}')
     assert status == 400 and b"resultCode" in reason
-    assert _post(gateway, b"not json")[0] == 400
+    assert post_callback(gateway, b"not json")[0] == 400
     unknown = json.dumps({"id": "nope", "refId": "123", "resultCode": 1001}).encode()
     # Unknown ids are answered 200 so that LINK does not retry them forever.
-    assert _post(gateway, unknown)[0] == 200
+    assert post_callback(gateway, unknown)[0] == 200
     after = gateway.metrics()
 
     def delta(name: str, **labels: str) -> float:

@@ -17,32 +17,14 @@ from hypothesis import strategies as st
 from gateway import config
 from gateway.config import ConfigError, load, parse
 from gateway.connectors.linksmpp.settings import LinkSmppSettings
-from gateway.records import IncomingMo
 from gateway.intake.mo import MoRouter
-from gateway.mt.vendor import PREMIUM_FIELDS, VendorTlv
 from gateway.mt.router import Route
-from gateway.passwords import hash_password
+from gateway.mt.vendor import PREMIUM_FIELDS, VendorTlv
+from gateway.records import IncomingMo
+from tests.support.configs import HASH, minimal
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
-# Fixed salt: the hash is only parsed here, never verified.
-HASH = hash_password("secret", salt=b"0123456789abcdef")
 UNSET = "SMPPGW_TEST_CONFIG_SURELY_UNSET"
-
-
-def minimal() -> dict[str, Any]:
-    return {
-        "connectors": {
-            "main": {
-                "type": "common",
-                "base_url": "https://n-eu.linkmobility.io/",
-                "username": "user",
-                "password": "pw",
-                "platform_id": "PID",
-                "platform_partner_id": "PPID",
-            }
-        },
-        "accounts": [{"system_id": "shop1", "password": HASH, "connector": "main"}],
-    }
 
 
 def test_minimal_config_parses_with_defaults() -> None:

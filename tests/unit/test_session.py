@@ -28,7 +28,7 @@ from gateway.smpp.session import (
     Unbound,
     WindowFull,
 )
-from tests.unit.test_codec_properties import any_pdu
+from tests.support.pdus import any_pdu
 
 S = p.CommandStatus
 C = p.CommandId

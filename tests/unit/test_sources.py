@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.config import ConfigError, HttpSettings, parse
 from gateway.http.sources import SourcePolicy, parse_address, parse_network, read_networks
-from tests.unit.test_config import minimal
+from tests.support.configs import minimal
 
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "link-callback-sources.txt"
 # Seed 000, Appendix 1: the six hosts of each current group, by their first and

@@ -11,8 +11,8 @@ from OpenSSL import SSL
 
 from gateway import tls
 from gateway.config import ConfigError, SmppSettings, parse
+from tests.support.configs import minimal
 from tests.tlspki import Pki, encrypted_key, make_pki
-from tests.unit.test_config import minimal
 
 
 @pytest.fixture(scope="module")
