@@ -155,7 +155,10 @@ class CommonClient:
         settings: CommonSettings,
         *,
         pool: HTTPConnectionPool | None = None,
+        http: Any = None,
     ) -> None:
+        """`http` is treq's `HTTPClient` or anything with its `request`: tests pass
+        treq's `StubTreq` to run the whole flow in memory."""
         if settings.auth not in ("basic", "oauth2"):
             raise ValueError(f"auth must be 'basic' or 'oauth2', not {settings.auth!r}")
         self._reactor = reactor
@@ -172,7 +175,7 @@ class CommonClient:
         agent: IAgent = Agent(  # type: ignore[assignment]
             reactor, contextFactory=policy, pool=pool, connectTimeout=settings.timeout
         )
-        self._http = HTTPClient(agent)
+        self._http = http if http is not None else HTTPClient(agent)
         base = settings.base_url.rstrip("/")
         # Parsed once: treq would otherwise parse the URL text on every request.
         self._send_url = EncodedURL.from_text(base + settings.send_path)

@@ -56,14 +56,21 @@ def _refused(
 
 
 class CommonConnector:
-    def __init__(self, reactor: Any, settings: ConnectorSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        settings: ConnectorSettings,
+        metrics: Metrics,
+        *,
+        client: CommonClient | None = None,
+    ) -> None:
         self.name = settings.name
         self._reactor = reactor
         self._settings = settings
         self._metrics = metrics
         assert settings.common is not None, "a common connector has its Common settings"
         self._common = settings.common
-        self._client = CommonClient(reactor, settings.common)
+        self._client = client or CommonClient(reactor, settings.common)
         self._inflight = 0
         self._envelope: dict[str, Any] = {
             "platformId": settings.platform_id,
