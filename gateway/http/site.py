@@ -25,13 +25,10 @@ from twisted.logger import Logger
 
 from gateway.config import Config
 from gateway.connectors.base import Inbound
-from gateway.connectors.common.callbacks import (
-    CallbackEndpoint,
-    DeliveryReport,
-    parse_callback_objects,
-)
+from gateway.connectors.common.callbacks import CallbackEndpoint
 from gateway.connectors.common.mapping import CommonReports
 from gateway.connectors.common.mo import incoming_mo_from_object
+from gateway.connectors.common.payloads import DeliveryReport, parse_callback_objects
 from gateway.http.parser import HttpRequest, Response
 from gateway.http.server import Admit, HttpServerFactory
 from gateway.http.sources import SourcePolicy, source_policies

@@ -18,8 +18,9 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from gateway.connectors.common.callbacks import CallbackEndpoint, DeliveryReport
+from gateway.connectors.common.callbacks import CallbackEndpoint
 from gateway.connectors.common.client import CommonClient, CommonSettings
+from gateway.connectors.common.payloads import DeliveryReport
 from gateway.http.server import HttpServerFactory
 from tests.fakes.fake_common import FakeCommon, count_segments
 

@@ -1,5 +1,6 @@
-"""Delivery-report callbacks: every body format a Gate can use, and the endpoint's
-answers (401, 413 counted, 400, 200 only once stored, 503 when storing failed)."""
+"""Delivery-report callbacks: every body format a Gate can use, the Report each
+report becomes, and the endpoint's answers (401, 413 counted, 400, 200 only once
+stored, 503 when storing failed)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import globalLogPublisher
 
-from gateway.connectors.common.callbacks import (
+from gateway.connectors.common.callbacks import CallbackEndpoint
+from gateway.connectors.common.mapping import CommonReports
+from gateway.connectors.common.payloads import (
     BadCallback,
-    CallbackEndpoint,
     DeliveryReport,
     parse_callback_objects,
     parse_delivery_reports,
 )
+from gateway.connectors.common.results import RESULT_CODES
 from gateway.http.parser import HttpError, HttpRequest, RequestParser, Response
+from gateway.records import Report
+from tests.support.records import DELIVERED
 
 # Shaped exactly like seed 001's "Delivery Report Example".
 SEED_REPORT: dict[str, Any] = {
@@ -57,6 +62,15 @@ EXPECTED = DeliveryReport(
         "destination": "+4746910822",
     },
     gate_custom_parameters={},
+)
+# What the Common route makes of it for the intake (CommonReports, gateway/http/site.py).
+EXPECTED_REPORT = Report(
+    upstream_id="Dcshuhod0PMAAAFQ+/PbnR3x",
+    outcome=DELIVERED,  # resultCode 1001
+    ref_id="9ui5kKL",
+    part=None,
+    segments=1,
+    code=1001,
     reported_at=1447925820.0,  # the timestamp, read (2015-11-19T09:37:00Z)
 )
 
@@ -212,6 +226,76 @@ def test_generic_objects_keep_unknown_fields_for_other_kinds() -> None:
     assert parse_callback_objects(b"POST", JSON, body, {}) == [
         {"messageId": "m1", "source": "+4799", "userData": "hi"}
     ]
+
+
+# -- delivery reports -> Reports ------------------------------------------------
+
+
+def as_reports(
+    body: bytes, content_type: str | None = JSON, reports: CommonReports | None = None
+) -> list[Report]:
+    """The Reports the Common route hands the intake for one callback body."""
+    route = reports if reports is not None else CommonReports()
+    return [route.report(r) for r in parse(body, content_type=content_type)]
+
+
+def test_report_record_in_every_format() -> None:
+    fields = {k: str(v) for k, v in SEED_REPORT.items() if not isinstance(v, dict)}
+    fields.update({f"customParameters.{k}": v for k, v in SEED_REPORT["customParameters"].items()})
+    assert as_reports(json.dumps(SEED_REPORT).encode()) == [EXPECTED_REPORT]
+    assert as_reports(XML_REPORT, content_type=XML) == [EXPECTED_REPORT]
+    assert as_reports(urlencode(fields).encode(), content_type=FORM) == [EXPECTED_REPORT]
+
+
+def test_report_parts_and_segments() -> None:
+    first = dict(SEED_REPORT, id="abc123$0", segments=2)
+    second = dict(SEED_REPORT, id="abc123$1", segments=2, resultCode=1006)
+    parsed = as_reports(json.dumps([first, second]).encode())
+    assert [(r.upstream_id, r.part, r.segments, r.code) for r in parsed] == [
+        ("abc123", 0, 2, 1001),
+        ("abc123", 1, 2, 1006),
+    ]
+    assert parsed[1].outcome == RESULT_CODES[1006]
+    assert (parsed[1].outcome.stat, parsed[1].outcome.err) == ("UNDELIV", 222)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reported_at"),
+    [
+        ("2015-11-19T09:37:00Z", 1447925820.0),
+        ("2015-11-19T10:37:00+01:00", 1447925820.0),
+        ("2015-11-19T09:37:00.250Z", 1447925820.25),
+        (None, None),
+        ("", None),
+        ("yesterday", None),  # a report with a bad date is still a report
+        ("2015-02-30T09:37:00Z", None),
+    ],
+)
+def test_report_time_is_the_timestamp_read(
+    timestamp: str | None, reported_at: float | None
+) -> None:
+    [parsed] = as_reports(json.dumps(dict(SEED_REPORT, timestamp=timestamp)).encode())
+    assert parsed.reported_at == reported_at
+
+
+def test_report_without_ref_id_or_segments() -> None:
+    [parsed] = as_reports(json.dumps({"id": "x", "resultCode": 1001}).encode())
+    assert parsed == Report(upstream_id="x", outcome=DELIVERED, code=1001)
+
+
+def test_report_outcome_follows_the_table_in_force() -> None:
+    reports = CommonReports()
+    body = json.dumps(dict(SEED_REPORT, resultCode=1006)).encode()
+    assert as_reports(body, reports=reports)[0].outcome == RESULT_CODES[1006]
+    # A reload gives another table: 1006 now reads as delivered.
+    reports.reconfigure({**RESULT_CODES, 1006: DELIVERED})
+    assert as_reports(body, reports=reports)[0].outcome == DELIVERED
+
+
+def test_report_unknown_result_code_is_kept() -> None:
+    [parsed] = as_reports(json.dumps(dict(SEED_REPORT, resultCode=987654)).encode())
+    assert parsed.code == 987654
+    assert parsed.outcome.stat == "UNKNOWN"
 
 
 # -- bad bodies --------------------------------------------------------------------

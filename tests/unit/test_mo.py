@@ -1,29 +1,44 @@
-"""MO messages (gateway.intake.mo): SmsMessage callbacks in every Gate format -> IncomingMo,
-routing to an account by number and keyword, and the deliver_sm items an ESME gets."""
+"""MO messages: Common SmsMessage callbacks in every Gate format -> IncomingMo
+(gateway.connectors.common.mo), routing to an account by number and keyword and the
+deliver_sm items an ESME gets (gateway.intake.mo), and the Intake dropping, counted,
+what no account owns or no deliver_sm can carry (gateway.intake.intake)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.trial.unittest import TestCase
 
-from gateway.connectors.common.callbacks import BadCallback, parse_callback_objects
-from gateway.inbound import IncomingMo
+from gateway.addresses import claimed_number, normalise_number
+from gateway.config import Config
+from gateway.config import parse as parse_config
+from gateway.connectors.common.mo import incoming_mo_from_object
+from gateway.connectors.common.payloads import BadCallback, parse_callback_objects
+from gateway.intake.delivery import ReceiptDeliverer
+from gateway.intake.intake import Intake
 from gateway.intake.mo import (
     MoRouter,
+    Undeliverable,
+    check_deliverable,
     claimed_keyword,
-    claimed_number,
-    incoming_mo_from_object,
     mo_segments,
-    normalise_number,
 )
+from gateway.metrics import Metrics
+from gateway.mt.dispatcher import Dispatcher
+from gateway.records import MO, IncomingMo, Receipt
 from gateway.smpp.text import decode_content, encode_for_esme, parse_udh
-from gateway.store.base import MO, Receipt
+from gateway.store.sqlite import SqliteStore
+from tests.support.configs import minimal
+from tests.support.records import incoming_mo
 
 NOW = 1_700_000_000.0
 TTL = 3600.0
@@ -51,6 +66,7 @@ def parse(
 
 
 def mo(**fields: Any) -> IncomingMo:
+    """An MO from +4790000000 to 2233 saying "hello", as the Common connector reads it."""
     values: dict[str, Any] = {
         "upstream_id": "m1",
         "source": "+4790000000",
@@ -60,7 +76,7 @@ def mo(**fields: Any) -> IncomingMo:
         "received_at": NOW,
     }
     values.update(fields)
-    return IncomingMo(**values)
+    return incoming_mo(**values)
 
 
 def one(obj: Mapping[str, object]) -> IncomingMo:
@@ -525,9 +541,19 @@ def test_empty_text_is_one_empty_item() -> None:
         {"text": None, "binary": bytes(134 * 255 + 1)},
     ],
 )
-def test_undeliverable_mo_built_elsewhere_is_bad_callback(fields: dict[str, Any]) -> None:
-    with pytest.raises(BadCallback):
-        mo_segments(mo(**fields), "a", ttl=TTL, ref=0)
+def test_undeliverable_mo_built_elsewhere_is_undeliverable(fields: dict[str, Any]) -> None:
+    # An MO another route read (LINK SMPP) meets the same checks as a Common one.
+    undeliverable = mo(**fields)
+    with pytest.raises(Undeliverable) as raised:
+        mo_segments(undeliverable, "a", ttl=TTL, ref=0)
+    assert raised.value.reason
+    with pytest.raises(Undeliverable):
+        check_deliverable(undeliverable)
+
+
+def test_deliverable_mo_passes_the_check() -> None:
+    check_deliverable(mo())
+    check_deliverable(mo(text=None, binary=bytes(134 * 255)))
 
 
 # -- properties -----------------------------------------------------------------------
@@ -625,6 +651,7 @@ def test_any_object_gives_an_mo_or_bad_callback(obj: dict[str, object]) -> None:
         assert e.reason
         return
     # What was accepted can always be delivered.
+    check_deliverable(result)
     assert mo_segments(result, "a", ttl=TTL, ref=0)
 
 
@@ -713,3 +740,83 @@ def test_latin1_accounts_get_latin1_octets_under_data_coding_0() -> None:
     assert [len(p.payload) - 6 for p in parts] == [134, 134, 32]
     assert b"".join(p.payload[6:] for p in parts) == long_text.encode("latin-1")
     assert all(p.payload[:6] == bytes((5, 0, 3, 9, 3, n)) for n, p in enumerate(parts, 1))
+
+
+# --- the Intake: what it cannot deliver it drops, counted, and never refuses -----------
+
+
+def _intake_config() -> Config:
+    tree = minimal()
+    tree["accounts"][0]["mo_numbers"] = ["2233"]
+    return parse_config(tree)
+
+
+def _stored_mo(path: str) -> tuple[list[str], list[str]]:
+    """(message_id of every stored MO item, every LINK id the store has seen)."""
+    conn = sqlite3.connect(path)
+    try:
+        items = [row[0] for row in conn.execute("SELECT message_id FROM receipts ORDER BY seq")]
+        seen = [row[0] for row in conn.execute("SELECT upstream_id FROM mo_seen ORDER BY 1")]
+    finally:
+        conn.close()
+    return items, seen
+
+
+class IntakeDropTests(TestCase):
+    """Intake.mo_received with a real SQLite store, the real reactor and worker thread."""
+
+    @inlineCallbacks
+    def start(self) -> Generator[Deferred[Any], Any, None]:
+        """The intake over a fresh store, as the service builds it (gateway/tap.py)."""
+        self.path = self.mktemp() + "/gateway.sqlite"
+        config = _intake_config()
+        store = SqliteStore(reactor, self.path, synchronous="normal", clock=lambda: NOW)
+        yield store.open()
+        self.addCleanup(store.close)
+        self.metrics = Metrics()
+        self.deliverer = ReceiptDeliverer(reactor, store, self.metrics)
+        dispatcher = Dispatcher(reactor, store, {}, {}, self.metrics, lambda receipts: None)
+        self.intake = Intake(reactor, config, store, dispatcher, self.deliverer, self.metrics)
+
+    def counted(self, account: str, outcome: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "smppgw_mo_total", {"account": account, "outcome": outcome}
+        )
+        return value or 0.0
+
+    @inlineCallbacks
+    def test_undeliverable_mo_is_dropped_and_counted_not_retried(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        yield self.start()
+        good = mo(upstream_id="good")
+        # Each routes to shop1 (2233) and no deliver_sm can carry it.
+        undeliverable = [
+            mo(upstream_id="long-source", source="x" * 21),
+            mo(upstream_id="big-segment", udh=bytes.fromhex("0500032A0302"), text="a" * 154),
+            mo(upstream_id="bad-udh", udh=b"\x05\x00"),
+            mo(upstream_id="too-long", text="a" * (153 * 255 + 1)),
+        ]
+        for attempt in (1, 2):
+            # The Deferred fires with success: the route answers LINK as for a stored
+            # MO (HTTP 200, deliver_sm_resp OK), so LINK does not send it again.
+            result = yield self.intake.mo_received([*undeliverable, good])
+            self.assertIsNone(result)
+            # A copy LINK sends anyway is dropped and counted again, never refused.
+            self.assertEqual(self.counted("shop1", "undeliverable"), 4.0 * attempt)
+        self.assertEqual(self.counted("shop1", "accepted"), 1.0)
+        self.assertEqual(self.counted("shop1", "duplicate"), 1.0)
+        # Only the good MO is stored and queued for the ESME.
+        self.assertEqual(_stored_mo(self.path), (["good"], ["good"]))
+        self.assertEqual(self.deliverer.depth(MO), (1, NOW))
+
+    @inlineCallbacks
+    def test_unrouted_mo_is_dropped_and_counted(self) -> Generator[Deferred[Any], Any, None]:
+        yield self.start()
+        # No account claims 9999 and there is no default account.
+        for attempt in (1, 2):
+            result = yield self.intake.mo_received([mo(upstream_id="lost", destination="9999")])
+            self.assertIsNone(result)
+            self.assertEqual(self.counted("", "unrouted"), float(attempt))
+        self.assertEqual(_stored_mo(self.path), ([], []))
+        self.assertEqual(self.deliverer.depth(MO), (0, None))

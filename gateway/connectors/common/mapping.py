@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from gateway.connectors.common.callbacks import DeliveryReport
+from gateway.connectors.common.payloads import DeliveryReport
 from gateway.connectors.common.results import RESULT_CODES, outcome_for
 from gateway.records import Alphabet, Message, Outcome, PartyKind, Report
 from gateway.smpp.times import parse_rfc3339, rfc3339

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Final
 
 from gateway.addresses import TON_ALPHANUMERIC, TON_INTERNATIONAL, TON_NETWORK
-from gateway.connectors.common.callbacks import BadCallback
+from gateway.connectors.common.payloads import BadCallback
 from gateway.intake.mo import Undeliverable, check_deliverable
 from gateway.records import IncomingMo
 
