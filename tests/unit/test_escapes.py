@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.mapping import AccountPolicy, SubmitRefused, map_submit
+from gateway.mt.submission import AccountPolicy, SubmitRefused, map_submit
 from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry, dangling_escape
 
@@ -29,7 +29,7 @@ def segment(body: bytes, seq: int, total: int = 2, ref: int = 7, **fields: objec
 
 
 def text_of(pdu: p.SubmitSm) -> str:
-    value = map_submit(pdu, AccountPolicy(), now=NOW).fields["userData"]
+    value = map_submit(pdu, AccountPolicy(), now=NOW).body.text
     assert isinstance(value, str)
     return value
 
