@@ -195,6 +195,11 @@ def replacement_submit(message: Message, pdu: p.ReplaceSm) -> p.SubmitSm:
     if udh and not esm_class & p.ESM_CLASS_UDHI:
         short_message = udh + short_message
         esm_class |= p.ESM_CLASS_UDHI
+    schedule = pdu.schedule_delivery_time
+    if not schedule and message.scheduled_at is not None:
+        # NULL keeps the original schedule (SMPP 3.4 section 4.10.1), and a new
+        # validity counts from it, as it does for a submit_sm.
+        schedule = format_absolute(message.scheduled_at)
     source, destination = message.source, message.destination
     return p.SubmitSm(
         service_type=message.service_type,
@@ -206,7 +211,7 @@ def replacement_submit(message: Message, pdu: p.ReplaceSm) -> p.SubmitSm:
         destination_addr=destination.addr,
         esm_class=esm_class,
         priority_flag=message.priority,
-        schedule_delivery_time=pdu.schedule_delivery_time,
+        schedule_delivery_time=schedule,
         validity_period=pdu.validity_period,
         registered_delivery=pdu.registered_delivery,
         data_coding=message.data_coding,

@@ -1,25 +1,23 @@
-"""The validity Common is told (relativeValidityTime), gateway.connectors.common.connector."""
+"""The validity Common is told (relativeValidityTime), gateway.connectors.common.mapping."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.connectors.common.connector import MAX_VALIDITY_S, MIN_VALIDITY_S, relative_validity_ms
-from gateway.store.base import Message
+from gateway.connectors.common.mapping import (
+    MAX_VALIDITY_S,
+    MIN_VALIDITY_S,
+    relative_validity_ms,
+)
+from gateway.records import Message
+from tests.support.records import message
 
 NOW = 1_800_000_000.0
 
 
-def message(expires_in: float, validity_s: int) -> Message:
-    return Message(
-        id="m",
-        account="a",
-        connector="c",
-        fields={},
-        submitted_at=NOW,
-        expires_at=NOW + expires_in,
-        validity_s=validity_s,
-    )
+def queued(expires_in: float, validity_s: int) -> Message:
+    """A message submitted at NOW whose validity ends `expires_in` seconds after it."""
+    return message("m", submitted_at=NOW, expires_at=NOW + expires_in, validity_s=validity_s)
 
 
 @pytest.mark.parametrize(
@@ -36,4 +34,9 @@ def message(expires_in: float, validity_s: int) -> Message:
     ],
 )
 def test_relative_validity(expires_in: float, validity_s: int, told_s: int) -> None:
-    assert relative_validity_ms(message(expires_in, validity_s), NOW) == told_s * 1000
+    assert relative_validity_ms(queued(expires_in, validity_s), NOW) == told_s * 1000
+
+
+def test_the_limits_are_commons() -> None:
+    # Seed 001: relativeValidityTime between 15 minutes and 48 hours.
+    assert (MIN_VALIDITY_S, MAX_VALIDITY_S) == (15 * 60, 48 * 3600)

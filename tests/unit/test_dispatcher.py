@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,41 +11,20 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from gateway.config import RetrySettings
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY, SubmitOutcome
-from gateway.mapping import Outcome
 from gateway.metrics import Metrics
 from gateway.mt.dispatcher import Dispatcher
 from gateway.mt.router import CircuitBreaker, Route, Router
-from gateway.smpp.pdu import MessageState
-from gateway.store.base import Finish, Message, Receipt
+from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
+from gateway.store.base import Finish
+from tests.support.records import REJECTED as REJECTION
+from tests.support.records import message
+
+ACCEPTED, TEMPORARY, REJECTED = OutcomeKind.ACCEPTED, OutcomeKind.TEMPORARY, OutcomeKind.REJECTED
 
 TICK = 0.05
 BATCH_DELAY = 0.005
 EPS = 1e-6
 STEP = 0.01  # how far Rig.run_until advances the clock at a time
-REJECTION = Outcome("REJECTD", 127, True, MessageState.REJECTED)
-
-
-def message(id_: str, **overrides: Any) -> Message:
-    values: dict[str, Any] = dict(
-        id=id_,
-        account="shop1",
-        connector="link",
-        fields={"userData": "hi"},
-        submitted_at=0.0,
-        expires_at=10_000.0,
-        validity_s=10_000,
-        registered_delivery=1,
-        source_addr="SHOP",
-        source_ton=5,
-        source_npi=0,
-        dest_addr="4712345678",
-        dest_ton=1,
-        dest_npi=1,
-        text_head="hi",
-    )
-    values.update(overrides)
-    return Message(**values)
 
 
 class RecordingStore:
@@ -75,8 +55,7 @@ class RecordingStore:
         for f in finishes:
             if f.receipt is not None:
                 self._seq += 1
-                f.receipt.seq = self._seq
-                stored.append(f.receipt)
+                stored.append(replace(f.receipt, seq=self._seq))
         return succeed(stored)
 
 
@@ -84,7 +63,8 @@ class ScriptedConnector:
     """Answers each message with the next kind from its script (ACCEPTED when it runs out).
 
     With `manual`, answers wait in `pending` until the test releases them, and
-    capacity shrinks by the messages in flight.
+    capacity shrinks by the messages in flight. `link_up` is None (no standing
+    link) until a test sets it.
     """
 
     name = "link"
@@ -96,10 +76,11 @@ class ScriptedConnector:
         self.limit = limit
         self._max_batch = max_batch
         self.manual = manual
-        self.script: dict[str, list[str]] = {}
+        self.script: dict[str, list[OutcomeKind]] = {}
         self.calls: list[tuple[float, list[str]]] = []
         self.pending: list[tuple[Deferred[list[SubmitOutcome]], list[SubmitOutcome]]] = []
         self.inflight = 0
+        self.link_up: bool | None = None
 
     @property
     def capacity(self) -> int:
@@ -112,11 +93,11 @@ class ScriptedConnector:
     def _outcome(self, m: Message) -> SubmitOutcome:
         steps = self.script.get(m.id)
         kind = steps.pop(0) if steps else ACCEPTED
-        if kind == ACCEPTED:
+        if kind is ACCEPTED:
             return SubmitOutcome(m, ACCEPTED, upstream_id=f"link-{m.id}")
-        if kind == REJECTED:
-            return SubmitOutcome(m, REJECTED, rejection=REJECTION, code=106001)
-        return SubmitOutcome(m, TEMPORARY, http_status=503)
+        if kind is REJECTED:
+            return SubmitOutcome(m, REJECTED, rejection=REJECTION, description="106001 parse")
+        return SubmitOutcome(m, TEMPORARY, description="HTTP 503")
 
     def submit(self, messages: list[Message]) -> Deferred[list[SubmitOutcome]]:
         self.calls.append((self.clock.seconds(), [m.id for m in messages]))
@@ -228,7 +209,7 @@ def test_capacity_zero_sends_nothing_until_it_returns() -> None:
 
 def test_recovered_message_waits_for_its_next_attempt() -> None:
     rig = Rig()
-    rig.dispatcher.enqueue([message("later", next_attempt_at=2.0), message("now")])
+    rig.dispatcher.enqueue([message("later", not_before=2.0), message("now")])
     rig.run_until(1.9)
     assert [ids for _, ids in rig.connector.calls] == [["now"]]
     rig.run_until(2.0 + TICK)
@@ -287,7 +268,8 @@ def test_validity_ends_while_retrying(registered_delivery: int, wants_receipt: b
     assert rig.dispatcher.depth() == (0, None)
     if wants_receipt:
         (receipt,) = rig.all_receipts()
-        assert receipt is finish.receipt
+        assert finish.receipt is not None
+        assert receipt == replace(finish.receipt, seq=1)  # as the store keeps it
         assert (receipt.stat, receipt.err, receipt.dlvrd) == ("EXPIRED", 220, 0)
         assert (receipt.source_addr, receipt.source_ton) == ("4712345678", 1)
         assert (receipt.destination_addr, receipt.dest_ton) == ("SHOP", 5)
@@ -485,9 +467,7 @@ class Routed:
 
 
 def routed_message(id_: str) -> Message:
-    m = message(id_, connector="main")
-    m.fields = {"destination": "+4712345678"}
-    return m
+    return message(id_, connector="main", recipient="+4712345678")
 
 
 def test_an_open_breaker_sends_waiting_messages_to_the_fallback_and_back() -> None:
@@ -514,13 +494,13 @@ def test_an_open_breaker_sends_waiting_messages_to_the_fallback_and_back() -> No
 
 def test_a_link_that_is_down_fails_over_at_once() -> None:
     rig = Routed()
-    rig.main.link_up = False  # type: ignore[attr-defined]
+    rig.main.link_up = False
     rig.main.limit = 0
     rig.dispatcher.enqueue([routed_message("a")])
     rig.run_until(1.0)
     assert rig.breakers["main"].forced_down
     assert rig.backup.times_of("a") and not rig.main.times_of("a")
-    rig.main.link_up = True  # type: ignore[attr-defined]
+    rig.main.link_up = True
     rig.main.limit = 100
     rig.run_until(2.0)
     assert rig.breakers["main"].state == "closed"
@@ -531,13 +511,14 @@ def test_a_link_that_is_down_fails_over_at_once() -> None:
 
 def test_without_a_usable_fallback_messages_wait_for_their_connector() -> None:
     rig = Routed()
-    rig.main.link_up = False  # type: ignore[attr-defined]
-    rig.backup.link_up = False  # type: ignore[attr-defined]
+    rig.main.link_up = False
+    rig.backup.link_up = False
     rig.main.limit = rig.backup.limit = 0
     rig.dispatcher.enqueue([routed_message("a")])
     rig.run_until(2.0)
-    assert rig.dispatcher.waiting("a") is not None
-    assert rig.dispatcher.waiting("a").connector == "main"  # type: ignore[union-attr]
+    waiting = rig.dispatcher.waiting("a")
+    assert waiting is not None
+    assert waiting.connector == "main"
     assert rig.store.rerouted == []
 
 
