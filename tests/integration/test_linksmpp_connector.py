@@ -1,7 +1,9 @@
 """The LINK SMPP connector against the fake LINK SMSC: real reactor, TCP/TLS on 127.0.0.1.
 
 Timing is checked only where it is a correctness property (the reconnect delay,
-the throttle pause); everything else checks counts and contents.
+the throttle pause); everything else checks counts and contents. The last tests
+run the whole path (an ESME, the gateway, the fake LINK as processes) for what
+only the gateway around the connector decides.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,35 +30,56 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from gateway.config import ConnectorSettings
-from gateway.connectors.base import ACCEPTED, REJECTED, TEMPORARY
 from gateway.connectors.linksmpp.connector import LinkSmppConnector
 from gateway.connectors.linksmpp.mapping import id_forms
 from gateway.connectors.linksmpp.settings import LinkSmppSettings
-from gateway.inbound import IncomingMo, LinkReceipt
 from gateway.metrics import Metrics
+from gateway.records import (
+    Body,
+    IncomingMo,
+    Message,
+    OutcomeKind,
+    Party,
+    PartyKind,
+    Report,
+    SubmitOutcome,
+)
 from gateway.smpp import pdu as p
 from gateway.smpp.codec import Framer, decode, encode
-from gateway.store.base import Message
+from tests.esme import Esme, submit
 from tests.fakes.fake_linksmpp import FakeLinkSmpp
-from tests.harness import ROOT
+from tests.harness import (
+    ROOT,
+    FakeLinkSmppProcess,
+    GatewayProcess,
+    account_toml,
+    free_port,
+    gateway_config,
+    metric_value,
+    wait_for_metric,
+)
+from tests.support import records
 
 S = p.CommandStatus
 CLOCK: Any = reactor
+ACCEPTED = OutcomeKind.ACCEPTED
+TEMPORARY = OutcomeKind.TEMPORARY
+REJECTED = OutcomeKind.REJECTED
 
 
 class Inbound:
     """Records what the connector hands back; can hold or fail MO storage."""
 
     def __init__(self) -> None:
-        self.receipts: list[LinkReceipt] = []
+        self.receipts: list[Report] = []
         self.mos: list[IncomingMo] = []
         self.hold = False
         self.held: list[Deferred[None]] = []
         self.fail_mo = 0
 
-    def link_receipts(self, connector: str, receipts: list[LinkReceipt]) -> Deferred[None]:
+    def reports(self, connector: str, reports: list[Report]) -> Deferred[None]:
         assert connector == "link"
-        self.receipts.extend(receipts)
+        self.receipts.extend(reports)
         return succeed(None)
 
     def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
@@ -73,26 +97,22 @@ class Inbound:
 _COUNT = [0]
 
 
-def message(text: str = "Hello", destination: str = "+4799999999", **fields: Any) -> Message:
+def message(text: str = "Hello", destination: str = "+4799999999", **overrides: Any) -> Message:
+    """A message of account acc from "Shop", valid for an hour from now."""
     _COUNT[0] += 1
     now = CLOCK.seconds()
-    return Message(
-        id=f"m{_COUNT[0]}",
-        account="acc",
-        connector="link",
-        fields={
-            "source": "Shop",
-            "sourceTON": "ALPHANUMERIC",
-            "destination": destination,
-            "destinationTON": "MSISDN",
-            "dcs": "TEXT",
-            "userData": text,
-            **fields,
-        },
-        submitted_at=now,
-        expires_at=now + 3600,
-        validity_s=3600,
-    )
+    values: dict[str, Any] = {
+        "account": "acc",
+        "sender": Party(PartyKind.ALPHANUMERIC, "Shop"),
+        "recipient": destination,
+        "body": Body(text=text),
+        "text_head": text[:20],
+        "submitted_at": now,
+        "expires_at": now + 3600,
+        "validity_s": 3600,
+    }
+    values.update(overrides)
+    return records.message(f"m{_COUNT[0]}", **values)
 
 
 def sleep(seconds: float) -> Deferred[None]:
@@ -122,7 +142,7 @@ def drive(connector: LinkSmppConnector, messages: list[Message], timeout: float 
         inflight[0] -= 1
         for outcome in results:
             outcomes[outcome.message.id].append(outcome)
-            if outcome.kind == TEMPORARY:
+            if outcome.kind is TEMPORARY:
                 todo.append(outcome.message)
 
     deadline = CLOCK.seconds() + timeout
@@ -208,8 +228,7 @@ class BindTests(LinkTestCase):
         record = fake.connections[0]
         self.assertEqual((record.bind_mode, record.bind_system_id), ("transceiver", "link"))
 
-        sent = message("Hello €")
-        sent.priority = "HIGH"
+        sent = message("Hello €", priority=1)
         outcomes = yield connector.submit([sent])
         self.assertEqual([o.kind for o in outcomes], [ACCEPTED])
         submitted = fake.submits[0]
@@ -230,10 +249,15 @@ class BindTests(LinkTestCase):
         yield wait_for(lambda: inbound.receipts)
         receipt = inbound.receipts[0]
         self.assertEqual(
-            (receipt.upstream_id, receipt.stat, receipt.err), (submitted.message_id, "DELIVRD", 0)
+            (receipt.upstream_id, receipt.outcome.stat, receipt.outcome.err),
+            (submitted.message_id, "DELIVRD", 0),
         )
-        assert receipt.done_at is not None
-        self.assertLess(abs(receipt.done_at - CLOCK.seconds()), 5)
+        self.assertEqual(
+            (receipt.outcome.final, receipt.outcome.state, receipt.any_form),
+            (True, p.MessageState.DELIVERED, True),
+        )
+        assert receipt.reported_at is not None
+        self.assertLess(abs(receipt.reported_at - CLOCK.seconds()), 5)
         yield wait_for(lambda: fake.deliveries[0].acked_at is not None)
 
     @inlineCallbacks
@@ -303,11 +327,12 @@ class ReceiptTests(LinkTestCase):
             upstream_id = outcomes[0].upstream_id
             assert upstream_id is not None
             self.assertTrue(same_id(receipt.upstream_id, upstream_id), (style, variant))
-            self.assertEqual((receipt.stat, receipt.err), (stat, err))
-            assert receipt.done_at is not None
+            self.assertEqual((receipt.outcome.stat, receipt.outcome.err), (stat, err))
+            self.assertTrue(receipt.outcome.final)
+            assert receipt.reported_at is not None
             if date_format == "minutes":
-                self.assertEqual(receipt.done_at % 60, 0)
-            self.assertLess(abs(receipt.done_at - CLOCK.seconds()), 120)
+                self.assertEqual(receipt.reported_at % 60, 0)
+            self.assertLess(abs(receipt.reported_at - CLOCK.seconds()), 120)
         # The variants really differed from the resp ids.
         self.assertNotEqual(fake.deliveries[1].pdu.short_message[3:13], b"3000000002")
 
@@ -481,6 +506,61 @@ class SegmentTests(LinkTestCase):
         self.assertEqual(outcomes[0].rejection.err, 206)
 
 
+class UpstreamStatusTests(LinkTestCase):
+    """What an accept = "upstream" ESME will get for LINK's refusal (SubmitOutcome.esme_status)."""
+
+    @inlineCallbacks
+    def test_links_own_status_is_kept_for_the_esme(self) -> Any:
+        fake = self.make_fake(
+            submit_status={
+                "+4790000011": S.ESME_RINVDSTADR,
+                "+4790000012": 3,
+                "+4790000013": S.ESME_RINVBNDSTS,
+            }
+        )
+        connector, _, _ = yield self.bound(fake)
+        outcomes: list[SubmitOutcome] = yield connector.submit(
+            [
+                message(destination="+4790000011"),
+                message(destination="+4790000012"),
+                message(destination="+4790000013"),
+                message(destination="+4790000014"),
+            ]
+        )
+        seen = [(o.kind, o.esme_status, o.rejection.err if o.rejection else None) for o in outcomes]
+        self.assertEqual(
+            seen,
+            [
+                (REJECTED, S.ESME_RINVDSTADR, 206),
+                # 3 is LINK's ESME_RINVCMDID, not a throttle (Common's result code 3).
+                (REJECTED, S.ESME_RINVCMDID, 903),
+                # A bind state LINK and we disagree about is not the ESME's business.
+                (TEMPORARY, S.ESME_RSYSERR, None),
+                (ACCEPTED, 0, None),
+            ],
+        )
+        self.assertNotIn(S.ESME_RTHROTTLED, [o.esme_status for o in outcomes])
+        self.assertEqual(
+            [s.status for s in fake.submits],
+            [S.ESME_RINVDSTADR, 3, S.ESME_RINVBNDSTS, S.ESME_ROK],
+        )
+
+    @inlineCallbacks
+    def test_a_permanent_refusal_of_a_later_segment_is_the_messages_status(self) -> Any:
+        fake = self.make_fake()
+        connector, _, _ = yield self.bound(fake)
+        fake.script.extend([None, S.ESME_RINVDSTADR])
+        (outcome,) = yield connector.submit([message("z" * 400)])
+        self.assertEqual((outcome.kind, outcome.esme_status), (REJECTED, S.ESME_RINVDSTADR))
+
+    @inlineCallbacks
+    def test_trouble_on_our_side_is_a_status_esmes_retry(self) -> Any:
+        fake = self.make_fake(response_delay=2.0)
+        connector, _, _ = yield self.bound(fake, response_timeout=0.3)
+        (outcome,) = yield connector.submit([message()])
+        self.assertEqual((outcome.kind, outcome.esme_status), (TEMPORARY, S.ESME_RMSGQFUL))
+
+
 class MoTests(LinkTestCase):
     @inlineCallbacks
     def test_mo_is_acknowledged_only_once_stored(self) -> Any:
@@ -643,3 +723,120 @@ def test_the_fake_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the whole path: ESME -> gateway -> fake LINK, as processes --------------------------
+
+UPSTREAM_ACCOUNTS = account_toml(
+    "upstream", "pw", "link", accept="upstream", mo_numbers=["2233"]
+) + account_toml("stored", "pw", "link", mo_numbers=["2234"])
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayProcess, FakeLinkSmppProcess]]:
+    directory = tmp_path_factory.mktemp("linksmpp-upstream")
+    smpp_port, http_port = free_port(), free_port()
+    with FakeLinkSmppProcess(directory) as link:
+        path = gateway_config(
+            directory,
+            smpp_port=smpp_port,
+            http_port=http_port,
+            common_url=None,
+            accounts=UPSTREAM_ACCOUNTS,
+            connector_extra=link.connector_toml(),
+        )
+        with GatewayProcess(path, smpp_port, http_port) as gateway:
+            wait_link_up(gateway)
+            yield gateway, link
+
+
+def wait_link_up(gateway: GatewayProcess, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric_value(gateway.metrics(), "smppgw_upstream_link_up", connector="link") == 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the LINK SMPP link did not come up")
+
+
+def mo_answers(link: FakeLinkSmppProcess, destination: str, timeout: float = 10.0) -> list[int]:
+    """The statuses the gateway answered the MO deliver_sm to `destination` with,
+    once it has taken it (or the first answers, at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mine = [
+            d
+            for d in link.get("/_deliveries")
+            if d["kind"] == "mo" and d["destination_addr"] == destination
+        ]
+        if (mine and all(d["acked_at"] is not None for d in mine)) or time.monotonic() > deadline:
+            return [status for d in mine for _, status in d["answers"]]
+        time.sleep(0.05)
+
+
+def test_link_refusals_reach_an_upstream_esme_as_links_own_status(
+    stack: tuple[GatewayProcess, FakeLinkSmppProcess],
+) -> None:
+    gateway, link = stack
+    refusals = {
+        "4790000101": S.ESME_RINVDSTADR,
+        "4790000102": 3,  # ESME_RINVCMDID; Common's result code 3 would be a throttle
+        "4790000103": S.ESME_RINVBNDSTS,
+    }
+    link.control({"submit_status": refusals})
+    try:
+        with Esme(gateway.smpp_port) as esme:
+            assert esme.bind("upstream", "pw").status == S.ESME_ROK
+            answers = {
+                destination: esme.request(submit(destination))
+                for destination in ("4790000100", *refusals)
+            }
+    finally:
+        link.control({"submit_status": {}})
+    assert {d: r.status for d, r in answers.items()} == {
+        "4790000100": S.ESME_ROK,
+        "4790000101": S.ESME_RINVDSTADR,
+        "4790000102": S.ESME_RINVCMDID,
+        "4790000103": S.ESME_RSYSERR,
+    }
+    accepted = answers["4790000100"]
+    assert isinstance(accepted, p.SubmitSmResp) and accepted.message_id
+    # Each went to LINK once, and LINK's answer is what the ESME got.
+    sent = [s for s in link.get("/_submits") if s["destination_addr"] in answers]
+    assert sorted((s["destination_addr"], s["status"]) for s in sent) == [
+        ("4790000100", S.ESME_ROK),
+        ("4790000101", S.ESME_RINVDSTADR),
+        ("4790000102", 3),
+        ("4790000103", S.ESME_RINVBNDSTS),
+    ]
+
+
+def test_an_mo_no_account_owns_is_answered_as_taken_never_temporarily(
+    stack: tuple[GatewayProcess, FakeLinkSmppProcess],
+) -> None:
+    gateway, link = stack
+    unrouted = {"account": "", "outcome": "unrouted"}
+    before = metric_value(gateway.metrics(), "smppgw_mo_total", **unrouted)
+    link.control({"inject_mo": {"source": "4790000199", "destination": "9999", "text": "nobody"}})
+    wait_for_metric(gateway, "smppgw_mo_total", before + 1, account="", outcome="unrouted")
+    # One answer, permanent: ESME_RX_T_APPN would make LINK send it again and again.
+    assert mo_answers(link, "9999") == [S.ESME_ROK]
+    assert metric_value(gateway.metrics(), "smppgw_mo_total", **unrouted) == before + 1
+
+
+def test_an_mo_an_account_owns_is_stored_then_taken(
+    stack: tuple[GatewayProcess, FakeLinkSmppProcess],
+) -> None:
+    """The counterpart: the same path for a number that is owned."""
+    gateway, link = stack
+    accepted = {"account": "stored", "outcome": "accepted"}
+    before = metric_value(gateway.metrics(), "smppgw_mo_total", **accepted)
+    link.control({"inject_mo": {"source": "4790000199", "destination": "2234", "text": "mine"}})
+    wait_for_metric(gateway, "smppgw_mo_total", before + 1, account="stored", outcome="accepted")
+    assert mo_answers(link, "2234") == [S.ESME_ROK]
+    with Esme(gateway.smpp_port) as esme:
+        assert esme.bind("stored", "pw", p.BindReceiver).status == S.ESME_ROK
+        (mo,) = esme.receipts(1, timeout=10)
+    assert (mo.short_message, mo.destination_addr, mo.esm_class) == (b"mine", "2234", 0)

@@ -12,23 +12,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.connectors import base as connectors
 from gateway.connectors.linksmpp.mapping import (
     MappingError,
-    format_relative,
+    esme_status,
     id_forms,
     is_receipt,
     mo_from_deliver_sm,
     outcome_for_status,
-    receipt_from_deliver_sm,
+    report_from_deliver_sm,
     submit_pdus,
 )
-from gateway.inbound import IncomingMo, LinkReceipt
-from gateway.mapping import Outcome
+from gateway.mt.submission import AccountPolicy, SubmitRefused, map_submit
+from gateway.records import (
+    Address,
+    Alphabet,
+    Body,
+    IncomingMo,
+    Message,
+    Outcome,
+    OutcomeKind,
+    Party,
+    PartyKind,
+    Report,
+)
 from gateway.smpp.codec import encode
 from gateway.smpp.pdu import CommandStatus, DeliverSm, MessageState, SubmitSm, Tag
 from gateway.smpp.receipts import ReceiptError
-from gateway.store.base import Message
+from gateway.smpp.text import decode_content
+from gateway.smpp.times import format_relative
+from tests.support import records
 
 S = CommandStatus
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
@@ -37,40 +49,100 @@ GSM_BASIC = (
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM_EXTENSION = "^{}\\[~]|€\f"
+SHOP = Party(PartyKind.ALPHANUMERIC, "Shop")
 
 
-def message(**fields: Any) -> Message:
-    base: dict[str, Any] = {
-        "source": "Shop",
-        "sourceTON": "ALPHANUMERIC",
-        "destination": "+4799999999",
-        "destinationTON": "MSISDN",
-        "dcs": "TEXT",
-        "userData": "Hello",
-    }
-    extra = {k: fields.pop(k) for k in ("priority", "validity_s", "expires_at") if k in fields}
-    base.update(fields)
-    return Message(
-        id="m1",
-        account="acc",
-        connector="link",
-        fields=base,
-        submitted_at=NOW,
-        expires_at=extra.get("expires_at", NOW + 3600),
-        validity_s=extra.get("validity_s", 3600),
-        priority=extra.get("priority"),
+def message(
+    text: str | None = "Hello",
+    *,
+    data: bytes | None = None,
+    udh: bytes | None = None,
+    alphabet: Alphabet | None = None,
+    flash: bool = False,
+    **overrides: Any,
+) -> Message:
+    """A message from "Shop" to +4799999999, sent at NOW, valid for an hour."""
+    body = Body(
+        text=None if data is not None else text,
+        data=data,
+        udh=udh,
+        alphabet=alphabet,
+        flash=flash,
     )
+    values: dict[str, Any] = {
+        "account": "acc",
+        "sender": SHOP,
+        "recipient": "+4799999999",
+        "body": body,
+        "submitted_at": NOW,
+        "expires_at": NOW + 3600,
+        "validity_s": 3600,
+    }
+    values.update(overrides)
+    return records.message("m1", **values)
 
 
-def one(**fields: Any) -> SubmitSm:
-    pdus = submit_pdus(message(**fields), 7)
+def pdus_of(msg: Message, ref: int = 7, now: float = NOW) -> list[SubmitSm]:
+    return submit_pdus(msg, ref, now=now)
+
+
+def one(msg: Message | None = None, **kw: Any) -> SubmitSm:
+    pdus = pdus_of(msg if msg is not None else message(**kw))
     assert len(pdus) == 1
     return pdus[0]
 
 
-def error(**fields: Any) -> int:
+def error(msg: Message) -> int:
     with pytest.raises(MappingError) as info:
-        submit_pdus(message(**fields), 7)
+        pdus_of(msg)
+    return info.value.status
+
+
+def esme_submit(**fields: Any) -> SubmitSm:
+    """A submit_sm as an ESME sends it: from "Shop" (ton 5) to 4799999999 (ton 1)."""
+    values: dict[str, Any] = {
+        "source_addr_ton": 5,
+        "source_addr": "Shop",
+        "dest_addr_ton": 1,
+        "dest_addr_npi": 1,
+        "destination_addr": "4799999999",
+        "registered_delivery": 1,
+        "short_message": b"Hello",
+    }
+    values.update(fields)
+    return SubmitSm(**values)
+
+
+def via_esme(submit: SubmitSm, now: float = NOW) -> list[SubmitSm]:
+    """What LINK gets for an ESME's submit_sm: read by the account's rules
+    (gateway.mt.submission), made a Message as admission does, then mapped."""
+    sub = map_submit(submit, AccountPolicy(), now=now)
+    due = sub.scheduled_at
+    start = due if due is not None and due > now else now
+    msg = records.message(
+        "m1",
+        source=Address(submit.source_addr, submit.source_addr_ton, submit.source_addr_npi),
+        destination=Address(submit.destination_addr, submit.dest_addr_ton, submit.dest_addr_npi),
+        sender=sub.sender,
+        recipient=sub.recipient,
+        body=sub.body,
+        submitted_at=now,
+        expires_at=start + sub.validity_s,
+        validity_s=sub.validity_s,
+        scheduled_at=due,
+        priority=sub.priority,
+        premium=sub.premium,
+        custom=sub.custom,
+        text_head=sub.text_head,
+        parts=sub.parts,
+    )
+    return submit_pdus(msg, 7, now=now)
+
+
+def refused(submit: SubmitSm) -> int:
+    """The status an ESME's submit_sm is refused with before it could reach LINK."""
+    with pytest.raises(SubmitRefused) as info:
+        via_esme(submit)
     return info.value.status
 
 
@@ -78,45 +150,60 @@ def error(**fields: Any) -> int:
 
 
 @pytest.mark.parametrize(
-    ("source", "kind", "expected"),
+    ("sender", "expected"),
     [
-        ("Shop", "ALPHANUMERIC", ("Shop", 5, 0)),
-        ("2233", "SHORTNUMBER", ("2233", 3, 0)),
-        ("+4712345678", "MSISDN", ("4712345678", 1, 1)),
-        ("Shop", None, ("Shop", 0, 0)),  # unknown kind: LINK auto-detects ton 0
-        ("2233", "SOMETHING", ("2233", 0, 0)),
+        (Party(PartyKind.ALPHANUMERIC, "Shop"), ("Shop", 5, 0)),
+        (Party(PartyKind.SHORT_CODE, "2233"), ("2233", 3, 0)),
+        (Party(PartyKind.MSISDN, "+4712345678"), ("4712345678", 1, 1)),
     ],
 )
-def test_source_ton(source: str, kind: str | None, expected: tuple[str, int, int]) -> None:
-    pdu = one(source=source, sourceTON=kind)
+def test_source_ton(sender: Party, expected: tuple[str, int, int]) -> None:
+    pdu = one(message(sender=sender))
+    assert (pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi) == expected
+
+
+@pytest.mark.parametrize(
+    ("addr", "ton", "expected"),
+    [
+        ("Shop", 5, ("Shop", 5, 0)),
+        ("2233", 3, ("2233", 3, 0)),
+        ("+4712345678", 1, ("4712345678", 1, 1)),
+        ("4712345678", 1, ("4712345678", 1, 1)),
+    ],
+)
+def test_source_ton_from_an_esme(addr: str, ton: int, expected: tuple[str, int, int]) -> None:
+    (pdu,) = via_esme(esme_submit(source_addr=addr, source_addr_ton=ton))
     assert (pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi) == expected
 
 
 def test_destination_is_international() -> None:
-    pdu = one(destination="+4799999999")
+    pdu = one(message(recipient="+4799999999"))
     assert (pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi) == ("4799999999", 1, 1)
 
 
+@pytest.mark.parametrize("destination", ["+47abc", "", "+" + "1" * 21])
+def test_bad_destination_never_reaches_link(destination: str) -> None:
+    assert refused(esme_submit(destination_addr=destination)) == S.ESME_RINVDSTADR
+
+
 @pytest.mark.parametrize(
-    ("fields", "status"),
+    "sender",
     [
-        ({"destination": "+47abc"}, S.ESME_RINVDSTADR),
-        ({"destination": ""}, S.ESME_RINVDSTADR),
-        ({"destination": "+" + "1" * 21}, S.ESME_RINVDSTADR),
-        ({"source": ""}, S.ESME_RINVSRCADR),
-        ({"source": "Søk"}, S.ESME_RINVSRCADR),  # source_addr is single octets
-        ({"source": "x" * 21, "sourceTON": None}, S.ESME_RINVSRCADR),
+        Party(PartyKind.ALPHANUMERIC, ""),
+        Party(PartyKind.ALPHANUMERIC, "Søk"),  # source_addr is single octets
+        Party(PartyKind.ALPHANUMERIC, "x" * 21),
+        Party(PartyKind.SHORT_CODE, "1" * 21),
     ],
 )
-def test_bad_addresses(fields: dict[str, Any], status: int) -> None:
-    assert error(**fields) == status
+def test_bad_source(sender: Party) -> None:
+    assert error(message(sender=sender)) == S.ESME_RINVSRCADR
 
 
 # --- content ------------------------------------------------------------------------------
 
 
 def test_plain_gsm_text() -> None:
-    pdu = one(userData="Hello {world} €")
+    pdu = one(message("Hello {world} €"))
     assert pdu.data_coding == 0
     assert pdu.esm_class == 0
     assert pdu.short_message == b"Hello \x1b(world\x1b) \x1be"
@@ -125,98 +212,121 @@ def test_plain_gsm_text() -> None:
     assert pdu.schedule_delivery_time == ""
 
 
+def test_registered_delivery_is_1_whatever_the_esme_asked() -> None:
+    assert one(message(registered_delivery=0)).registered_delivery == 1
+
+
 def test_non_gsm_text_is_ucs2() -> None:
-    pdu = one(userData="Привет")
+    pdu = one(message("Привет"))
     assert pdu.data_coding == 8
     assert pdu.short_message == "Привет".encode("utf-16-be")
 
 
 @pytest.mark.parametrize(
-    ("fields", "coding"),
+    ("msg", "coding"),
     [
-        ({"userData": "Hi"}, 0x10),
-        ({"userData": "Привет"}, 0x18),
-        ({"dcs": "BINARY", "userData": "0102"}, 0x14),
-        ({"dcs": "GSM", "userData": "Hi", "userDataHeader": "050003010201"}, 0x10),
-        ({"dcs": "UCS2", "userData": "Hi", "userDataHeader": "050003010201"}, 0x18),
+        (message("Hi", flash=True), 0x10),
+        (message("Привет", flash=True), 0x18),
+        (message(data=b"\x01\x02", flash=True), 0x14),
+        (
+            message("Hi", udh=bytes.fromhex("050003010201"), alphabet=Alphabet.GSM, flash=True),
+            0x10,
+        ),
+        (
+            message("Hi", udh=bytes.fromhex("050003010201"), alphabet=Alphabet.UCS2, flash=True),
+            0x18,
+        ),
     ],
 )
-def test_flash(fields: dict[str, Any], coding: int) -> None:
-    pdu = one(customParameters={"flash.sms": "true"}, **fields)
-    assert pdu.data_coding == coding
+def test_flash(msg: Message, coding: int) -> None:
+    assert one(msg).data_coding == coding
 
 
 def test_flash_false_is_plain() -> None:
-    assert one(customParameters={"flash.sms": "false"}).data_coding == 0
+    assert one(message("Hi", flash=False)).data_coding == 0
+
+
+def test_flash_from_an_esme() -> None:
+    # data_coding 0x10: GSM 03.38 general group, message class 0 (flash).
+    (pdu,) = via_esme(esme_submit(data_coding=0x10, short_message=b"Hi"))
+    assert (pdu.data_coding, pdu.short_message) == (0x10, b"Hi")
 
 
 def test_esme_segmented_gsm() -> None:
-    pdu = one(dcs="GSM", userData="Hi €", userDataHeader="050003AA0201")
+    udh = bytes.fromhex("050003AA0201")
+    pdu = one(message("Hi €", udh=udh, alphabet=Alphabet.GSM))
     assert pdu.esm_class == 0x40
     assert pdu.data_coding == 0
-    assert pdu.short_message == bytes.fromhex("050003AA0201") + b"Hi \x1be"
+    assert pdu.short_message == udh + b"Hi \x1be"
 
 
 def test_esme_segmented_ucs2() -> None:
-    pdu = one(dcs="UCS2", userData="Hi", userDataHeader="050003AA0202")
+    udh = bytes.fromhex("050003AA0202")
+    pdu = one(message("Hi", udh=udh, alphabet=Alphabet.UCS2))
     assert (pdu.esm_class, pdu.data_coding) == (0x40, 8)
-    assert pdu.short_message == bytes.fromhex("050003AA0202") + "Hi".encode("utf-16-be")
+    assert pdu.short_message == udh + "Hi".encode("utf-16-be")
 
 
-def test_ucs2_without_udh_is_ucs2_even_for_gsm_text() -> None:
-    pdu = one(dcs="UCS2", userData="Hi")
-    assert (pdu.data_coding, pdu.short_message) == (8, b"\x00H\x00i")
+def test_esme_segment_goes_as_it_came() -> None:
+    udh = bytes.fromhex("050003AA0201")
+    (pdu,) = via_esme(esme_submit(esm_class=0x40, data_coding=8, short_message=udh + b"\x00H"))
+    assert (pdu.esm_class, pdu.data_coding, pdu.short_message) == (0x40, 8, udh + b"\x00H")
 
 
 def test_binary() -> None:
-    pdu = one(dcs="BINARY", userData="DEADBEEF")
+    pdu = one(message(data=b"\xde\xad\xbe\xef"))
     assert (pdu.data_coding, pdu.esm_class, pdu.short_message) == (4, 0, b"\xde\xad\xbe\xef")
 
 
 def test_binary_with_udh() -> None:
-    pdu = one(dcs="BINARY", userData="0A0B", userDataHeader="0605040B8423F0")
+    udh = bytes.fromhex("0605040B8423F0")
+    pdu = one(message(data=b"\x0a\x0b", udh=udh, alphabet=Alphabet.BINARY))
     assert pdu.esm_class == 0x40
     assert pdu.short_message == bytes.fromhex("0605040B8423F00A0B")
 
 
 def test_long_binary_is_split() -> None:
-    pdus = submit_pdus(message(dcs="BINARY", userData="AB" * 300), 9)
+    pdus = pdus_of(message(data=b"\xab" * 300), 9)
     assert [len(p.short_message) for p in pdus] == [140, 140, 38]
     assert [p.short_message[:6].hex() for p in pdus] == [
         "050003090301",
         "050003090302",
         "050003090303",
     ]
+    assert all((p.data_coding, p.esm_class) == (4, 0x40) for p in pdus)
 
 
 @pytest.mark.parametrize(
-    ("fields", "status"),
+    ("msg", "status"),
     [
-        ({"dcs": "GSM", "userData": "Привет"}, S.ESME_RSUBMITFAIL),
-        ({"dcs": "BINARY", "userData": "XYZ"}, S.ESME_RSUBMITFAIL),
-        ({"dcs": "GSM", "userData": "Hi", "userDataHeader": "05zz"}, S.ESME_RSUBMITFAIL),
-        ({"dcs": "KLINGON"}, S.ESME_RSUBMITFAIL),
-        ({"userData": "a" * (153 * 255 + 1)}, S.ESME_RINVMSGLEN),
         (
-            {"dcs": "BINARY", "userData": "AB" * 300, "userDataHeader": "050003010201"},
+            message("Привет", udh=bytes.fromhex("050003010201"), alphabet=Alphabet.GSM),
+            S.ESME_RSUBMITFAIL,
+        ),
+        (message("a" * (153 * 255 + 1)), S.ESME_RINVMSGLEN),
+        (message("ж" * (67 * 255 + 1)), S.ESME_RINVMSGLEN),
+        (
+            message(
+                data=b"\xab" * 300, udh=bytes.fromhex("050003010201"), alphabet=Alphabet.BINARY
+            ),
             S.ESME_RINVMSGLEN,
         ),
     ],
 )
-def test_content_errors(fields: dict[str, Any], status: int) -> None:
-    assert error(**fields) == status
+def test_content_errors(msg: Message, status: int) -> None:
+    assert error(msg) == status
 
 
 # --- segmentation ----------------------------------------------------------------------
 
 
 def test_one_sms_is_not_split() -> None:
-    assert len(submit_pdus(message(userData="a" * 160), 1)) == 1
-    assert len(submit_pdus(message(userData="ж" * 70), 1)) == 1
+    assert len(pdus_of(message("a" * 160), 1)) == 1
+    assert len(pdus_of(message("ж" * 70), 1)) == 1
 
 
 def test_long_gsm_text() -> None:
-    pdus = submit_pdus(message(userData="a" * 161), 0x1FF)  # the reference is 8-bit
+    pdus = pdus_of(message("a" * 161), 0x1FF)  # the reference is 8-bit
     assert [p.esm_class for p in pdus] == [0x40, 0x40]
     assert [p.short_message[:6] for p in pdus] == [
         bytes((5, 0, 3, 0xFF, 2, 1)),
@@ -228,7 +338,7 @@ def test_long_gsm_text() -> None:
 
 def test_gsm_escape_pair_is_never_split() -> None:
     # 152 septets, then '€' (ESC e): octets 153 and 154.
-    pdus = submit_pdus(message(userData="a" * 152 + "€" + "b" * 10), 3)
+    pdus = pdus_of(message("a" * 152 + "€" + "b" * 10), 3)
     bodies = [p.short_message[6:] for p in pdus]
     assert bodies[0] == b"a" * 152
     assert bodies[1] == b"\x1be" + b"b" * 10
@@ -236,15 +346,15 @@ def test_gsm_escape_pair_is_never_split() -> None:
 
 def test_surrogate_pair_is_never_split() -> None:
     # 66 code units, then a surrogate pair: units 67 and 68.
-    pdus = submit_pdus(message(userData="ж" * 66 + "😀" + "ж" * 10), 3)
+    pdus = pdus_of(message("ж" * 66 + "😀" + "ж" * 10), 3)
     bodies = [p.short_message[6:] for p in pdus]
     assert bodies[0] == ("ж" * 66).encode("utf-16-be")
     assert bodies[1] == ("😀" + "ж" * 10).encode("utf-16-be")
 
 
 def test_same_message_and_ref_give_the_same_segments() -> None:
-    first = submit_pdus(message(userData="x" * 400), 42)
-    again = submit_pdus(message(userData="x" * 400), 42)
+    first = pdus_of(message("x" * 400), 42)
+    again = pdus_of(message("x" * 400), 42)
     assert [p.short_message for p in first] == [p.short_message for p in again]
 
 
@@ -253,8 +363,6 @@ def _rejoin(pdus: list[SubmitSm]) -> str:
     for pdu in pdus:
         body = pdu.short_message[6:] if pdu.esm_class & 0x40 else pdu.short_message
         if pdu.data_coding == 0:
-            from gateway.smpp.text import decode_content
-
             content = decode_content(0, body, udhi=False)
             assert content.text is not None
             parts.append(content.text)
@@ -279,7 +387,7 @@ def _fits_one_sms(pdu: SubmitSm) -> bool:
     ref=st.integers(0, 0xFFFF),
 )
 def test_segments_rejoin_and_fit(text: str, ref: int) -> None:
-    pdus = submit_pdus(message(userData=text), ref)
+    pdus = pdus_of(message(text), ref)
     assert _rejoin(pdus) == text
     assert all(_fits_one_sms(p) for p in pdus)
     assert len({p.data_coding for p in pdus}) == 1
@@ -314,52 +422,66 @@ def test_format_relative(seconds: int, text: str) -> None:
 
 def test_validity_is_the_time_left() -> None:
     msg = message(expires_at=NOW + 600.2)
-    assert submit_pdus(msg, 1, now=NOW)[0].validity_period == "000000001001000R"
+    assert pdus_of(msg, 1, now=NOW)[0].validity_period == "000000001001000R"
 
 
-def test_validity_without_now_is_the_full_period() -> None:
-    assert one(validity_s=172800).validity_period == "000002000000000R"
+def test_validity_at_submission_is_the_full_period() -> None:
+    msg = message(expires_at=NOW + 172800, validity_s=172800)
+    assert pdus_of(msg, now=NOW)[0].validity_period == "000002000000000R"
 
 
-def test_priority() -> None:
-    assert one(priority="HIGH").priority_flag == 1
-    assert one(priority=None).priority_flag == 0
+def test_validity_past_its_end_is_the_shortest() -> None:
+    msg = message(expires_at=NOW - 10)
+    assert pdus_of(msg, now=NOW)[0].validity_period == "000000000001000R"
+
+
+def test_validity_from_an_esme() -> None:
+    (pdu,) = via_esme(esme_submit(validity_period="000000020000000R"))
+    assert pdu.validity_period == "000000020000000R"
+
+
+@pytest.mark.parametrize(("priority", "flag"), [(0, 0), (1, 1), (2, 1), (3, 1)])
+def test_priority(priority: int, flag: int) -> None:
+    assert one(message(priority=priority)).priority_flag == flag
 
 
 def test_scheduled_time() -> None:
-    pdu = submit_pdus(
-        message(customParameters={"scheduledTime": "2024-01-02T05:00:00Z"}), 1, now=NOW
-    )[0]
+    due = datetime(2024, 1, 2, 5, 0, 0, tzinfo=UTC).timestamp()
+    pdu = pdus_of(message(scheduled_at=due, expires_at=due + 3600), 1, now=NOW)[0]
     assert pdu.schedule_delivery_time == "240102050000000+"
 
 
 def test_scheduled_time_with_offset_is_sent_in_utc() -> None:
-    pdu = submit_pdus(
-        message(customParameters={"scheduledTime": "2024-01-02T07:00:00+02:00"}), 1, now=NOW
-    )[0]
+    # 07:00 at UTC+2 (8 quarter hours): 05:00 UTC.
+    (pdu,) = via_esme(esme_submit(schedule_delivery_time="240102070000008+"))
     assert pdu.schedule_delivery_time == "240102050000000+"
 
 
 def test_scheduled_time_already_past_is_now() -> None:
-    pdu = submit_pdus(
-        message(customParameters={"scheduledTime": "2024-01-01T00:00:00Z"}), 1, now=NOW
-    )[0]
+    past = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    pdu = pdus_of(message(scheduled_at=past), 1, now=NOW)[0]
     assert pdu.schedule_delivery_time == ""
+    (from_esme,) = via_esme(esme_submit(schedule_delivery_time="240101000000000+"))
+    assert from_esme.schedule_delivery_time == ""
 
 
-@pytest.mark.parametrize("value", ["tomorrow", "2024-01-02T05:00:00"])
+@pytest.mark.parametrize("value", ["tomorrow", "240102050000000"])
 def test_bad_scheduled_time(value: str) -> None:
-    assert error(customParameters={"scheduledTime": value}) == S.ESME_RINVSCHED
+    assert refused(esme_submit(schedule_delivery_time=value)) == S.ESME_RINVSCHED
 
 
 def test_premium_fields_are_not_sent() -> None:
-    plain = one()
+    plain = one(message())
     premium = one(
-        tariff=100,
-        currency="NOK",
-        productCategory=1,
-        productDescription="x",
-        customParameters={"other": "y"},
+        message(
+            premium={
+                "tariff": 100,
+                "currency": "NOK",
+                "productCategory": 1,
+                "productDescription": "x",
+            },
+            custom={"other": "y"},
+        )
     )
     assert encode(premium) == encode(plain)
 
@@ -368,12 +490,12 @@ def test_premium_fields_are_not_sent() -> None:
 
 
 def test_ok_is_accepted() -> None:
-    assert outcome_for_status(0) == ("accepted", None)
+    assert outcome_for_status(0) == (OutcomeKind.ACCEPTED, None)
 
 
 @pytest.mark.parametrize("status", [0x58, 0x14, 0x08, 0x64, 0x04])
 def test_temporary(status: int) -> None:
-    assert outcome_for_status(status) == ("temporary", None)
+    assert outcome_for_status(status) == (OutcomeKind.TEMPORARY, None)
 
 
 @pytest.mark.parametrize(
@@ -407,16 +529,66 @@ def test_temporary(status: int) -> None:
 )
 def test_rejected(status: int, err: int) -> None:
     kind, outcome = outcome_for_status(status)
-    assert kind == "rejected"
+    assert kind is OutcomeKind.REJECTED
     assert outcome == Outcome("REJECTD", err, True, MessageState.REJECTED)
 
 
 def test_kinds_are_the_connector_interfaces() -> None:
-    assert {outcome_for_status(s)[0] for s in (0, 0x58, 0x0B)} == {
-        connectors.ACCEPTED,
-        connectors.TEMPORARY,
-        connectors.REJECTED,
-    }
+    kinds = {outcome_for_status(s)[0] for s in (0, 0x58, 0x0B)}
+    assert kinds == {OutcomeKind.ACCEPTED, OutcomeKind.TEMPORARY, OutcomeKind.REJECTED}
+
+
+# --- submit_sm_resp status -> what an accept = "upstream" ESME gets ----------------------
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        S.ESME_RINVDSTADR,
+        S.ESME_RINVCMDID,  # 3: LINK's own status, not Common's result code 3
+        S.ESME_RINVMSGLEN,
+        S.ESME_RINVSRCADR,
+        S.ESME_RINVDSTTON,
+        S.ESME_RX_R_APPN,
+        S.ESME_RSUBMITFAIL,
+        S.ESME_RTHROTTLED,
+        S.ESME_RMSGQFUL,
+        S.ESME_RSYSERR,
+        0x12345,
+    ],
+)
+def test_link_status_reaches_the_esme_as_it_is(status: int) -> None:
+    assert esme_status(status) == status
+
+
+def test_link_status_3_is_not_a_throttle() -> None:
+    assert int(S.ESME_RINVCMDID) == 3
+    assert esme_status(3) == S.ESME_RINVCMDID
+    assert esme_status(3) != S.ESME_RTHROTTLED
+    assert outcome_for_status(3)[0] is OutcomeKind.REJECTED
+
+
+def test_a_bind_state_link_and_we_disagree_about_is_a_system_error() -> None:
+    assert esme_status(S.ESME_RINVBNDSTS) == S.ESME_RSYSERR
+    assert outcome_for_status(S.ESME_RINVBNDSTS) == (OutcomeKind.TEMPORARY, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "esme", "kind", "err"),
+    [
+        (S.ESME_RINVDSTADR, S.ESME_RINVDSTADR, OutcomeKind.REJECTED, 206),
+        (S.ESME_RINVCMDID, S.ESME_RINVCMDID, OutcomeKind.REJECTED, 903),
+        (S.ESME_RINVBNDSTS, S.ESME_RSYSERR, OutcomeKind.TEMPORARY, None),
+        (S.ESME_RSYSERR, S.ESME_RSYSERR, OutcomeKind.TEMPORARY, None),
+    ],
+)
+def test_refusal_for_an_upstream_esme(
+    status: int, esme: int, kind: OutcomeKind, err: int | None
+) -> None:
+    """What the connector reports for LINK's refusal: the kind, the receipt, the status."""
+    got_kind, rejection = outcome_for_status(status)
+    assert (got_kind, esme_status(status)) == (kind, esme)
+    assert (rejection.err if rejection else None) == err
 
 
 # --- receipts --------------------------------------------------------------------------
@@ -435,46 +607,54 @@ def receipt_pdu(text: bytes, esm_class: int = 0x04, **kw: Any) -> DeliverSm:
     return DeliverSm(esm_class=esm_class, short_message=text, **kw)
 
 
+def read(pdu: DeliverSm) -> Report:
+    report = report_from_deliver_sm(pdu)
+    assert report is not None
+    return report
+
+
 def test_receipt_default_format() -> None:
-    receipt = receipt_from_deliver_sm(receipt_pdu(DEFAULT_FORMAT))
+    report = report_from_deliver_sm(receipt_pdu(DEFAULT_FORMAT))
     done = datetime(2024, 1, 2, 3, 5, 6, tzinfo=UTC).timestamp()
-    assert receipt == LinkReceipt("3000000001", "DELIVRD", 0, done)
+    delivered = Outcome("DELIVRD", 0, True, MessageState.DELIVERED)
+    assert report == Report("3000000001", delivered, reported_at=done, any_form=True)
 
 
 def test_receipt_minute_format() -> None:
-    receipt = receipt_from_deliver_sm(receipt_pdu(MINUTE_FORMAT))
+    report = report_from_deliver_sm(receipt_pdu(MINUTE_FORMAT))
     done = datetime(2024, 1, 2, 3, 5, tzinfo=UTC).timestamp()
-    assert receipt == LinkReceipt("B2D05E01", "UNDELIV", 222, done)
+    undelivered = Outcome("UNDELIV", 222, True, MessageState.UNDELIVERABLE)
+    assert report == Report("B2D05E01", undelivered, reported_at=done, any_form=True)
 
 
 @pytest.mark.parametrize(
-    ("stat", "expected"),
+    ("stat", "expected", "state"),
     [
-        ("DELIVRD", "DELIVRD"),
-        ("EXPIRED", "EXPIRED"),
-        ("DELETED", "DELETED"),
-        ("ACCEPTD", "ACCEPTD"),
-        ("UNKNOWN", "UNKNOWN"),
-        ("REJECTD", "REJECTD"),
-        ("UNDELIV", "UNDELIV"),
-        ("ENROUTE", "ENROUTE"),
-        ("delivrd", "DELIVRD"),
-        ("DELIVERED", "DELIVRD"),
-        ("REJECTED", "REJECTD"),
-        ("WHATEVER", "UNKNOWN"),
+        ("DELIVRD", "DELIVRD", MessageState.DELIVERED),
+        ("EXPIRED", "EXPIRED", MessageState.EXPIRED),
+        ("DELETED", "DELETED", MessageState.DELETED),
+        ("ACCEPTD", "ACCEPTD", MessageState.ACCEPTED),
+        ("UNKNOWN", "UNKNOWN", MessageState.UNKNOWN),
+        ("REJECTD", "REJECTD", MessageState.REJECTED),
+        ("UNDELIV", "UNDELIV", MessageState.UNDELIVERABLE),
+        ("ENROUTE", "ENROUTE", MessageState.ENROUTE),
+        ("delivrd", "DELIVRD", MessageState.DELIVERED),
+        ("DELIVERED", "DELIVRD", MessageState.DELIVERED),
+        ("REJECTED", "REJECTD", MessageState.REJECTED),
+        ("WHATEVER", "UNKNOWN", MessageState.UNKNOWN),
     ],
 )
-def test_receipt_stat_words(stat: str, expected: str) -> None:
+def test_receipt_stat_words(stat: str, expected: str, state: MessageState) -> None:
     text = f"id:1 submit date:2401020304 done date:2401020305 stat:{stat} err:042 text:"
-    receipt = receipt_from_deliver_sm(receipt_pdu(text.encode()))
-    assert receipt is not None
-    assert (receipt.stat, receipt.err) == (expected, 42)
+    outcome = read(receipt_pdu(text.encode())).outcome
+    assert (outcome.stat, outcome.err, outcome.state) == (expected, 42, state)
+    # ENROUTE is LINK's only state on the way; every other one is final.
+    assert outcome.final is (expected != "ENROUTE")
 
 
 def test_receipt_id_from_the_tlv_first() -> None:
     pdu = receipt_pdu(DEFAULT_FORMAT, tlvs=[(Tag.RECEIPTED_MESSAGE_ID, b"b2d05e01\x00")])
-    receipt = receipt_from_deliver_sm(pdu)
-    assert receipt is not None and receipt.upstream_id == "b2d05e01"
+    assert read(pdu).upstream_id == "b2d05e01"
 
 
 def test_receipt_from_tlvs_alone() -> None:
@@ -486,13 +666,17 @@ def test_receipt_from_tlvs_alone() -> None:
             (Tag.NETWORK_ERROR_CODE, b"\x03\x00\x65"),
         ],
     )
-    assert receipt_from_deliver_sm(pdu) == LinkReceipt("77", "UNDELIV", 101, None)
+    undelivered = Outcome("UNDELIV", 101, True, MessageState.UNDELIVERABLE)
+    assert report_from_deliver_sm(pdu) == Report("77", undelivered, any_form=True)
 
 
 def test_receipt_in_message_payload() -> None:
     pdu = receipt_pdu(b"", tlvs=[(Tag.MESSAGE_PAYLOAD, DEFAULT_FORMAT)])
-    receipt = receipt_from_deliver_sm(pdu)
-    assert receipt is not None and receipt.upstream_id == "3000000001"
+    assert read(pdu).upstream_id == "3000000001"
+
+
+def test_receipt_matches_links_id_in_any_form() -> None:
+    assert read(receipt_pdu(MINUTE_FORMAT)).any_form is True
 
 
 @pytest.mark.parametrize(
@@ -506,14 +690,14 @@ def test_receipt_in_message_payload() -> None:
     ],
 )
 def test_receipt_err_defaults(text: bytes, err: int) -> None:
-    receipt = receipt_from_deliver_sm(receipt_pdu(text))
-    assert receipt is not None and receipt.err == err and receipt.done_at is None
+    report = read(receipt_pdu(text))
+    assert report.outcome.err == err and report.reported_at is None
 
 
 def test_receipt_bad_date_is_unknown_not_an_error() -> None:
     text = b"id:1 submit date:2413990304 done date:2413990305 stat:DELIVRD err:000"
-    receipt = receipt_from_deliver_sm(receipt_pdu(text))
-    assert receipt is not None and receipt.done_at is None
+    report = read(receipt_pdu(text))
+    assert report.reported_at is None and report.outcome.stat == "DELIVRD"
 
 
 @pytest.mark.parametrize("esm_class", [0x04, 0x24, 0x44, 0x20, 0x0C])
@@ -524,13 +708,13 @@ def test_is_receipt(esm_class: int) -> None:
 @pytest.mark.parametrize("esm_class", [0x00, 0x40, 0x03, 0x08, 0x10, 0x80])
 def test_is_not_receipt(esm_class: int) -> None:
     assert not is_receipt(esm_class)
-    assert receipt_from_deliver_sm(receipt_pdu(DEFAULT_FORMAT, esm_class=esm_class)) is None
+    assert report_from_deliver_sm(receipt_pdu(DEFAULT_FORMAT, esm_class=esm_class)) is None
 
 
 @pytest.mark.parametrize("text", [b"", b"garbage", b"stat:DELIVRD", b"id: stat:DELIVRD"])
 def test_unreadable_receipt(text: bytes) -> None:
     with pytest.raises(ReceiptError):
-        receipt_from_deliver_sm(receipt_pdu(text))
+        report_from_deliver_sm(receipt_pdu(text))
 
 
 _TLV_TAGS = st.sampled_from(
@@ -547,6 +731,16 @@ _RECEIPTISH = st.builds(
     st.sampled_from([b"", b"id:", b"id:12 ", b"id:ab stat:", DEFAULT_FORMAT, MINUTE_FORMAT]),
     st.binary(max_size=120),
 )
+_STATES = {
+    "ENROUTE": MessageState.ENROUTE,
+    "DELIVRD": MessageState.DELIVERED,
+    "EXPIRED": MessageState.EXPIRED,
+    "DELETED": MessageState.DELETED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "ACCEPTD": MessageState.ACCEPTED,
+    "UNKNOWN": MessageState.UNKNOWN,
+    "REJECTD": MessageState.REJECTED,
+}
 
 
 @settings(max_examples=500, deadline=None)
@@ -560,25 +754,19 @@ def test_receipt_parsing_never_crashes(
 ) -> None:
     pdu = DeliverSm(esm_class=esm_class, short_message=text, tlvs=tlvs)
     try:
-        receipt = receipt_from_deliver_sm(pdu)
+        report = report_from_deliver_sm(pdu)
     except ReceiptError:
         assert is_receipt(esm_class)
         return
-    if receipt is None:
+    if report is None:
         assert not is_receipt(esm_class)
         return
-    assert receipt.upstream_id
-    assert receipt.stat in {
-        "ENROUTE",
-        "DELIVRD",
-        "EXPIRED",
-        "DELETED",
-        "UNDELIV",
-        "ACCEPTD",
-        "UNKNOWN",
-        "REJECTD",
-    }
-    assert 0 <= receipt.err <= 999
+    assert report.upstream_id
+    outcome = report.outcome
+    assert outcome.state == _STATES[outcome.stat]
+    assert outcome.final is (outcome.stat != "ENROUTE")
+    assert 0 <= outcome.err <= 999
+    assert report.any_form
 
 
 # --- MO ------------------------------------------------------------------------------------
