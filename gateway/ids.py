@@ -67,7 +67,9 @@ def upstream_id_forms(link_id: str) -> tuple[str, ...]:
     """
     plain = link_id.strip().lower().lstrip("0") or "0"
     forms = [plain]
-    if plain.isascii() and plain.isdigit():
+    # 39 digits hold 128 bits, as 32 hex digits do; longer is no id of LINK's and
+    # int() refuses more than 4300 digits, which would fail a whole store batch.
+    if plain.isascii() and plain.isdigit() and len(plain) <= 39:
         forms.append(f"{int(plain):x}")
     if set(plain) <= _HEX and len(plain) <= 32:
         forms.append(str(int(plain, 16)))

@@ -88,7 +88,7 @@ class ReportBook(Protocol):
         self, report: Report, outcome: Outcome, done_at: float, billing: str | None
     ) -> Tracked | None:
         """Make the message the report names final with `outcome` if it is still
-        open, and return it as it was; None when no open message matches. One
+        open, and return it as now closed (state FINAL); None when no open message matches. One
         step for the common case, a whole message's final report."""
 
     def find(self, report: Report) -> Tracked | None:

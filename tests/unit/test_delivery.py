@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from gateway.intake.delivery import LOST, TIMEOUT, ReceiptDeliverer
 from gateway.metrics import Metrics
+from gateway.records import MO, Receipt
 from gateway.smpp.pdu import CommandStatus
-from gateway.store.base import MO, Receipt
+from tests.support import records
 
 S = CommandStatus
 
 
-def receipt(n: int, account: str = "shop1") -> Receipt:
-    return Receipt(
-        account=account,
-        message_id=f"m{n}",
-        source_addr="4712345678",
-        source_ton=1,
-        source_npi=1,
-        destination_addr="SHOP",
-        dest_ton=5,
-        dest_npi=0,
-        stat="DELIVRD",
-        err=0,
-        sub=1,
-        dlvrd=1,
-        submit_date=100.0 + n,
-        done_date=200.0 + n,
-        text="hello",
-        seq=n,
+def receipt(n: int, account: str = "shop1", **overrides: Any) -> Receipt:
+    """Receipt m<n> as stored: seq n, made (done_date) at 200 + n."""
+    values: dict[str, Any] = dict(
+        account=account, submit_date=100.0 + n, done_date=200.0 + n, text="hello", seq=n
     )
+    values.update(overrides)
+    return records.receipt(f"m{n}", **values)
 
 
 class RecordingStore:
@@ -259,9 +250,8 @@ def test_expired_mo_is_dropped_not_delivered() -> None:
     store = RecordingStore()
     metrics = Metrics()
     deliverer = ReceiptDeliverer(clock, store, metrics)  # type: ignore[arg-type]
-    stale, fresh = receipt(1), receipt(2)
-    for item, ttl in ((stale, 10.0), (fresh, 100.0)):
-        item.kind, item.expires_at = MO, ttl
+    stale = receipt(1, kind=MO, expires_at=10.0)
+    fresh = receipt(2, kind=MO, expires_at=100.0)
     deliverer.add([stale, fresh, receipt(3)])
     assert deliverer.depth(MO) == (2, 201.0) and deliverer.depth()[0] == 1
     clock.advance(50)

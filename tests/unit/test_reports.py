@@ -1,14 +1,21 @@
-"""gateway.intake.reports: multipart aggregation, duplicates and what an ESME asked for (DESIGN 5).
+"""The report rules: multipart aggregation and duplicates (gateway.intake.reports),
+what an ESME asked for and a receipt's done date (gateway.intake.receipts), and
+Common's part ids (gateway.connectors.common.mapping.split_part) (DESIGN 5).
 
 Expected stat/err values are written out here, not read from the module's tables.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from gateway.intake.reports import decide, done_time, esme_wants, split_part
-from gateway.mapping import Outcome, outcome_for
+from gateway.connectors.common.mapping import split_part
+from gateway.connectors.common.results import outcome_for
+from gateway.intake.receipts import done_time, esme_wants
+from gateway.intake.reports import Decision, decide
+from gateway.records import Outcome
 from gateway.smpp.pdu import MessageState
 
 # --- split_part ----------------------------------------------------------------
@@ -58,7 +65,8 @@ def _decide(
     segments: int | None = None,
     expected_parts: int = 1,
     already_final: bool = False,
-):
+) -> Decision:
+    """decide() for a report of Common's `result_code`, parts reported as codes so far."""
     return decide(
         already_final=already_final,
         parts={k: outcome_for(v) for k, v in (parts or {}).items()},
@@ -199,7 +207,7 @@ DECIDE_CASES = [
     ids=[case[0] for case in DECIDE_CASES],
 )
 def test_decide(
-    kwargs: dict, kind: str, stat: str, err: int, sub: int | None, dlvrd: int | None
+    kwargs: dict[str, Any], kind: str, stat: str, err: int, sub: int | None, dlvrd: int | None
 ) -> None:
     decision = _decide(**kwargs)
     assert decision.kind == kind
@@ -215,9 +223,18 @@ def test_decide_records_the_part_result() -> None:
 
 
 def test_decide_does_not_mutate_its_input() -> None:
-    parts = {"0": DELIVERED}
-    _decide(DELIVERED, part=1, segments=2, parts=parts)
-    assert parts == {"0": DELIVERED}
+    parts = {"0": outcome_for(DELIVERED)}
+    decision = decide(
+        already_final=False,
+        parts=parts,
+        expected_parts=1,
+        outcome=outcome_for(NOT_DELIVERED),
+        part=1,
+        segments=2,
+    )
+    assert parts == {"0": outcome_for(DELIVERED)}
+    assert decision.parts == {"0": outcome_for(DELIVERED), "1": outcome_for(NOT_DELIVERED)}
+    assert decision.parts is not parts
 
 
 @pytest.mark.parametrize(
@@ -231,7 +248,7 @@ def test_decide_does_not_mutate_its_input() -> None:
         dict(result_code=NOT_DELIVERED, part=0, segments=3, parts={"0": DELIVERED}),
     ],
 )
-def test_decide_duplicates(kwargs: dict) -> None:
+def test_decide_duplicates(kwargs: dict[str, Any]) -> None:
     decision = _decide(**kwargs)
     assert decision.kind == "duplicate"
     assert decision.outcome is None
