@@ -3,8 +3,10 @@
 - `settings`: every knob of the route, with LINK's figures as defaults.
 - `mapping`: sans-IO; messages -> submit_sm, statuses -> outcomes, deliver_sm ->
   receipts and MO, the id forms receipts are matched by.
-- `connector`: `LinkSmppConnector`, the thin Twisted client (ClientService, TLS,
-  window, rate, throttling, reconnect delay).
+- `link`: one bind kept up by a ClientService (TLS, bind, reconnect delay).
+- `sending`: the send queue (window, rate, throttling, segments, outcomes).
+- `connector`: `LinkSmppConnector`, the `Connector` built of those, and what
+  LINK delivers handed to the intake.
 
 Nothing is imported here: gateway.config imports `settings`, and the connector
 imports gateway.config.
