@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from gateway.intake.delivery import LOST, TIMEOUT, ReceiptDeliverer
@@ -13,6 +13,7 @@ from gateway.metrics import Metrics
 from gateway.records import MO, Receipt
 from gateway.smpp.pdu import CommandStatus
 from tests.support import records
+from tests.support.doubles import RecordingStore
 
 S = CommandStatus
 
@@ -24,15 +25,6 @@ def receipt(n: int, account: str = "shop1", **overrides: Any) -> Receipt:
     )
     values.update(overrides)
     return records.receipt(f"m{n}", **values)
-
-
-class RecordingStore:
-    def __init__(self) -> None:
-        self.done: list[int] = []
-
-    def receipts_done(self, seqs: list[int]) -> Deferred[None]:
-        self.done.extend(seqs)
-        return succeed(None)
 
 
 class FakeReceiver:

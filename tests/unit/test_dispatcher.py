@@ -15,7 +15,7 @@ from gateway.metrics import Metrics
 from gateway.mt.dispatcher import Dispatcher
 from gateway.mt.router import CircuitBreaker, Route, Router
 from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
-from gateway.store.base import Finish
+from tests.support.doubles import RecordingStore
 from tests.support.records import REJECTED as REJECTION
 from tests.support.records import message
 
@@ -25,38 +25,6 @@ TICK = 0.05
 BATCH_DELAY = 0.005
 EPS = 1e-6
 STEP = 0.01  # how far Rig.run_until advances the clock at a time
-
-
-class RecordingStore:
-    """The store methods the dispatcher calls, in memory, answering at once."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str | None]] = []
-        self.finished: list[Finish] = []
-        self.parts: list[tuple[str, tuple[str, ...]]] = []
-        self.rerouted: list[tuple[str, str]] = []
-        self._seq = 0
-
-    def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
-        self.sent.extend(sent)
-        return succeed(None)
-
-    def record_parts(self, sent: list[tuple[str, tuple[str, ...]]]) -> Deferred[None]:
-        self.parts.extend(sent)
-        return succeed(None)
-
-    def reroute(self, moved: list[tuple[str, str]]) -> Deferred[None]:
-        self.rerouted.extend(moved)
-        return succeed(None)
-
-    def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
-        self.finished.extend(finishes)
-        stored = []
-        for f in finishes:
-            if f.receipt is not None:
-                self._seq += 1
-                stored.append(replace(f.receipt, seq=self._seq))
-        return succeed(stored)
 
 
 class ScriptedConnector:

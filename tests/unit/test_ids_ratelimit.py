@@ -13,30 +13,23 @@ from hypothesis import strategies as st
 
 from gateway.ids import IdGenerator, upstream_id_forms
 from gateway.ratelimit import TokenBucket
+from tests.support.doubles import FakeClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- ids -------------------------------------------------------------------------
 
 
 def test_unique_and_increasing_with_a_frozen_clock() -> None:
-    ids = IdGenerator(FakeClock())
+    ids = IdGenerator(FakeClock(T0))
     values = [ids.next_int() for _ in range(100_000)]
     assert len(set(values)) == len(values)
     assert all(a < b for a, b in itertools.pairwise(values))
 
 
 def test_borrowing_from_the_next_millisecond_is_paid_back() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     ids = IdGenerator(clock)
     for _ in range(1000):  # ~4 ms worth of ids in one millisecond
         last = ids.next_int()
@@ -50,7 +43,7 @@ def test_borrowing_from_the_next_millisecond_is_paid_back() -> None:
 
 
 def test_never_decreasing_when_the_clock_goes_back() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     ids = IdGenerator(clock)
     values = []
     for now in [T0, T0 + 0.002, T0 - 5.0, T0 - 5.0, T0 - 3600, T0 + 0.001, T0 + 0.003, T0 + 1]:
@@ -60,7 +53,7 @@ def test_never_decreasing_when_the_clock_goes_back() -> None:
 
 
 def test_nodes_never_collide() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     a, b = IdGenerator(clock, node=1), IdGenerator(clock, node=2)
     first = {a.next_int() for _ in range(2000)}
     second = {b.next_int() for _ in range(2000)}
@@ -70,7 +63,7 @@ def test_nodes_never_collide() -> None:
 @pytest.mark.parametrize("node", [-1, 1024])
 def test_node_must_fit(node: int) -> None:
     with pytest.raises(ValueError):
-        IdGenerator(FakeClock(), node=node)
+        IdGenerator(FakeClock(T0), node=node)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +87,7 @@ def test_decimal_form(when: datetime, node: int) -> None:
 
 
 def test_formats_share_the_sequence() -> None:
-    ids = IdGenerator(FakeClock(), node=7)
+    ids = IdGenerator(FakeClock(T0), node=7)
     decimal = int(ids.next("decimal"))
     hex_text = ids.next("hex")
     assert re.fullmatch(r"[1-9a-f][0-9a-f]{0,15}", hex_text), hex_text
@@ -104,13 +97,13 @@ def test_formats_share_the_sequence() -> None:
 
 
 def test_hex_form_is_increasing() -> None:
-    ids = IdGenerator(FakeClock())
+    ids = IdGenerator(FakeClock(T0))
     values = [int(ids.next("hex"), 16) for _ in range(1000)]
     assert all(a < b for a, b in itertools.pairwise(values))
 
 
 def test_uuid_form() -> None:
-    ids = IdGenerator(FakeClock())
+    ids = IdGenerator(FakeClock(T0))
     texts = [ids.next("uuid") for _ in range(1000)]
     for text in texts:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
@@ -123,7 +116,7 @@ def test_uuid_form() -> None:
 
 
 def test_burst_then_refusal() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=10, burst=5, clock=clock)
     assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
     assert bucket.take() is False  # refusing costs nothing and gains nothing
@@ -131,7 +124,7 @@ def test_burst_then_refusal() -> None:
 
 
 def test_refill_over_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=10, burst=5, clock=clock)
     for _ in range(5):
         assert bucket.take()
@@ -146,14 +139,14 @@ def test_refill_over_time() -> None:
 
 
 def test_refill_is_capped_at_burst() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=100, burst=20, clock=clock)
     clock.now += 3600
     assert sum(bucket.take() for _ in range(100)) == 20
 
 
 def test_sustained_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=50, burst=10, clock=clock)
     accepted = 0
     for _ in range(10_000):  # 10 s in 1 ms steps, trying every millisecond
@@ -163,7 +156,7 @@ def test_sustained_rate() -> None:
 
 
 def test_take_many_and_delay() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=2, burst=4, clock=clock)
     assert bucket.delay(4) == 0.0
     assert bucket.take(3)
@@ -176,7 +169,7 @@ def test_take_many_and_delay() -> None:
 
 
 def test_burst_below_one_still_allows_one() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=0.5, burst=0, clock=clock)
     assert bucket.take()
     assert not bucket.take()
@@ -185,7 +178,7 @@ def test_burst_below_one_still_allows_one() -> None:
 
 
 def test_rate_zero_is_unlimited() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(rate=0, burst=0, clock=clock)
     assert all(bucket.take() for _ in range(100_000))
     assert bucket.take(1e9)

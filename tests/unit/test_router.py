@@ -18,15 +18,7 @@ from gateway.mt.router import (
     route_prefix,
 )
 from gateway.passwords import hash_password
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.support.doubles import FakeClock
 
 # --- prefixes ----------------------------------------------------------
 
