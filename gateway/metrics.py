@@ -73,7 +73,8 @@ class Metrics:
         )
         self.mo = Counter(
             "smppgw_mo_total",
-            "MO messages from LINK by account and outcome (accepted, duplicate, unrouted, undeliverable)",
+            "MO messages from LINK by account and outcome"
+            " (accepted, duplicate, unrouted, undeliverable)",
             ["account", "outcome"],
             registry=r,
         )

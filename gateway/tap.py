@@ -34,19 +34,13 @@ from twisted.python import usage
 
 from gateway import config as config_module
 from gateway import health, logs, reload, systemd, tls
-from gateway.connectors.common.mapping import CommonReports
+from gateway.assembly import Flows
 from gateway.connectors.registry import build_connector
 from gateway.http.site import HttpSite
-from gateway.intake.delivery import ReceiptDeliverer
-from gateway.intake.intake import Intake
 from gateway.metrics import Metrics
-from gateway.mt.admission import Admission
-from gateway.mt.dispatcher import Dispatcher
-from gateway.mt.operations import Operations
-from gateway.mt.router import Router
-from gateway.records import MO, RECEIPT, IncomingMo, Report
+from gateway.records import MO, RECEIPT
 from gateway.store.sqlite import SqliteStore
-from gateway.transport.server import SmppServer, SmppServerFactory
+from gateway.transport.server import SmppServerFactory
 
 log = Logger()
 # How often _until (the start and the shutdown drain) looks whether it may go on.
@@ -118,20 +112,6 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from e
 
 
-class _Inbound:
-    """Reports and MO from connectors, for the intake that is built after them
-    (the intake needs the dispatcher, the dispatcher its connectors, and a
-    connector its way back in)."""
-
-    intake: Intake
-
-    def reports(self, connector: str, reports: list[Report]) -> Deferred[None]:
-        return self.intake.reports(connector, reports)
-
-    def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
-        return self.intake.mo_received(messages)
-
-
 class GatewayService(Service):
     def __init__(
         self,
@@ -153,39 +133,23 @@ class GatewayService(Service):
         # The filter in front of the log observer (makeService), for reload to change.
         self.log_level = log_level or logs.LevelFilter(config.logging.level)
         self.store = SqliteStore(reactor, config.store.path, synchronous=config.store.synchronous)
-        inbound = _Inbound()
-        self.connectors = {
-            name: build_connector(reactor, settings, config.http, self.metrics, inbound)
-            for name, settings in config.connectors.items()
-        }
-        self.router = Router.from_config(config, reactor.seconds)
-        self.deliverer = ReceiptDeliverer(reactor, self.store, self.metrics)
-        self.dispatcher = Dispatcher(
-            reactor,
-            self.store,
-            self.connectors,
-            {name: c.retry for name, c in config.connectors.items()},
-            self.metrics,
-            lambda receipts: self.intake.receipts_stored(receipts),
-            batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
-            router=self.router,
-        )
-        self.intake = inbound.intake = Intake(
-            reactor, config, self.store, self.dispatcher, self.deliverer, self.metrics
-        )
-        self.admission = Admission(
+        self.flows = Flows(
             reactor,
             config,
-            self.store,
-            self.dispatcher,
-            self.router,
             self.metrics,
-            self.intake.receipts_stored,
+            self.store,
+            lambda inbound: {
+                name: build_connector(reactor, settings, config.http, self.metrics, inbound)
+                for name, settings in config.connectors.items()
+            },
         )
-        self.common_reports = CommonReports(config.result_codes)
-        self.smpp = SmppServer(
-            reactor, config, self.admission, Operations(self.admission), self.deliverer
-        )
+        # The parts the service itself drives (readiness, gauges, shutdown).
+        self.connectors = self.flows.connectors
+        self.router = self.flows.router
+        self.dispatcher = self.flows.dispatcher
+        self.deliverer = self.flows.deliverer
+        self.intake = self.flows.intake
+        self.smpp = self.flows.smpp
         self.ports: list[Any] = []
         self.smpp_ports: list[Any] = []
         self.http_port: Any = None
@@ -231,13 +195,9 @@ class GatewayService(Service):
                 path=path,
             )
         config = the_plan.config
-        self.router.reconfigure(config)
-        self.admission.reconfigure(config)
-        self.intake.reconfigure(config)
-        self.common_reports.reconfigure(config.result_codes)
+        self.flows.reconfigure(the_plan)
         if self.site is not None:
             self.site.reconfigure(config)
-        self.smpp.reconfigure(the_plan)
         self.config = config
         log.info(
             "config reloaded from {path}: accounts added {added}, removed {removed},"
@@ -258,7 +218,7 @@ class GatewayService(Service):
             check_listener(self.reactor, description)
         systemd.notify(f"STATUS=Opening the store {self.config.store.path}")
         recovered = yield self.store.open()
-        self._recover(recovered)
+        self.flows.recover(recovered)
         # The first readiness write, so /readyz can say 200 as soon as the listeners are up.
         self.store_probe.beat()
         # READY=1 must find /readyz saying 200: wait for that write to commit. A store
@@ -273,7 +233,7 @@ class GatewayService(Service):
             self.reactor,
             self.config,
             self.intake,
-            self.common_reports,
+            self.flows.common_reports,
             self.metrics,
             self._readiness,
         )
@@ -312,29 +272,6 @@ class GatewayService(Service):
         # Only now: every listener accepts connections and /readyz says so.
         systemd.notify("READY=1", f"STATUS=Ready: SMPP on {smpp_at}, HTTP on {http_at}")
         self.ready.callback(None)
-
-    def _recover(self, recovered: Any) -> None:
-        """Queue again what the store held at the last stop, and start sending."""
-        for connector in self.connectors.values():
-            connector.start()
-        known = [m for m in recovered.messages if m.connector in self.connectors]
-        for orphan in recovered.messages:
-            if orphan.connector not in self.connectors:
-                log.error(
-                    "message {message_id} waits for connector {connector}, which is no longer"
-                    " configured; it stays queued",
-                    message_id=orphan.id,
-                    connector=orphan.connector,
-                )
-        self.dispatcher.enqueue(known)
-        self.deliverer.add(recovered.receipts)
-        self.dispatcher.start()
-        if known or recovered.receipts:
-            log.info(
-                "recovered {messages} queued messages and {receipts} undelivered receipts",
-                messages=len(known),
-                receipts=len(recovered.receipts),
-            )
 
     def _update_gauges(self) -> None:
         m = self.metrics

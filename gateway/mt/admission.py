@@ -27,7 +27,7 @@ from gateway.logs import Repeats
 from gateway.metrics import Metrics
 from gateway.mt.dispatcher import Dispatcher
 from gateway.mt.router import Router
-from gateway.mt.submission import Submission, SubmitRefused, map_submit
+from gateway.mt.submission import Submission, SubmitRefused, map_submit, message_from
 from gateway.ratelimit import TokenBucket
 from gateway.records import Address, Message, OutcomeKind, Receipt, SubmitOutcome
 from gateway.smpp import pdu as p
@@ -43,19 +43,6 @@ S = p.CommandStatus
 # entry); any other refusal is the same for every destination and refuses the PDU.
 _PER_DESTINATION: Final = frozenset({S.ESME_RINVDSTADR, S.ESME_RINVDSTTON, S.ESME_RINVDSTNPI})
 _DL_NAME: Final = 2
-
-
-def not_before(scheduled_at: float | None, hold: float, now: float) -> float:
-    """When the gateway sends a message: at once (0), or at its schedule when that
-    is due within `hold` seconds.
-
-    A message held here can still be reached by cancel_sm and replace_sm until
-    it is due, and goes to LINK then, its schedule passed. One due later goes
-    to LINK now with its schedule, and from then on only LINK could cancel it.
-    """
-    if scheduled_at is None or scheduled_at <= now or scheduled_at - now > hold:
-        return 0.0
-    return scheduled_at
 
 
 class Admission:
@@ -186,38 +173,21 @@ class Admission:
         interface_version: int,
         reply_id: str | None = None,
     ) -> Message:
-        due = submission.scheduled_at
-        start = due if due is not None and due > now else now
         if interface_version <= p.SMPP_33 and account.short_message_id != "none":
             message_id = self.store.short_id(account.short_message_id)
         else:
             message_id = self._ids.next(account.message_id_format)
         choice = self._router.place(account.system_id, submission.recipient)
-        return Message(
-            id=message_id,
+        return message_from(
+            pdu,
+            submission,
+            message_id=message_id,
             account=account.system_id,
             connector=choice.connector,
-            source=Address(pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi),
-            destination=Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi),
-            sender=submission.sender,
-            recipient=submission.recipient,
-            body=submission.body,
-            submitted_at=now,
-            expires_at=start + submission.validity_s,
-            validity_s=submission.validity_s,
-            scheduled_at=due,
-            not_before=not_before(due, account.hold_scheduled, now),
-            priority=submission.priority,
-            registered_delivery=pdu.registered_delivery,
-            premium=submission.premium,
-            custom=submission.custom,
-            service_type=pdu.service_type,
-            data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class,
-            text_head=submission.text_head,
-            parts=submission.parts,
-            reply_id=reply_id,
+            now=now,
+            hold_scheduled=account.hold_scheduled,
             billing_receipt=account.billing_receipts,
+            reply_id=reply_id,
         )
 
     def accept_stored(self, account: AccountSettings, messages: list[Message]) -> Deferred[int]:
@@ -372,4 +342,4 @@ def multi_as_submit(pdu: p.SubmitMulti, dest: p.DestAddress) -> p.SubmitSm:
     )
 
 
-__all__ = ["Admission", "data_sm_as_submit", "multi_as_submit", "not_before", "submit_like"]
+__all__ = ["Admission", "data_sm_as_submit", "multi_as_submit", "submit_like"]

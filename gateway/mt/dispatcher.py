@@ -87,6 +87,8 @@ class Dispatcher:
         self._last_sweep = 0.0
         # Messages waiting to be retried, by id: a report may still make them final.
         self._retrying: dict[str, _Entry] = {}
+        # Messages in a request to LINK right now, by id: a report may overtake its answer.
+        self._sending: dict[str, _Entry] = {}
         # Every message queued here and not in a request right now, by id: what
         # cancel_sm and replace_sm may still change.
         self._waiting: dict[str, _Entry] = {}
@@ -157,12 +159,14 @@ class Dispatcher:
         return connector.submit([message]).addCallback(settle)
 
     def discard(self, message_ids: list[str]) -> None:
-        """LINK reported these final: a retry still waiting for them would send them twice.
+        """LINK reported these final: a retry still waiting for them, or the
+        answer of a request still out, would send them twice.
 
-        This happens when a request timed out on our side after LINK had taken it.
+        This happens when a request timed out on our side after LINK had taken
+        it, or when LINK's report overtakes its slow answer.
         """
         for message_id in message_ids:
-            entry = self._retrying.pop(message_id, None)
+            entry = self._retrying.pop(message_id, None) or self._sending.get(message_id)
             if entry is not None and not entry.done:
                 self._waiting.pop(message_id, None)
                 self._done(entry)
@@ -299,6 +303,7 @@ class Dispatcher:
                 if expired:
                     self._expire(expired, now)
                 if batch:
+                    self._sending.update(batch)
                     self._inflight += 1
                     messages = [e.message for e in batch.values()]
                     connector.submit(messages).addCallback(self._settle, batch).addErrback(
@@ -386,7 +391,12 @@ class Dispatcher:
         for outcome in outcomes:
             message = outcome.message
             entry = batch[message.id]
+            self._sending.pop(message.id, None)
             self._count(outcome)
+            if entry.done:
+                # LINK reported it final while the request was out: it was taken,
+                # whatever this answer says, and must not be sent again.
+                continue
             if outcome.kind is OutcomeKind.ACCEPTED:
                 self._done(entry)
                 sent.append((message.id, outcome.upstream_id))

@@ -23,8 +23,8 @@ from twisted.python.failure import Failure
 
 from gateway.config import AccountSettings
 from gateway.intake.receipts import CANCELLED, receipt_for
-from gateway.mt.admission import Admission, not_before
-from gateway.mt.submission import Submission
+from gateway.mt.admission import Admission
+from gateway.mt.submission import Submission, not_before
 from gateway.records import Message, Receipt
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import STAT_STATE

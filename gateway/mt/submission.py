@@ -41,7 +41,7 @@ from gateway.mt.vendor import (
     VendorTlv,
     premium_problem,
 )
-from gateway.records import Alphabet, Body, Party
+from gateway.records import Address, Alphabet, Body, Message, Party
 from gateway.smpp.pdu import ESM_CLASS_UDHI, CommandStatus, SubmitSm, Tag, sar_numbers
 from gateway.smpp.text import TextError, count_segments, decode_content
 from gateway.smpp.times import add_months, parse_smpp_time
@@ -300,6 +300,65 @@ def _apply_vendor_tlvs(
             premium[spec.field] = value
 
 
+def not_before(scheduled_at: float | None, hold: float, now: float) -> float:
+    """When the gateway sends a message: at once (0), or at its schedule when that
+    is due within `hold` seconds.
+
+    A message held here can still be reached by cancel_sm and replace_sm until
+    it is due, and goes to LINK then, its schedule passed. One due later goes
+    to LINK now with its schedule, and from then on only LINK could cancel it.
+    """
+    if scheduled_at is None or scheduled_at <= now or scheduled_at - now > hold:
+        return 0.0
+    return scheduled_at
+
+
+def message_from(
+    pdu: SubmitSm,
+    submission: Submission,
+    *,
+    message_id: str,
+    account: str,
+    connector: str,
+    now: float,
+    hold_scheduled: float = 0.0,
+    billing_receipt: bool = False,
+    reply_id: str | None = None,
+) -> Message:
+    """The Message the gateway keeps of an ESME's submit_sm read as `submission`.
+
+    The validity runs from the schedule when there is one still ahead.
+    """
+    due = submission.scheduled_at
+    start = due if due is not None and due > now else now
+    return Message(
+        id=message_id,
+        account=account,
+        connector=connector,
+        source=Address(pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi),
+        destination=Address(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi),
+        sender=submission.sender,
+        recipient=submission.recipient,
+        body=submission.body,
+        submitted_at=now,
+        expires_at=start + submission.validity_s,
+        validity_s=submission.validity_s,
+        scheduled_at=due,
+        not_before=not_before(due, hold_scheduled, now),
+        priority=submission.priority,
+        registered_delivery=pdu.registered_delivery,
+        premium=submission.premium,
+        custom=submission.custom,
+        service_type=pdu.service_type,
+        data_coding=pdu.data_coding,
+        esm_class=pdu.esm_class,
+        text_head=submission.text_head,
+        parts=submission.parts,
+        reply_id=reply_id,
+        billing_receipt=billing_receipt,
+    )
+
+
 def _later_segment(udh: bytes) -> bool:
     # decode_content has validated this UDH already, so the walk cannot overrun.
     pos = 1
@@ -311,4 +370,12 @@ def _later_segment(udh: bytes) -> bool:
     return False
 
 
-__all__ = ["AccountPolicy", "Submission", "SubmitRefused", "map_submit", "segments_of"]
+__all__ = [
+    "AccountPolicy",
+    "Submission",
+    "SubmitRefused",
+    "map_submit",
+    "message_from",
+    "not_before",
+    "segments_of",
+]

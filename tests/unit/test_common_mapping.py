@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from gateway.connectors.common.mapping import message_fields, priority
-from gateway.mt.submission import AccountPolicy, Submission, map_submit
+from gateway.mt.submission import AccountPolicy, map_submit, message_from
 from gateway.mt.vendor import VendorTlv
 from gateway.records import Message
 from gateway.smpp.pdu import SubmitSm
-from tests.support.records import message
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
 POLICY = AccountPolicy(default_country_code="47")
@@ -34,28 +33,12 @@ def submit(**overrides: object) -> SubmitSm:
     return SubmitSm(**fields)  # type: ignore[arg-type]
 
 
-def message_of(submission: Submission, now: float = NOW) -> Message:
-    """The Message admission makes of a Submission (gateway.mt.admission.new_message)."""
-    due = submission.scheduled_at
-    start = due if due is not None and due > now else now
-    return message(
-        sender=submission.sender,
-        recipient=submission.recipient,
-        body=submission.body,
-        submitted_at=now,
-        expires_at=start + submission.validity_s,
-        validity_s=submission.validity_s,
-        scheduled_at=due,
-        priority=submission.priority,
-        premium=submission.premium,
-        custom=submission.custom,
-        text_head=submission.text_head,
-        parts=submission.parts,
-    )
-
-
 def sent(policy: AccountPolicy = POLICY, /, **overrides: object) -> Message:
-    return message_of(map_submit(submit(**overrides), policy, now=NOW))
+    pdu = submit(**overrides)
+    submission = map_submit(pdu, policy, now=NOW)
+    return message_from(
+        pdu, submission, message_id="m1", account="shop1", connector="link", now=NOW
+    )
 
 
 def fields_of(policy: AccountPolicy = POLICY, /, **overrides: object) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from gateway.connectors.linksmpp.mapping import (
     report_from_deliver_sm,
     submit_pdus,
 )
-from gateway.mt.submission import AccountPolicy, SubmitRefused, map_submit
+from gateway.mt.submission import AccountPolicy, SubmitRefused, map_submit, message_from
 from gateway.records import (
-    Address,
     Alphabet,
     Body,
     IncomingMo,
@@ -117,25 +116,7 @@ def via_esme(submit: SubmitSm, now: float = NOW) -> list[SubmitSm]:
     """What LINK gets for an ESME's submit_sm: read by the account's rules
     (gateway.mt.submission), made a Message as admission does, then mapped."""
     sub = map_submit(submit, AccountPolicy(), now=now)
-    due = sub.scheduled_at
-    start = due if due is not None and due > now else now
-    msg = records.message(
-        "m1",
-        source=Address(submit.source_addr, submit.source_addr_ton, submit.source_addr_npi),
-        destination=Address(submit.destination_addr, submit.dest_addr_ton, submit.dest_addr_npi),
-        sender=sub.sender,
-        recipient=sub.recipient,
-        body=sub.body,
-        submitted_at=now,
-        expires_at=start + sub.validity_s,
-        validity_s=sub.validity_s,
-        scheduled_at=due,
-        priority=sub.priority,
-        premium=sub.premium,
-        custom=sub.custom,
-        text_head=sub.text_head,
-        parts=sub.parts,
-    )
+    msg = message_from(submit, sub, message_id="m1", account="shop1", connector="link", now=now)
     return submit_pdus(msg, 7, now=now)
 
 

@@ -1,0 +1,133 @@
+"""The gateway's objects, wired once: what `GatewayService` runs and tests build in memory.
+
+`Flows` takes a store and a way to build the connectors, and wires the rest
+the one way it is wired everywhere: router, dispatcher, receipt deliverer,
+intake, admission, operations and the ESME-facing SMPP server. The service
+(gateway/tap.py) adds the listeners, probes, signals and the shutdown order;
+tests/support/inprocess.py runs the same flows on a memory reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from gateway.config import Config
+from gateway.connectors.base import Connector, Inbound
+from gateway.connectors.common.mapping import CommonReports
+from gateway.intake.delivery import ReceiptDeliverer
+from gateway.intake.intake import Intake
+from gateway.metrics import Metrics
+from gateway.mt.admission import Admission
+from gateway.mt.dispatcher import Dispatcher
+from gateway.mt.operations import Operations
+from gateway.mt.router import Router
+from gateway.records import IncomingMo, Report
+from gateway.reload import Plan
+from gateway.store.base import Recovered, Store
+from gateway.transport.bindcheck import Runner
+from gateway.transport.server import SmppServer
+
+log = Logger()
+
+
+class _Inbound:
+    """Reports and MO from connectors, for the intake that is built after them
+    (the intake needs the dispatcher, the dispatcher its connectors, and a
+    connector its way back in)."""
+
+    intake: Intake
+
+    def reports(self, connector: str, reports: list[Report]) -> Deferred[None]:
+        return self.intake.reports(connector, reports)
+
+    def mo_received(self, messages: list[IncomingMo]) -> Deferred[None]:
+        return self.intake.mo_received(messages)
+
+
+class Flows:
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        metrics: Metrics,
+        store: Store,
+        connectors: Callable[[Inbound], Mapping[str, Connector]],
+        *,
+        run_check: Runner | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.store = store
+        inbound = _Inbound()
+        self.connectors = dict(connectors(inbound))
+        self.router = Router.from_config(config, reactor.seconds)
+        self.deliverer = ReceiptDeliverer(reactor, store, metrics)
+        self.dispatcher = Dispatcher(
+            reactor,
+            store,
+            self.connectors,
+            {name: c.retry for name, c in config.connectors.items()},
+            metrics,
+            lambda receipts: self.intake.receipts_stored(receipts),
+            batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
+            router=self.router,
+        )
+        self.intake = inbound.intake = Intake(
+            reactor, config, store, self.dispatcher, self.deliverer, metrics
+        )
+        self.admission = Admission(
+            reactor,
+            config,
+            store,
+            self.dispatcher,
+            self.router,
+            metrics,
+            self.intake.receipts_stored,
+        )
+        self.common_reports = CommonReports(config.result_codes)
+        self.smpp = SmppServer(
+            reactor,
+            config,
+            self.admission,
+            Operations(self.admission),
+            self.deliverer,
+            run_check=run_check,
+        )
+
+    def recover(self, recovered: Recovered) -> None:
+        """Queue again what the store held at the last stop, and start sending."""
+        for connector in self.connectors.values():
+            connector.start()
+        known = [m for m in recovered.messages if m.connector in self.connectors]
+        for orphan in recovered.messages:
+            if orphan.connector not in self.connectors:
+                log.error(
+                    "message {message_id} waits for connector {connector}, which is no longer"
+                    " configured; it stays queued",
+                    message_id=orphan.id,
+                    connector=orphan.connector,
+                )
+        self.dispatcher.enqueue(known)
+        self.deliverer.add(recovered.receipts)
+        self.dispatcher.start()
+        if known or recovered.receipts:
+            log.info(
+                "recovered {messages} queued messages and {receipts} undelivered receipts",
+                messages=len(known),
+                receipts=len(recovered.receipts),
+            )
+
+    def reconfigure(self, plan: Plan) -> None:
+        """What a reload changes live, each part through its own method."""
+        config = plan.config
+        self.router.reconfigure(config)
+        self.admission.reconfigure(config)
+        self.intake.reconfigure(config)
+        self.common_reports.reconfigure(config.result_codes)
+        self.smpp.reconfigure(plan)
+
+
+__all__ = ["Flows"]
