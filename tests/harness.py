@@ -377,3 +377,22 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if metric == name and all(found.get(k) == v for k, v in labels.items()):
             return float(value)
     return 0.0
+
+
+def wait_for_metric(
+    gateway: GatewayProcess, name: str, at_least: float, *, timeout: float = 10.0, **labels: str
+) -> float:
+    """Poll /metrics until the sample `name` (with `labels`) is at least `at_least`;
+    its value then. AssertionError after `timeout` seconds.
+
+    For checks that something did not happen: a counter the gateway moves once it
+    has handled the step that would have caused it, so that the absence means
+    something however slow the machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric_value(gateway.metrics(), name, **labels)
+        if value >= at_least:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{name} {labels} is {value} after {timeout} s, not {at_least}")
+        time.sleep(0.05)

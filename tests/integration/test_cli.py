@@ -33,6 +33,8 @@ from tests.harness import (
     free_port,
     gateway_config,
     gateway_with_common,
+    metric_value,
+    wait_for_metric,
 )
 
 
@@ -350,11 +352,24 @@ def test_queues_counts_what_waits_and_since_when(tmp_path: Path) -> None:
             time.sleep(0.2)
         # Common down: three messages stay queued for it.
         fake.control({"down": True})
+        retried = metric_value(
+            gateway.metrics(), "smppgw_upstream_messages_total", connector="main", outcome="retry"
+        )
         with Esme(gateway.smpp_port) as esme:
             assert esme.bind("esme1", "secret1", p.BindTransmitter).status == 0
             for _ in range(3):
                 assert esme.request(submit("+4799999997")).status == 0
-        time.sleep(1.5)
+        submitted = time.monotonic()
+        # Each was tried and got Common's 503: queued after a try, not awaiting a report.
+        wait_for_metric(
+            gateway,
+            "smppgw_upstream_messages_total",
+            retried + 3,
+            connector="main",
+            outcome="retry",
+        )
+        # Pacing: the oldest is over a second old.
+        time.sleep(max(0.0, submitted + 1.5 - time.monotonic()))
 
         result = cli("queues", "--config", str(gateway.config), "--json")
         assert result.returncode == 0, result.stderr

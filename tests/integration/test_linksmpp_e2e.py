@@ -25,6 +25,7 @@ from tests.harness import (
     free_port,
     gateway_config,
     metric_value,
+    wait_for_metric,
 )
 
 S = p.CommandStatus
@@ -228,6 +229,9 @@ def test_mo_over_smpp_reaches_the_owning_esme_even_if_it_binds_later(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
     wait_link_up(gateway)
+    before = metric_value(
+        gateway.metrics(), "smppgw_mo_total", account="viasmpp", outcome="accepted"
+    )
     long_text = "MO over LINK's SMPP endpoint, long enough for two parts. " * 3
     link.control(
         {
@@ -237,7 +241,8 @@ def test_mo_over_smpp_reaches_the_owning_esme_even_if_it_binds_later(
             ]
         }
     )
-    time.sleep(0.5)
+    # All three deliver_sm stored for the account (one MO each) before it binds.
+    wait_for_metric(gateway, "smppgw_mo_total", before + 3, account="viasmpp", outcome="accepted")
     with bound(gateway, "viasmpp", p.BindReceiver) as esme:
         got = esme.receipts(1 + 2, timeout=15)
     plain = [d for d in got if not d.esm_class & 0x40]
@@ -272,15 +277,26 @@ def test_reconnects_after_the_delay_and_pings_an_idle_link(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
     wait_link_up(gateway)
+    before = len(link.control()["connections"])
     link.control({"drop": True})
-    time.sleep(0.2)
+    deadline = time.monotonic() + 15
+    while True:  # bound again, on a connection after the dropped one
+        connections = link.control()["connections"]
+        if len(connections) > before and connections[before]["bound_at"] is not None:
+            break
+        assert time.monotonic() < deadline, f"no new bound link after the drop: {connections}"
+        time.sleep(0.05)
     wait_link_up(gateway)
-    connections = link.control()["connections"]
-    dropped, again = connections[-2], connections[-1]
+    dropped, again = connections[before - 1], connections[before]
     # reconnect_delay = 0.5 s: LINK asks for a pause before reconnecting.
     assert again["connected_at"] - dropped["closed_at"] >= 0.5
     # The fake closes a link idle for 2 s; enquire_link every 0.5 s keeps it open.
-    time.sleep(3.0)
-    latest = link.control()["connections"][-1]
-    assert latest["closed_at"] is None and latest["enquire_links"] >= 3
+    # Five of them on the new link: it has lived at least 2.5 s, past that idle
+    # timeout (which the fake checks every 0.2 s).
+    deadline = time.monotonic() + 10
+    while (latest := link.control()["connections"][-1])["enquire_links"] < 5:
+        assert latest["closed_at"] is None, f"the link was closed: {latest}"
+        assert time.monotonic() < deadline, f"too few enquire_link: {latest}"
+        time.sleep(0.1)
+    assert latest["number"] == again["number"] and latest["closed_at"] is None
     assert len(link.control()["connections"]) == len(connections)

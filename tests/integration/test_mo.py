@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +27,7 @@ from tests.harness import (
     free_port,
     gateway_config,
     metric_value,
+    wait_for_metric,
 )
 
 S = p.CommandStatus
@@ -117,7 +117,8 @@ def test_long_mo_is_split_into_udh_segments(gateway: GatewayProcess) -> None:
 
 def test_ucs2_mo_and_an_esme_that_binds_after_it_arrived(gateway: GatewayProcess) -> None:
     assert post_mo(gateway, sms("mo-ucs", "5566", "Привет, мир"))[0] == 200
-    time.sleep(0.3)
+    # Stored and counted for the account before it binds.
+    wait_for_metric(gateway, "smppgw_mo_total", 1, account="ucs", outcome="accepted")
     with receiver(gateway, "ucs") as esme:
         (delivery,) = deliveries(esme, 1)
     assert delivery.data_coding == 8

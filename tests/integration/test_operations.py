@@ -382,7 +382,13 @@ def test_a_scheduled_message_waits_here_where_cancel_and_replace_reach_it(
         far = esme.request(
             submit("4790000023", schedule_delivery_time="000002000000000R")
         ).message_id  # type: ignore[attr-defined]
-        time.sleep(0.5)
+        # `far` leaves at once and was submitted last: once LINK has it, the two
+        # before it would have gone with it or earlier had the gateway not held them.
+        deadline = time.monotonic() + 10
+        while not received(fake, "+4790000023"):
+            assert time.monotonic() < deadline, "the two-day message never reached LINK"
+            time.sleep(0.05)
+        assert received(fake, "+4790000021") == [] and received(fake, "+4790000022") == []
         query = esme.request(p.QuerySm(message_id=held))
         assert isinstance(query, p.QuerySmResp) and query.message_state == M.ENROUTE
         assert esme.request(p.CancelSm(message_id=held)).status == S.ESME_ROK

@@ -91,30 +91,43 @@ def test_reload_under_load_keeps_binds_and_applies_the_new_accounts(
             statuses.append(esme.request(submit(f"47900{n:05d}", registered_delivery=0)).status)
             n += 1
 
+    def answered(count: int) -> None:
+        """Wait until the worker has had `count` answers in all."""
+        deadline = time.monotonic() + 10
+        while len(statuses) < count:
+            assert worker.is_alive(), f"the worker stopped after {len(statuses)} answers"
+            assert time.monotonic() < deadline, f"only {len(statuses)} answers of {count}"
+            time.sleep(0.01)
+
     with Esme(smpp_port) as keep, Esme(smpp_port) as gone:
         assert keep.bind("keep", "old-pw").status == S.ESME_ROK
         assert gone.bind("gone", "pw").status == S.ESME_ROK
         worker = threading.Thread(target=keep_submitting, args=(keep,))
         worker.start()
-        time.sleep(0.5)
-        # "gone" removed, "keep" gets a new password and a lower rate, "new" added,
-        # the callback credentials change.
-        text = (
-            write_config(
-                directory,
-                smpp_port,
-                http_port,
-                account_toml("keep", "new-pw", "main", rate=1000)
-                + account_toml("new", "pw", "main"),
+        try:
+            answered(20)  # under load before the reload
+            # "gone" removed, "keep" gets a new password and a lower rate, "new" added,
+            # the callback credentials change.
+            text = (
+                write_config(
+                    directory,
+                    smpp_port,
+                    http_port,
+                    account_toml("keep", "new-pw", "main", rate=1000)
+                    + account_toml("new", "pw", "main"),
+                )
+                .read_text()
+                .replace(
+                    f'callback_password = "{CALLBACK_PASSWORD}"', 'callback_password = "rotated"'
+                )
             )
-            .read_text()
-            .replace(f'callback_password = "{CALLBACK_PASSWORD}"', 'callback_password = "rotated"')
-        )
-        (directory / "gateway.toml").write_text(text)
-        sighup_and_wait(gateway, "config reloaded")
-        time.sleep(0.5)
-        stop.set()
-        worker.join(10)
+            (directory / "gateway.toml").write_text(text)
+            sighup_and_wait(gateway, "config reloaded")
+            # Submits answered after the reload too: none of those was refused either.
+            answered(len(statuses) + 20)
+        finally:
+            stop.set()
+            worker.join(10)
         # The removed account's session is unbound by the gateway.
         assert gone.closed_by_peer(timeout=5)
     # Traffic never stopped and nothing was refused while the config changed.

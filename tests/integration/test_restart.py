@@ -13,6 +13,7 @@ ESME saw acknowledged is in the store and reaches LINK exactly once.
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from tests.harness import (
     account_toml,
     free_port,
     gateway_config,
+    wait_for_metric,
 )
 
 COUNT = 1000
@@ -191,6 +193,16 @@ class _LoadingEsme:
                 esme.send(p.EnquireLinkResp(), sequence=pdu.sequence)
 
 
+def _acked(load: _LoadingEsme) -> int:
+    return sum(1 for status, _ in list(load.answers.values()) if status == p.CommandStatus.ESME_ROK)
+
+
+def _recovered_messages(log: str) -> int:
+    """How many queued messages the last start recovered (none: no such line)."""
+    found = re.findall(r"recovered (\d+) queued messages", log)
+    return int(found[-1]) if found else 0
+
+
 def _stored_ids(path: Path) -> set[str]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         return {row[0] for row in db.execute("SELECT id FROM messages")}
@@ -219,7 +231,13 @@ def test_sigterm_under_load_answers_what_it_read_and_loses_no_acked_message(
         load = _LoadingEsme(smpp_port, window=10)
         try:
             load.start()
-            time.sleep(1.5)
+            # Under load: answers coming back, and LINK (0.3 s to answer) has taken
+            # requests, so at SIGTERM requests of both kinds are in flight.
+            deadline = time.monotonic() + 15
+            while not (_acked(load) >= 20 and fake.control()["accepted"] > 0):
+                assert not load.errors, load.errors
+                assert time.monotonic() < deadline, f"no load: {_acked(load)} acked"
+                time.sleep(0.05)
             assert first.proc is not None
             first.proc.send_signal(signal.SIGTERM)
             load.join(timeout=30)
@@ -245,15 +263,24 @@ def test_sigterm_under_load_answers_what_it_read_and_loses_no_acked_message(
         assert acked <= _stored_ids(tmp_path / "gateway.sqlite")
 
         fake.control({"response_delay": 0})
-        with GatewayProcess(config, smpp_port, http_port):
+        with GatewayProcess(config, smpp_port, http_port) as second:
+            # What it sends again is what it recovered from the store: once LINK has
+            # answered for every one of them, anything sent twice has arrived.
+            recovered = _recovered_messages(Path(second.log).read_text())
+            wait_for_metric(
+                second,
+                "smppgw_upstream_messages_total",
+                recovered,
+                timeout=30,
+                connector="main",
+                outcome="accepted",
+            )
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 ref_ids = [m.get("refId") for m in fake.get("/_messages")]
                 if acked <= set(ref_ids):
                     break
                 time.sleep(0.2)
-            time.sleep(1.0)  # anything sent twice would arrive now
-            ref_ids = [m.get("refId") for m in fake.get("/_messages")]
             stats = fake.control()
 
     assert acked <= set(ref_ids)

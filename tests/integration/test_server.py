@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from tests.harness import (
     gateway_with_common,
     metric_value,
     post_callback,
+    wait_for_metric,
 )
 
 S = p.CommandStatus
@@ -283,11 +283,22 @@ def test_probes(gateway: GatewayProcess) -> None:
 def test_upstream_outage_then_recovery_delivers_everything(
     gateway: GatewayProcess, fake: FakeCommonProcess
 ) -> None:
+    retried = metric_value(
+        gateway.metrics(), "smppgw_upstream_messages_total", connector="main", outcome="retry"
+    )
     fake.control({"down": True})
     with Esme(gateway.smpp_port) as esme:
         assert esme.bind("esme1", "secret1").status == S.ESME_ROK
         ids = {esme.request(submit(f"47555000{i:02d}")).message_id for i in range(10)}  # type: ignore[attr-defined]
-        time.sleep(0.5)
+        # Common refused the gateway's first try: the outage is not over before it is
+        # seen. (Not all ten: five failed requests open the breaker for 30 s.)
+        wait_for_metric(
+            gateway,
+            "smppgw_upstream_messages_total",
+            retried + 1,
+            connector="main",
+            outcome="retry",
+        )
         fake.control({"down": False})
         receipts = esme.receipts(10, timeout=30)
     assert {parse_receipt_text(r.short_message).message_id for r in receipts} == ids

@@ -186,6 +186,10 @@ def test_ready_only_once_every_listener_accepts_then_stopping_on_sigterm(
     config = gateway_config(tmp_path, smpp_port=smpp_ports[0], http_port=http_port, common_url=None)
     listen = ", ".join(f'"tcp:{port}:interface=127.0.0.1"' for port in smpp_ports)
     text = re.sub(r"(?m)^listen = \[.*\]$", f"listen = [{listen}]", config.read_text(), count=1)
+    # Receipts 1.1 s after the submit, on the gateway's clock: over two watchdog intervals.
+    simulator = 'type = "simulator"\ndelay = '
+    assert simulator + "0.2\n" in text
+    text = text.replace(simulator + "0.2\n", simulator + "1.1\n", 1)
     config.write_text(text)
     # The watchdog is someone else's (WATCHDOG_PID): no pings from this process.
     env = {"NOTIFY_SOCKET": notifications.address, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
@@ -202,8 +206,10 @@ def test_ready_only_once_every_listener_accepts_then_stopping_on_sigterm(
         assert [line for line in ready if not line.startswith("STATUS=")] == ["READY=1"]
         assert any(f"127.0.0.1:{smpp_ports[1]}" in line for line in ready), ready
 
+        # The simulator's receipt is a timer of the gateway's reactor that falls due
+        # after two watchdog intervals (0.5 s each) since READY=1: pings, had they
+        # been ours, were due before it and were sent by the time the receipt came.
         bind_and_submit(smpp_ports[0])
-        time.sleep(1.2)  # more than two watchdog intervals, had they been ours
         daemon.proc.send_signal(signal.SIGTERM)
         after = notifications.until("STOPPING=1", timeout=10)
         code = daemon.stop()
