@@ -396,3 +396,13 @@ def wait_for_metric(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{name} {labels} is {value} after {timeout} s, not {at_least}")
         time.sleep(0.05)
+
+
+def wait_for_link_up(gateway: GatewayProcess, timeout: float = 15.0) -> None:
+    """Until the gateway's LINK SMPP connector "link" is bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric_value(gateway.metrics(), "smppgw_upstream_link_up", connector="link") == 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the LINK SMPP link did not come up")

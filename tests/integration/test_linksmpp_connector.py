@@ -56,6 +56,7 @@ from tests.harness import (
     free_port,
     gateway_config,
     metric_value,
+    wait_for_link_up,
     wait_for_metric,
 )
 from tests.support import records
@@ -748,17 +749,8 @@ def stack(
             connector_extra=link.connector_toml(),
         )
         with GatewayProcess(path, smpp_port, http_port) as gateway:
-            wait_link_up(gateway)
+            wait_for_link_up(gateway)
             yield gateway, link
-
-
-def wait_link_up(gateway: GatewayProcess, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric_value(gateway.metrics(), "smppgw_upstream_link_up", connector="link") == 1:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the LINK SMPP link did not come up")
 
 
 def mo_answers(link: FakeLinkSmppProcess, destination: str, timeout: float = 10.0) -> list[int]:

@@ -25,6 +25,7 @@ from tests.harness import (
     free_port,
     gateway_config,
     metric_value,
+    wait_for_link_up,
     wait_for_metric,
 )
 
@@ -133,19 +134,10 @@ def submits_to(link: FakeLinkSmppProcess, destination: str) -> list[dict[str, An
     ]
 
 
-def wait_link_up(gateway: GatewayProcess, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric_value(gateway.metrics(), "smppgw_upstream_link_up", connector="link") == 1:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the LINK SMPP link did not come up")
-
-
 def test_submit_and_receipt_over_link_smpp(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     link.control({"rules": {"4790000002": ["UNDELIV", 101]}})
     with bound(gateway, "viasmpp") as esme:
         ok = esme.request(submit("4790000001", b"over SMPP")).message_id  # type: ignore[attr-defined]
@@ -186,7 +178,7 @@ def test_long_text_goes_in_segments_and_comes_back_as_one_receipt(
 def test_prefix_route_and_failover_from_common_to_link_smpp_and_back(
     gateway: GatewayProcess, link: FakeLinkSmppProcess, common: FakeCommonProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     with bound(gateway, "routed") as esme:
         # +46: the prefix route takes it to LINK SMPP whatever the account.
         swedish = esme.request(submit("46700000001")).message_id  # type: ignore[attr-defined]
@@ -212,7 +204,7 @@ def test_prefix_route_and_failover_from_common_to_link_smpp_and_back(
 def test_connection_dropped_mid_window_loses_and_doubles_nothing(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     link.control({"drop_next_submit": True})
     with bound(gateway, "viasmpp") as esme:
         ids = {
@@ -228,7 +220,7 @@ def test_connection_dropped_mid_window_loses_and_doubles_nothing(
 def test_mo_over_smpp_reaches_the_owning_esme_even_if_it_binds_later(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     before = metric_value(
         gateway.metrics(), "smppgw_mo_total", account="viasmpp", outcome="accepted"
     )
@@ -259,7 +251,7 @@ def test_mo_over_smpp_reaches_the_owning_esme_even_if_it_binds_later(
 def test_a_burst_of_100_respects_links_window_and_rate(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     before = link.control()["violations"]
     with bound(gateway, "viasmpp") as esme:
         ids = {
@@ -276,7 +268,7 @@ def test_a_burst_of_100_respects_links_window_and_rate(
 def test_reconnects_after_the_delay_and_pings_an_idle_link(
     gateway: GatewayProcess, link: FakeLinkSmppProcess
 ) -> None:
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     before = len(link.control()["connections"])
     link.control({"drop": True})
     deadline = time.monotonic() + 15
@@ -286,7 +278,7 @@ def test_reconnects_after_the_delay_and_pings_an_idle_link(
             break
         assert time.monotonic() < deadline, f"no new bound link after the drop: {connections}"
         time.sleep(0.05)
-    wait_link_up(gateway)
+    wait_for_link_up(gateway)
     dropped, again = connections[before - 1], connections[before]
     # reconnect_delay = 0.5 s: LINK asks for a pause before reconnecting.
     assert again["connected_at"] - dropped["closed_at"] >= 0.5

@@ -78,3 +78,16 @@ def any_pdu(draw: st.DrawFn, cls: type[p.Pdu] | None = None) -> p.Pdu:
     values = {spec.name: draw(field_strategy(spec)) for spec in FIELDS[cls]}
     status = draw(st.one_of(st.just(0), st.integers(0, 0xFFFFFFFF)))
     return cls(sequence=draw(st.integers(0, 0xFFFFFFFF)), status=status, tlvs=draw(TLVS), **values)
+
+
+def submit(**overrides: object) -> p.SubmitSm:
+    """A submit_sm from the sender name "Shop" to +4799999999 saying "Hello"."""
+    fields: dict[str, object] = {
+        "source_addr": "Shop",
+        "source_addr_ton": 5,
+        "destination_addr": "4799999999",
+        "dest_addr_ton": 1,
+        "short_message": b"Hello",
+    }
+    fields.update(overrides)
+    return p.SubmitSm(**fields)  # type: ignore[arg-type]

@@ -15,22 +15,10 @@ from gateway.connectors.common.mapping import message_fields, priority
 from gateway.mt.submission import AccountPolicy, map_submit, message_from
 from gateway.mt.vendor import VendorTlv
 from gateway.records import Message
-from gateway.smpp.pdu import SubmitSm
+from tests.support.pdus import submit
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
 POLICY = AccountPolicy(default_country_code="47")
-
-
-def submit(**overrides: object) -> SubmitSm:
-    fields: dict[str, object] = {
-        "source_addr": "Shop",
-        "source_addr_ton": 5,
-        "destination_addr": "4799999999",
-        "dest_addr_ton": 1,
-        "short_message": b"Hello",
-    }
-    fields.update(overrides)
-    return SubmitSm(**fields)  # type: ignore[arg-type]
 
 
 def sent(policy: AccountPolicy = POLICY, /, **overrides: object) -> Message:

@@ -20,23 +20,12 @@ from gateway.mt.submission import (
 )
 from gateway.mt.vendor import VendorTlv
 from gateway.records import Alphabet, Body, Party, PartyKind
-from gateway.smpp.pdu import CommandStatus, SubmitSm
+from gateway.smpp.pdu import CommandStatus
+from tests.support.pdus import submit
 
 S = CommandStatus
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
 POLICY = AccountPolicy(default_country_code="47")
-
-
-def submit(**overrides: object) -> SubmitSm:
-    fields: dict[str, object] = {
-        "source_addr": "Shop",
-        "source_addr_ton": 5,
-        "destination_addr": "4799999999",
-        "dest_addr_ton": 1,
-        "short_message": b"Hello",
-    }
-    fields.update(overrides)
-    return SubmitSm(**fields)  # type: ignore[arg-type]
 
 
 def mapped(policy: AccountPolicy = POLICY, /, **overrides: object) -> Submission:
