@@ -149,11 +149,17 @@ class Processes:
     """Everything started for one phase; `stop` reaps it all, safe to call twice."""
 
     def __init__(
-        self, directory: Path, binds: int, profile: str | None, callback_connections: int
+        self,
+        directory: Path,
+        binds: int,
+        profile: str | None,
+        callback_connections: int,
+        callback_pipeline: int = 32,
     ) -> None:
         self.directory = directory
         self.binds = binds
         self.callback_connections = callback_connections
+        self.callback_pipeline = callback_pipeline
         self.profile = profile
         self.fake: harness.FakeCommonProcess | None = None
         self.gateway: BenchGateway | None = None
@@ -162,7 +168,9 @@ class Processes:
         smpp_port, http_port = harness.free_port(), harness.free_port()
         callback = f"http://127.0.0.1:{http_port}/callbacks/dlr"
         self.fake = harness.FakeCommonProcess(
-            callback, callback_connections=self.callback_connections
+            callback,
+            callback_connections=self.callback_connections,
+            callback_pipeline=self.callback_pipeline,
         ).start()
         accounts = harness.account_toml(
             SYSTEM_ID, PASSWORD, "main", rate=0, max_binds=max(16, self.binds), accept="stored"
@@ -771,6 +779,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=4,
         help="connections the fake Common posts delivery reports over (default 4)",
     )
+    parser.add_argument(
+        "--callback-pipeline",
+        type=int,
+        default=32,
+        help="reports in flight per report connection (default 32, pipelined; 1 is how"
+        " an HTTP client pool such as LINK's posts)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
     parser.add_argument(
@@ -818,7 +833,11 @@ def main(argv: list[str] | None = None) -> int:
             for phase in phases(args):
                 with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
                     processes = Processes(
-                        Path(tmp), args.binds, args.profile_gateway, args.callback_connections
+                        Path(tmp),
+                        args.binds,
+                        args.profile_gateway,
+                        args.callback_connections,
+                        args.callback_pipeline,
                     )
                     started.append(processes)
                     log(f"[{phase.name}] starting fake Common and gateway")

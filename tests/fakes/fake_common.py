@@ -410,6 +410,7 @@ class FakeCommon:
         callback_user: str | None = None,
         callback_password: str | None = None,
         callback_connections: int = 4,
+        callback_pipeline: int = 32,
         report_delay: float = 0.0,
         report_attempts: int = 4,
         retry_delay: float = 0.2,
@@ -455,6 +456,7 @@ class FakeCommon:
                 username=callback_user,
                 password=callback_password,
                 connections=callback_connections,
+                pipeline=callback_pipeline,
             )
         self._basic = b"Basic " + base64.b64encode(f"{username}:{password}".encode())
         self._tokens: dict[bytes, float] = {}
@@ -1084,6 +1086,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--callback-user")
     parser.add_argument("--callback-password")
     parser.add_argument("--callback-connections", type=int, default=4)
+    # 1 is how an HTTP client pool such as LINK's posts: one request in flight
+    # per connection. The default pipelines, which no real sender does.
+    parser.add_argument("--callback-pipeline", type=int, default=32)
     parser.add_argument("--username", default="user")
     parser.add_argument("--password", default=os.environ.get("FAKE_COMMON_PASSWORD", "secret"))
     parser.add_argument("--platform-id", default="0")
@@ -1113,6 +1118,7 @@ def main(argv: list[str] | None = None) -> None:
         callback_user=args.callback_user,
         callback_password=args.callback_password,
         callback_connections=args.callback_connections,
+        callback_pipeline=args.callback_pipeline,
         report_delay=args.report_delay,
         token_expires_in=args.token_expires_in,
         keep_messages=args.keep_messages,
