@@ -89,6 +89,27 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process split by where they went: the reactor (main)
+    thread and the others (store commits, the thread pool), each user and
+    system. A cost that moves off the reactor shows here and not in the total."""
+    split = dict.fromkeys(("main_user", "main_system", "other_user", "other_system"), 0.0)
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return split
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        where = "main" if int(tid) == pid else "other"
+        split[f"{where}_user"] += int(fields[11]) / CLK_TCK
+        split[f"{where}_system"] += int(fields[12]) / CLK_TCK
+    return split
+
+
 def proc_memory(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) in KiB."""
     found: dict[str, int] = {}
@@ -256,6 +277,7 @@ class Result:
     window_full_waits: int = 0
     stalled: bool = False
     gateway_cpu: float = 0.0
+    gateway_threads: dict[str, float] = field(default_factory=dict)
     gateway_rss_kib: int = 0
     gateway_hwm_kib: int = 0
     fake_cpu: float = 0.0
@@ -577,6 +599,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, processes: Processes) -> A
         f"{args.binds} binds x window {args.window}; gateway pid {gateway_pid}"
     )
     cpu0 = proc_cpu(gateway_pid), proc_cpu(fake_pid), self_cpu()
+    threads0 = thread_cpu(gateway_pid)
     run.start()
 
     stalled_for = 0.0
@@ -603,6 +626,9 @@ def run_phase(phase: Phase, args: argparse.Namespace, processes: Processes) -> A
     run.finish()
     r = run.result
     r.gateway_cpu = proc_cpu(gateway_pid) - cpu0[0]
+    # Threads that ended during the phase are missing from both samples, so the
+    # split can sum to a little less than the total.
+    r.gateway_threads = {k: v - threads0[k] for k, v in thread_cpu(gateway_pid).items()}
     r.fake_cpu = proc_cpu(fake_pid) - cpu0[1]
     r.bench_cpu = self_cpu() - cpu0[2]
     memory = proc_memory(gateway_pid)
@@ -685,6 +711,7 @@ def figures(r: Result) -> dict[str, Any]:
             "fake_common": round(r.fake_cpu, 2),
             "load_generator": round(r.bench_cpu, 2),
             "gateway_us_per_message": round(r.gateway_cpu / max(r.receipts_matched, 1) * 1e6, 1),
+            "gateway_threads": {k: round(v, 2) for k, v in r.gateway_threads.items()},
         },
         "gateway_memory_mib": {
             "rss_at_end": round(r.gateway_rss_kib / 1024, 1),
@@ -731,6 +758,10 @@ def render(f: dict[str, Any]) -> str:
         f"  CPU seconds            gateway {cpu['gateway']:.2f}"
         f" ({cpu['gateway_us_per_message']:.0f} us/message), fake Common"
         f" {cpu['fake_common']:.2f}, load generator {cpu['load_generator']:.2f}",
+        f"{pad}gateway reactor thread user {cpu['gateway_threads']['main_user']:.2f}"
+        f" system {cpu['gateway_threads']['main_system']:.2f}, other threads user"
+        f" {cpu['gateway_threads']['other_user']:.2f}"
+        f" system {cpu['gateway_threads']['other_system']:.2f}",
         f"  gateway memory         max RSS {mem['max_rss']:.1f} MiB,"
         f" RSS at end {mem['rss_at_end']:.1f} MiB",
     ]

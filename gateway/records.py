@@ -24,20 +24,62 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, TypeVar, dataclass_transform
 
 from gateway.smpp.pdu import MessageState
 
 _EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 _NO_STRINGS: Final[Mapping[str, str]] = MappingProxyType({})
 
+_R = TypeVar("_R")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_R]) -> type[_R]:
+    """`@dataclass(frozen=True, slots=True)` whose constructor costs half as much.
+
+    A frozen dataclass sets each field through `object.__setattr__`, looked up
+    per field: about 0.2 us a field, 5 us for a Message, and every message makes
+    a dozen records on its way through. This constructor sets the slots through
+    their descriptors instead; what it accepts, its defaults, `__post_init__`
+    and the frozenness are the dataclass's own (tests/unit/test_records.py).
+    """
+    made: Any = dataclass(frozen=True, slots=True)(cls)
+    env: dict[str, Any] = {"_MISSING": MISSING}
+    params, lines = ["self"], []
+    for f in fields(made):
+        name = f.name
+        env[f"_set_{name}"] = getattr(made, name).__set__
+        if f.default is not MISSING:
+            env[f"_default_{name}"] = f.default
+            value = name if f.init else f"_default_{name}"
+            if f.init:
+                params.append(f"{name}=_default_{name}")
+        elif f.default_factory is not MISSING:
+            env[f"_factory_{name}"] = f.default_factory
+            if f.init:
+                params.append(f"{name}=_MISSING")
+                lines.append(f" if {name} is _MISSING: {name} = _factory_{name}()")
+            value = name if f.init else f"_factory_{name}()"
+        else:
+            params.append(name)
+            value = name
+        lines.append(f" _set_{name}(self, {value})")
+    if hasattr(made, "__post_init__"):
+        lines.append(" self.__post_init__()")
+    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(lines or [" pass"]), env)
+    init = env["__init__"]
+    init.__qualname__ = f"{made.__qualname__}.__init__"
+    made.__init__ = init
+    return made  # type: ignore[no-any-return]
+
 
 # --- addresses ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Address:
     """An SMPP address as it travels in a PDU (SMPP 3.4 sections 5.2.5-5.2.8)."""
 
@@ -54,7 +96,7 @@ class PartyKind(enum.Enum):
     ALPHANUMERIC = "alphanumeric"  # a sender name
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Party:
     """An address the account's rules have read (gateway/addresses.py)."""
 
@@ -73,7 +115,7 @@ class Alphabet(enum.Enum):
     BINARY = "binary"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Body:
     """A message's content: `text` (decoded) or `data` (8-bit octets), one of them.
 
@@ -96,7 +138,7 @@ class Body:
 # --- MT -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     """An MT message the gateway owns, from its submit_sm to its final state.
 
@@ -147,7 +189,7 @@ class Message:
 # --- outcomes -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What a receipt says: stat word, err (LINK's SMPP codes), final or not, state.
 
@@ -170,7 +212,7 @@ class OutcomeKind(enum.Enum):
     REJECTED = "rejected"  # refused for good: a REJECTD receipt
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SubmitOutcome:
     """One message's outcome from a connector.
 
@@ -193,7 +235,7 @@ class SubmitOutcome:
 # --- from LINK ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Report:
     """What LINK said about one message (or one part of it), from any route.
 
@@ -215,7 +257,7 @@ class Report:
     any_form: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IncomingMo:
     """An MO message as LINK handed it over, before it is routed to an account.
 
@@ -241,7 +283,7 @@ RECEIPT = "receipt"
 MO = "mo"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Receipt:
     """A deliver_sm for an ESME: a delivery receipt or (kind MO) one segment of an
     incoming message. `seq` is the store's, 0 until stored.
@@ -276,7 +318,7 @@ class Receipt:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReportResult:
     """What one report did: the receipt to deliver, or why there is none.
 

@@ -23,16 +23,15 @@ Rules (DESIGN section 5):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from gateway.intake.receipts import done_time, receipt_for
-from gateway.records import Outcome, Report, ReportResult
+from gateway.records import Outcome, Report, ReportResult, record
 from gateway.store.base import FINAL, ReportBook, Tracked
 
 BILLING_PENDING = "pending"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     kind: str  # "final", "intermediate", "partial", "duplicate"
     outcome: Outcome | None

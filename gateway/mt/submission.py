@@ -41,7 +41,7 @@ from gateway.mt.vendor import (
     VendorTlv,
     premium_problem,
 )
-from gateway.records import Address, Alphabet, Body, Message, Party
+from gateway.records import Address, Alphabet, Body, Message, Party, record
 from gateway.smpp.pdu import ESM_CLASS_UDHI, CommandStatus, SubmitSm, Tag, sar_numbers
 from gateway.smpp.text import TextError, count_segments, decode_content
 from gateway.smpp.times import add_months, parse_smpp_time
@@ -119,7 +119,7 @@ class AccountPolicy:
 # --- submit_sm -> Submission ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Submission:
     """What one submit_sm asks for, read by its account's rules; admission makes
     a `Message` of it. `text_head` is the first 20 characters for the receipt

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from gateway.records import Address, Message, Outcome, Receipt, Report
+from gateway.records import Address, Message, Outcome, Receipt, Report, record
 
 if TYPE_CHECKING:
     # Only a type here: the records and the rules above the store load without Twisted.
@@ -42,7 +42,7 @@ SENT = 1
 FINAL = 2
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finish:
     """A message reached its final state inside the gateway (expired, rejected,
     cancelled), with the receipt its ESME gets (None: none asked for)."""
@@ -54,7 +54,7 @@ class Finish:
     receipt: Receipt | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tracked:
     """What the store keeps of a message that a report may change.
 

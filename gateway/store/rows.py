@@ -281,15 +281,17 @@ _TRACKED = (
 _FIND = f"SELECT {_TRACKED} FROM messages WHERE {{key}} = ?"
 _FIND_BY_ID: Final = _FIND.format(key="id")
 _FIND_BY_UPSTREAM: Final = _FIND.format(key="upstream_id")
-# The common case in one statement: a whole-message final report for a message
-# not yet final. Anything else (parts, duplicates, unknown ids) takes the long way.
-_CLOSE = (
+# The common case: a whole-message final report for a message not yet final.
+# Anything else (parts, duplicates, unknown ids) takes the long way. By id the
+# row is read back with a SELECT rather than RETURNING, which SQLite buffers
+# apart: about 10 us more an UPDATE here, twice what the SELECT costs.
+_CLOSE: Final = (
     "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ?, billing = ?,"
     " upstream_id = coalesce(upstream_id, ?) WHERE {key} = ? AND state < 2"
-    f" RETURNING {_TRACKED}"
 )
-_CLOSE_BY_ID: Final = _CLOSE.format(key="id")
-_CLOSE_BY_UPSTREAM: Final = _CLOSE.format(key="upstream_id")
+_CLOSE_ID: Final = _CLOSE.format(key="id")
+# By upstream id (a report without refId), RETURNING says which message it was.
+_CLOSE_BY_UPSTREAM: Final = _CLOSE.format(key="upstream_id") + f" RETURNING {_TRACKED}"
 _FIND_FORM: Final = "SELECT message_id, part FROM upstream_ids WHERE form = ?"
 
 
@@ -334,14 +336,21 @@ class SqliteBook:
         values = (outcome.stat, outcome.err, done_at, billing, report.upstream_id)
         row = None
         if report.ref_id:
-            row = conn.execute(_CLOSE_BY_ID, (*values, report.ref_id)).fetchone()
+            row = self._close_id(values, report.ref_id)
         if row is None and report.any_form:
             found = self._form(report)
             if found is not None and found[1] is None:
-                row = conn.execute(_CLOSE_BY_ID, (*values, found[0])).fetchone()
+                row = self._close_id(values, found[0])
         elif row is None:
             row = conn.execute(_CLOSE_BY_UPSTREAM, (*values, report.upstream_id)).fetchone()
         return None if row is None else _tracked(row)
+
+    def _close_id(self, values: tuple[Any, ...], message_id: str) -> tuple[Any, ...] | None:
+        conn = self._conn
+        if conn.execute(_CLOSE_ID, (*values, message_id)).rowcount != 1:
+            return None
+        row: tuple[Any, ...] = conn.execute(_FIND_BY_ID, (message_id,)).fetchone()
+        return row
 
     def find(self, report: Report) -> Tracked | None:
         conn = self._conn

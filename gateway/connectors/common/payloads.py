@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
+
+from gateway.records import record
 
 # Fields a report may carry as key/value maps (seed 001, "Delivery reports").
 _MAP_FIELDS = ("customParameters", "gateCustomParameters")
@@ -34,7 +36,7 @@ class BadCallback(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryReport:
     """One delivery report as seed 001 defines it. ``id`` is Common's messageId,
     with ``$<n>`` appended for part n (from 0) of a message Common split."""
