@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from gateway.records import record
+
 if TYPE_CHECKING:
     from gateway.config import Config
 
@@ -212,7 +214,7 @@ class CircuitBreaker:
 # --- router ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Choice:
     """Where one message goes.
 

@@ -111,8 +111,13 @@ class AccountPolicy:
             if spec.field in targets:
                 raise ValueError(f"two vendor TLVs fill {spec.field}")
             targets.add(spec.field)
-        # Frozen, but read on every PDU: computed once here.
+        # Frozen, but read on every PDU: computed once here. Read-only copies, so that
+        # a message whose fields are the account's shares them instead of copying.
         object.__setattr__(self, "vendor_tlvs", MappingProxyType(dict(self.vendor_tlvs)))
+        object.__setattr__(self, "premium", MappingProxyType(dict(self.premium)))
+        object.__setattr__(
+            self, "custom_parameters", MappingProxyType(dict(self.custom_parameters))
+        )
         object.__setattr__(self, "vendor_tags", frozenset(self.vendor_tlvs))
 
 
@@ -235,14 +240,13 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
     if content.udh is not None:
         # The ESME's segment goes as it is, in the alphabet decode_content chose.
         body = replace(body, alphabet=_SEGMENT_ALPHABETS[content.dcs])
-    premium = dict(policy.premium)
-    custom = dict(policy.custom_parameters)
+    premium, custom = policy.premium, policy.custom_parameters
     if policy.vendor_tlvs and submit.tlvs:
-        _apply_vendor_tlvs(submit, policy.vendor_tlvs, premium, custom)
+        premium, custom = _with_vendor_tlvs(submit, policy.vendor_tlvs, premium, custom)
     # Common: "If you are splitting a long message into multiple segments
     # yourself, set price only on the first segment."
     if content.udh is not None and "tariff" in premium and _later_segment(content.udh):
-        del premium["tariff"]
+        premium = MappingProxyType({k: v for k, v in premium.items() if k != "tariff"})
     return Submission(
         sender=sender,
         recipient=recipient,
@@ -250,8 +254,8 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         validity_s=validity_s,
         scheduled_at=scheduled_at,
         priority=submit.priority_flag,
-        premium=MappingProxyType(premium),
-        custom=MappingProxyType(custom),
+        premium=premium,
+        custom=custom,
         text_head=(content.text or "")[:20],
         wants_receipt=submit.registered_delivery & _RECEIPT_BITS,
         parts=segments_of(body),
@@ -271,17 +275,18 @@ _SEGMENT_ALPHABETS: Final = MappingProxyType(
 )
 
 
-def _apply_vendor_tlvs(
+def _with_vendor_tlvs(
     submit: SubmitSm,
     specs: Mapping[int, VendorTlv],
-    premium: dict[str, object],
-    custom: dict[str, str],
-) -> None:
-    """Lay the configured vendor TLVs the PDU carries over the account's values.
+    account_premium: Mapping[str, object],
+    account_custom: Mapping[str, str],
+) -> tuple[Mapping[str, object], Mapping[str, str]]:
+    """The account's values with the configured vendor TLVs the PDU carries laid over.
 
     A value that does not read as its configured type is the ESME's error:
     ESME_RINVOPTPARAMVAL (SMPP 3.4 section 5.1.3), never silently dropped.
     """
+    premium, custom = dict(account_premium), dict(account_custom)
     for tag, spec in specs.items():
         raw = submit.tlv(tag)
         if raw is None:
@@ -298,6 +303,7 @@ def _apply_vendor_tlvs(
             custom[spec.field[len(CUSTOM_PREFIX) :]] = str(value)
         else:
             premium[spec.field] = value
+    return MappingProxyType(premium), MappingProxyType(custom)
 
 
 def not_before(scheduled_at: float | None, hold: float, now: float) -> float:

@@ -11,13 +11,14 @@ this process, in threads, runs against the same gateway:
 - 200 binds at once: 100 with the right password, 100 guessing.
 
 What must hold: every submit_sm_resp of the side ESME arrives within an ESME's
-response timer (RESPONSE_TIMER, SMPP 3.4 §7.2: past it a real client gives up on
-the request; issue 9 saw 7.1 s) and it gets a receipt for every message; the gateway's resident memory stays under
-RSS_LIMIT throughout (sampled every 100 ms); every refused PDU of the burst is
-answered. Its latency percentiles are printed (pytest -s shows them), not
-asserted: timing is the benchmark's business, and a shared CI machine makes a
-p99 bound fail for reasons that are not the gateway's. To find which
-attack costs what, STRESS_ONLY=burst,reading,metrics,unbound,binds (any subset)
+response timer (RESPONSE_TIMER_MS, SMPP 3.4 section 7.2: past it a real client
+gives up on the request; before issue 9 the worst took 7.1 s) and it gets a
+receipt for every message; the gateway's resident memory stays under RSS_LIMIT
+throughout (sampled every 100 ms); every refused PDU of the burst is answered.
+Its latency percentiles are printed (pytest -s shows them), not asserted:
+timing is the benchmark's business, and a shared CI machine makes a p99 bound
+fail for reasons that are not the gateway's. To find which attack costs what,
+STRESS_ONLY=burst,reading,metrics,unbound,binds (any subset)
 runs only those; the assertions about the others then fail, the figures stay.
 """
 

@@ -116,6 +116,11 @@ def test_json_charset_parameter() -> None:
     assert parse(body, content_type="application/json; charset=UTF-8") == [EXPECTED]
 
 
+def test_json_after_a_utf8_byte_order_mark() -> None:
+    # Some HTTP clients write a BOM in front of a UTF-8 body; it is not JSON text.
+    assert parse(b"\xef\xbb\xbf" + json.dumps(SEED_REPORT).encode()) == [EXPECTED]
+
+
 def test_null_ref_id() -> None:
     [parsed] = parse(json.dumps(dict(SEED_REPORT, refId=None)).encode())
     assert parsed.ref_id is None
