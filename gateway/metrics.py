@@ -127,6 +127,13 @@ class Metrics:
             buckets=UPSTREAM_BUCKETS,
             registry=r,
         )
+        self.upstream_rate_limit = Gauge(
+            "smppgw_upstream_rate_limit",
+            "Requests a second a connector allows itself after LINK answered 429 or"
+            " throttling (0: no limit), by connector",
+            ["connector"],
+            registry=r,
+        )
         self.upstream_messages = Counter(
             "smppgw_upstream_messages_total",
             "Messages handed to LINK by connector and outcome (accepted, retry, rejected)",

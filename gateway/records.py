@@ -219,7 +219,9 @@ class SubmitOutcome:
     `esme_status` is what an ESME of an `accept = "upstream"` account gets in
     its submit_sm_resp when the message was not accepted, by the connector's own
     table. `rejection` is the receipt for REJECTED. `upstream_parts` lists LINK's
-    id of every segment when the route split the message itself.
+    id of every segment when the route split the message itself. `throttled`
+    marks a TEMPORARY outcome that is LINK asking us to send slower (HTTP 429,
+    a throttling code): not a fault of the route, so no circuit breaker counts it.
     """
 
     message: Message
@@ -230,6 +232,7 @@ class SubmitOutcome:
     misconfigured: bool = False
     description: str = ""
     upstream_parts: tuple[str, ...] = ()
+    throttled: bool = False
 
 
 # --- from LINK ----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Towards LINK a connector takes a batch of stored messages and reports, per
 message, one of three outcomes (gateway.records.OutcomeKind): LINK accepted it
 (with LINK's id when known), trouble that is worth retrying (network, 5xx,
-429, timeouts), or a permanent rejection with the receipt outcome the ESME
+timeouts; 429 too, marked `throttled`: LINK asks for a slower rate, the route
+is not failing), or a permanent rejection with the receipt outcome the ESME
 should see. From LINK it hands the gateway `Report`s and `IncomingMo`s through
 `Inbound`, already mapped by its own tables.
 
@@ -26,6 +27,11 @@ class Connector(Protocol):
     @property
     def capacity(self) -> int:
         """How many more messages `submit` should be given now (0 = busy)."""
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until `capacity` may come back by itself, without an answer
+        freeing it: LINK asked us to wait (Retry-After). 0 when not paused."""
 
     @property
     def max_batch(self) -> int: ...

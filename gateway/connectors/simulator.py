@@ -38,6 +38,7 @@ class SimulatorConnector:
     max_batch = 1000
     capacity = 1_000_000
     link_up = None
+    paused_for = 0.0
 
     def __init__(
         self, reactor: Any, settings: ConnectorSettings, http: HttpSettings, metrics: Metrics

@@ -40,6 +40,7 @@ _WORDS = {
     OutcomeKind.TEMPORARY: "retry",
     OutcomeKind.REJECTED: "rejected",
 }
+_THROTTLED = "throttled"
 
 
 @dataclass(slots=True, eq=False)
@@ -309,6 +310,11 @@ class Dispatcher:
                     connector.submit(messages).addCallback(self._settle, batch).addErrback(
                         lambda f: log.failure("dispatcher: outcome handling failed", f)
                     )
+            if queue:
+                paused = connector.paused_for
+                if paused > 0:
+                    # LINK asked us to wait: pump again when it said, not at the next tick.
+                    self._schedule(paused)
 
     def _fail_over(self, name: str, queue: deque[_Entry]) -> None:
         """Move what waits for a connector whose breaker is open to where the
@@ -380,11 +386,13 @@ class Dispatcher:
     def _settle(self, outcomes: list[SubmitOutcome], batch: dict[str, _Entry]) -> None:
         self._inflight -= 1
         now = self._reactor.seconds()
-        if outcomes and self._router is not None:
+        if outcomes and self._router is not None and not all(o.throttled for o in outcomes):
             # One request, one verdict: LINK answering at all (even refusing a
-            # message) is a working connector; only trouble worth a retry counts.
+            # message) is a working connector; only trouble worth a retry counts,
+            # and "too fast" (throttled) is not trouble: it slows the connector down.
             ok = any(outcome.kind is not OutcomeKind.TEMPORARY for outcome in outcomes)
             self._router.record(outcomes[0].message.connector, ok)
+        throttled: list[_Entry] = []
         sent: list[tuple[str, str | None]] = []
         parts: list[tuple[str, tuple[str, ...]]] = []
         finishes: list[Finish] = []
@@ -415,8 +423,17 @@ class Dispatcher:
                 )
                 receipt = receipt_for(message, rejection, now)
                 finishes.append(Finish(message.id, rejection.stat, rejection.err, now, receipt))
+            elif outcome.throttled:
+                throttled.append(entry)
             else:
                 self._retry_later(entry, now)
+        if throttled:
+            # Back to the front, in their order, no attempt counted: the connector's
+            # pace decides when they go, and their validity still ends them.
+            ready = self._ready[throttled[0].message.connector]
+            for entry in reversed(throttled):
+                self._waiting[entry.message.id] = entry
+                ready.appendleft(entry)
         if sent:
             self._store.mark_sent(sent)
         if parts:
@@ -461,5 +478,5 @@ class Dispatcher:
                     del self._groups[message.reply_id]
 
     def _count(self, outcome: SubmitOutcome) -> None:
-        word = _WORDS[outcome.kind]
+        word = _THROTTLED if outcome.throttled else _WORDS[outcome.kind]
         self._metrics.child(self._metrics.upstream_messages, outcome.message.connector, word).inc()

@@ -461,6 +461,8 @@ class FakeCommon:
         self._basic = b"Basic " + base64.b64encode(f"{username}:{password}".encode())
         self._tokens: dict[bytes, float] = {}
         self._failures: deque[tuple[int, bytes]] = deque()
+        # Seconds a 429 asks the client to wait (Retry-After); None: no such field.
+        self.retry_after: int | None = None
         self._down = False
         self._refusing = False
         self._timers: set[Any] = set()
@@ -876,8 +878,8 @@ class FakeCommon:
 
     def control(self, command: dict[str, Any]) -> Deferred[None]:
         """Apply a /_control POST: down, refuse, fail_next, response_delay,
-        report_delay, result_rules, permanent_errors, default_result_code,
-        keep_messages (true/false), clear_messages (forget what was kept),
+        report_delay, retry_after (the Retry-After of 429 answers), result_rules,
+        permanent_errors, default_result_code, keep_messages (true/false), clear_messages (forget what was kept),
         clear_gates (forget every PartnerGate)."""
         if "fail_next" in command:
             spec = command["fail_next"]
@@ -892,6 +894,9 @@ class FakeCommon:
         for name in ("response_delay", "report_delay"):
             if name in command:
                 setattr(self, name, float(command[name]))
+        if "retry_after" in command:
+            value = command["retry_after"]
+            self.retry_after = None if value is None else int(value)
         if "default_result_code" in command:
             self.default_result_code = int(command["default_result_code"])
         if "keep_messages" in command:
@@ -947,6 +952,8 @@ class _FakeResource(Resource):
         if request.path.startswith(GATE_PATH):
             return self._gate(request, body)
         status, answer = fake.handle(request.path, request.requestHeaders, body)
+        if status == 429 and fake.retry_after is not None:
+            request.setHeader(b"Retry-After", b"%d" % fake.retry_after)
         if fake.response_delay <= 0:
             return self._answer(request, status, answer)
         gone: list[bool] = []

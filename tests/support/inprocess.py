@@ -110,10 +110,11 @@ class CommonRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """A scripted answer: HTTP status and JSON body (None: no body)."""
+    """A scripted answer: HTTP status, JSON body (None: no body), header fields."""
 
     status: int
     body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class CommonStub(Resource):
@@ -144,8 +145,15 @@ class CommonStub(Resource):
             "Basic " + base64.b64encode(f"{COMMON_USER}:{COMMON_PASSWORD}".encode()).decode()
         )
 
-    def answer_next(self, status: int, body: Any = None, *, times: int = 1) -> None:
-        self.script.extend([Answer(status, body)] * times)
+    def answer_next(
+        self,
+        status: int,
+        body: Any = None,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.script.extend([Answer(status, body, tuple((headers or {}).items()))] * times)
 
     def new_message_id(self) -> str:
         message_id = f"QC5BGwiuYk0AAAFi{len(self.message_ids) + 1:08d}"
@@ -164,6 +172,8 @@ class CommonStub(Resource):
             return NOT_DONE_YET
         answer = self.script.popleft() if self.script else self._answer(path, authorization, body)
         request.setResponseCode(answer.status)
+        for name, value in answer.headers:
+            request.setHeader(name.encode(), value.encode())
         if answer.body is None:
             return b""
         request.setHeader(b"Content-Type", b"application/json")

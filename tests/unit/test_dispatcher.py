@@ -49,6 +49,7 @@ class ScriptedConnector:
         self.pending: list[tuple[Deferred[list[SubmitOutcome]], list[SubmitOutcome]]] = []
         self.inflight = 0
         self.link_up: bool | None = None
+        self.paused_for = 0.0
 
     @property
     def capacity(self) -> int:

@@ -363,13 +363,81 @@ def test_throttling_is_retried_with_the_same_ref_id_not_rejected(
     gateway.run(0.5)
     assert len(gateway.common.requests) == 1
     assert query(esme, message_id).message_state == State.ENROUTE
-    gateway.run(2.0)  # the first retry is due after retry.initial = 1 s
+    gateway.run(2.0)  # sent again once the connector's pause (1 s without Retry-After) ends
     first, second = gateway.common.requests
     assert first.body == second.body
     assert second.body["refId"] == message_id
-    assert gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="retry") == 1
+    # "Too fast" slows the connector down; it is not a failed attempt.
+    assert (
+        gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="throttled") == 1
+    )
+    assert gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="retry") == 0
     assert gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="accepted")
     assert receipts(esme) == []  # accepted now: the receipt waits for LINK's report
+
+
+def test_429_slows_the_connector_down_and_does_not_open_its_breaker(
+    gateway: InProcessGateway, esme: Esme
+) -> None:
+    # More 429s in a row than the breaker's failures (5): LINK says "too fast".
+    gateway.common.answer_next(
+        429,
+        {"resultCode": 3, "description": "Too many requests"},
+        times=8,
+        headers={"Retry-After": "2"},
+    )
+    message_id = submitted(esme)
+    gateway.run(0.1)
+    assert len(gateway.common.requests) == 1
+    gateway.run(1.5)
+    assert len(gateway.common.requests) == 1  # nothing inside Retry-After
+    for _ in range(7):
+        gateway.run(2.1)
+    assert len(gateway.common.requests) == 9  # each after its Retry-After, then taken
+    assert {r.body["refId"] for r in gateway.common.requests} == {message_id}
+    breaker = gateway.router.breaker("main")
+    assert breaker is not None and breaker.state == "closed"
+    assert (
+        gateway.metric(
+            "smppgw_upstream_requests_total", connector="main", endpoint="send", outcome="throttled"
+        )
+        == 8
+    )
+    assert (
+        gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="throttled") == 8
+    )
+    assert gateway.metric("smppgw_upstream_messages_total", connector="main", outcome="retry") == 0
+    assert gateway.metric("smppgw_upstream_rate_limit", connector="main") >= 1.0
+    assert query(esme, message_id).message_state == State.ENROUTE
+
+
+def test_503_in_a_row_opens_the_breaker_where_429_did_not(
+    gateway: InProcessGateway, esme: Esme
+) -> None:
+    gateway.common.answer_next(503, times=50)
+    submitted(esme)
+    for _ in range(40):
+        gateway.run(1.0)
+    breaker = gateway.router.breaker("main")
+    assert breaker is not None and breaker.state != "closed"
+    assert gateway.metric("smppgw_upstream_rate_limit", connector="main") == 0.0
+
+
+def test_the_rate_limit_after_429_grows_back_and_goes(
+    gateway: InProcessGateway, esme: Esme
+) -> None:
+    gateway.common.answer_next(429, headers={"Retry-After": "1"})
+    first = submitted(esme)
+    gateway.run(0.1)
+    limited = gateway.metric("smppgw_upstream_rate_limit", connector="main")
+    assert limited >= 1.0
+    gateway.run(1.5)
+    assert gateway.common.requests[-1].body["refId"] == first
+    # Quiet, answered traffic: the limit grows back, then is lifted (0).
+    for _ in range(8):
+        submitted(esme)
+        gateway.run(6.0)
+    assert gateway.metric("smppgw_upstream_rate_limit", connector="main") == 0.0
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ SANS_IO = (
     "gateway.connectors.common.mo",
     "gateway.connectors.common.payloads",
     "gateway.connectors.linksmpp.mapping",
+    "gateway.connectors.pace",
     "gateway.store.schema",
     "gateway.store.rows",
 )

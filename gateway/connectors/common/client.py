@@ -56,6 +56,7 @@ from twisted.web.client import (
 from twisted.web.iweb import IAgent
 
 from gateway.connectors.common.settings import CommonSettings
+from gateway.connectors.pace import parse_retry_after
 
 log = Logger()
 
@@ -99,11 +100,13 @@ class SendResult:
 
 @dataclass(frozen=True)
 class HttpAnswer:
-    """One HTTP answer: its status, body and Location header (REST creations)."""
+    """One HTTP answer: its status, body, Location header (REST creations) and
+    the seconds its Retry-After asks to wait."""
 
     status: int
     body: bytes
     location: str | None = None
+    retry_after: float | None = None
 
 
 class CommonError(Exception):
@@ -120,12 +123,14 @@ class CommonError(Exception):
         temporary: bool,
         http_status: int | None = None,
         code: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.temporary = temporary
         self.http_status = http_status
         self.code = code
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return (
@@ -238,16 +243,16 @@ class CommonClient:
 
     async def _send(self, body: bytes, ref_id: str | None) -> SendResult:
         answer = await self._authorized("POST", self._send_url, body)
-        return _single_result(answer.status, answer.body, ref_id)
+        return _single_result(answer, ref_id)
 
     async def _send_batch(self, body: bytes, messages: list[Any]) -> list[SendResult]:
         answer = await self._authorized("POST", self._batch_url, body)
-        return _batch_results(answer.status, answer.body, messages)
+        return _batch_results(answer, messages)
 
     async def _request(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
         answer = await self._authorized(method, url, body)
         if not 200 <= answer.status < 300:
-            raise _http_error(answer.status, answer.body)
+            raise _http_error(answer)
         return answer
 
     async def _authorized(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
@@ -317,8 +322,12 @@ class CommonClient:
         )
         content: bytes = await treq.content(response)
         location = response.headers.getRawHeaders(b"location")
+        retry_after = response.headers.getRawHeaders(b"retry-after")
         return HttpAnswer(
-            response.code, content, location[0].decode("latin-1") if location else None
+            response.code,
+            content,
+            location[0].decode("latin-1") if location else None,
+            parse_retry_after(retry_after[0], self._reactor.seconds()) if retry_after else None,
         )
 
     # -- OAuth 2.0 --------------------------------------------------------------
@@ -388,23 +397,25 @@ class CommonClient:
         return token
 
 
-def _single_result(status: int, body: bytes, ref_id: str | None) -> SendResult:
+def _single_result(answer: HttpAnswer, ref_id: str | None) -> SendResult:
+    status, body = answer.status, answer.body
     if status == 200:
         try:
-            answer = json.loads(body)
+            parsed = json.loads(body)
         except (ValueError, RecursionError):
-            answer = None
-        if isinstance(answer, dict):
-            return _result_from(answer, ref_id)
+            parsed = None
+        if isinstance(parsed, dict):
+            return _result_from(parsed, ref_id)
         return SendResult(ref_id, None, None, "accepted (unreadable response body)")
     if 200 < status < 300:
         return SendResult(ref_id, None, None, "accepted (no response body)")
-    raise _http_error(status, body)
+    raise _http_error(answer)
 
 
-def _batch_results(status: int, body: bytes, messages: list[Any]) -> list[SendResult]:
+def _batch_results(answer: HttpAnswer, messages: list[Any]) -> list[SendResult]:
+    status, body = answer.status, answer.body
     if not 200 <= status < 300:
-        raise _http_error(status, body)
+        raise _http_error(answer)
     answers: list[Any] = []
     if status == 200:
         try:
@@ -414,11 +425,11 @@ def _batch_results(status: int, body: bytes, messages: list[Any]) -> list[SendRe
         if isinstance(parsed, list):
             answers = parsed
     by_ref: dict[str, dict[str, Any]] = {}
-    for answer in answers:
-        if isinstance(answer, dict):
-            ref = answer.get("refId")
+    for item in answers:
+        if isinstance(item, dict):
+            ref = item.get("refId")
             if isinstance(ref, str):
-                by_ref[ref] = answer
+                by_ref[ref] = item
     results: list[SendResult] = []
     for index, message in enumerate(messages):
         ref_id = _opt_str(message.get("refId")) if isinstance(message, dict) else None
@@ -473,8 +484,9 @@ def _error_body(body: bytes) -> tuple[int | None, str]:
     return None, body[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
 
 
-def _http_error(status: int, body: bytes) -> CommonError:
-    code, text = _error_body(body)
+def _http_error(answer: HttpAnswer) -> CommonError:
+    status = answer.status
+    code, text = _error_body(answer.body)
     if status == 401 and code is None:
         code = INVALID_AUTHENTICATION
     elif status == 403 and code is None:
@@ -485,6 +497,7 @@ def _http_error(status: int, body: bytes) -> CommonError:
         temporary=temporary,
         http_status=status,
         code=code,
+        retry_after=answer.retry_after,
     )
 
 

@@ -25,10 +25,14 @@ from gateway.connectors.common.results import (
     refusal_is_temporary,
     rejection_outcome,
 )
+from gateway.connectors.pace import Pace
 from gateway.metrics import Metrics
 from gateway.records import Message, OutcomeKind, SubmitOutcome
 
 log = Logger()
+
+TOO_MANY_REQUESTS = 429
+THROTTLING = 3  # Common's result code "Maximum throttling exceeded"
 
 
 def _refused(
@@ -43,7 +47,13 @@ def _refused(
     status = esme_status(http_status=http_status, common_code=code, temporary=temporary)
     text = description if code is None else f"{code} {description}"
     if temporary:
-        return SubmitOutcome(message, OutcomeKind.TEMPORARY, esme_status=status, description=text)
+        return SubmitOutcome(
+            message,
+            OutcomeKind.TEMPORARY,
+            esme_status=status,
+            description=text,
+            throttled=http_status == TOO_MANY_REQUESTS or code == THROTTLING,
+        )
     rejection, misconfigured = rejection_outcome(code)
     return SubmitOutcome(
         message,
@@ -72,6 +82,7 @@ class CommonConnector:
         self._common = settings.common
         self._client = client or CommonClient(reactor, settings.common)
         self._inflight = 0
+        self._pace = Pace()
         self._envelope: dict[str, Any] = {
             "platformId": settings.platform_id,
             "platformPartnerId": settings.platform_partner_id,
@@ -87,8 +98,14 @@ class CommonConnector:
 
     @property
     def capacity(self) -> int:
+        if self._pace.wait(self._reactor.seconds()) > 0:
+            return 0
         free = self._common.max_connections - self._inflight
         return max(free, 0) * self._settings.max_batch
+
+    @property
+    def paused_for(self) -> float:
+        return self._pace.wait(self._reactor.seconds())
 
     @property
     def link_up(self) -> bool | None:
@@ -125,6 +142,7 @@ class CommonConnector:
     ) -> Deferred[list[SubmitOutcome]]:
         self._inflight += 1
         started = self._reactor.seconds()
+        self._pace.sent(started)
         endpoint = "send" if len(batch) == 1 else "sendbatch"
         sent: Deferred[list[SendResult]]
         if len(batch) == 1:
@@ -146,6 +164,14 @@ class CommonConnector:
             wrong = next((o for o in outcomes if o.misconfigured), None)
             if wrong is not None:
                 self._misconfigured(wrong.description)
+            if any(o.throttled for o in outcomes):
+                self._slow_down(None)
+            else:
+                limit = self._pace.rate
+                self._pace.answered(self._reactor.seconds())
+                if self._pace.rate != limit:
+                    m = self._metrics
+                    m.child(m.upstream_rate_limit, self.name).set(self._pace.rate or 0.0)
             return outcomes
 
         def failed(failure: Any) -> list[SubmitOutcome]:
@@ -166,8 +192,12 @@ class CommonConnector:
                 and error.code < 100000
                 and bool(refusal_is_temporary(error.code))
             )
-            self._observe(endpoint, "temporary" if temporary else "rejected", started)
-            if temporary:
+            if error.http_status == TOO_MANY_REQUESTS:
+                self._observe(endpoint, "throttled", started)
+                self._slow_down(error.retry_after)
+            else:
+                self._observe(endpoint, "temporary" if temporary else "rejected", started)
+            if temporary and error.http_status != TOO_MANY_REQUESTS:
                 log.warn(
                     "{connector}: {endpoint} failed, will retry: {error}",
                     connector=self.name,
@@ -193,6 +223,19 @@ class CommonConnector:
             return result
 
         return sent.addCallbacks(done, failed).addBoth(release)
+
+    def _slow_down(self, retry_after: float | None) -> None:
+        """LINK said "too fast": send slower for a while (gateway.connectors.pace)."""
+        self._pace.throttled(self._reactor.seconds(), retry_after)
+        m = self._metrics
+        m.child(m.upstream_rate_limit, self.name).set(self._pace.rate or 0.0)
+        log.info(
+            "{connector}: LINK asks us to slow down; at most {rate:.1f} requests a second,"
+            " none for {pause:.1f} s",
+            connector=self.name,
+            rate=self._pace.rate or 0.0,
+            pause=self._pace.wait(self._reactor.seconds()),
+        )
 
     def _misconfigured(self, description: str) -> None:
         self._metrics.child(self._metrics.misconfigured, self.name).inc()

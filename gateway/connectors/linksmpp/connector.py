@@ -112,6 +112,10 @@ class LinkSmppConnector:
         return max(1, self.link_settings.window)
 
     @property
+    def paused_for(self) -> float:
+        return 0.0  # throttling is paced inside (sending.py), capacity stays honest
+
+    @property
     def link_up(self) -> bool:
         """True while every bind this connector keeps is bound."""
         return all(link.bound for link in self._links)
