@@ -879,8 +879,8 @@ class FakeCommon:
     def control(self, command: dict[str, Any]) -> Deferred[None]:
         """Apply a /_control POST: down, refuse, fail_next, response_delay,
         report_delay, retry_after (the Retry-After of 429 answers), result_rules,
-        permanent_errors, default_result_code, keep_messages (true/false), clear_messages (forget what was kept),
-        clear_gates (forget every PartnerGate)."""
+        permanent_errors, default_result_code, keep_messages (true/false),
+        clear_messages (forget what was kept), clear_gates (forget every PartnerGate)."""
         if "fail_next" in command:
             spec = command["fail_next"]
             if isinstance(spec, int):
