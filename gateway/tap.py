@@ -132,7 +132,13 @@ class GatewayService(Service):
         self.exit_on_failure = exit_on_failure
         # The filter in front of the log observer (makeService), for reload to change.
         self.log_level = log_level or logs.LevelFilter(config.logging.level)
-        self.store = SqliteStore(reactor, config.store.path, synchronous=config.store.synchronous)
+        self.store = SqliteStore(
+            reactor,
+            config.store.path,
+            synchronous=config.store.synchronous,
+            wal_limit=config.store.wal_limit_mb * 2**20,
+            wal_keep=config.store.wal_keep_mb * 2**20,
+        )
         self.flows = Flows(
             reactor,
             config,

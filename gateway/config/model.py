@@ -89,6 +89,10 @@ class StoreSettings:
     path: str = "state/gateway.sqlite"
     retention: float = 7 * 86400.0
     synchronous: str = "full"
+    # MiB: past wal_limit_mb the next checkpoint holds commits until it caught up
+    # (gateway/store/commit.py); SQLite then truncates the WAL to wal_keep_mb.
+    wal_limit_mb: int = 64
+    wal_keep_mb: int = 16
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,10 @@ def read_store(r: Reader) -> StoreSettings:
         path=r.text("path", d.path),
         retention=r.duration("retention", d.retention),
         synchronous=r.choice("synchronous", d.synchronous, ("full", "normal")),
+        wal_limit_mb=r.integer("wal_limit_mb", d.wal_limit_mb, minimum=1),
+        wal_keep_mb=r.integer("wal_keep_mb", d.wal_keep_mb, minimum=0),
     )
+    if settings.wal_keep_mb > settings.wal_limit_mb:
+        raise r.fail("wal_keep_mb", "must not be more than wal_limit_mb")
     r.check_unknown()
     return settings

@@ -19,6 +19,15 @@ them.
 What always holds: a durable job's Deferred fires only after its transaction
 is committed and (for a committer made with `durable=True`) on disk; if the
 transaction fails, every job in it fails and none of its rows exist.
+
+The WAL stays bounded. A passive checkpoint copies only the frames that were
+there when it began, so under steady writes it never catches up and SQLite
+never rewinds the WAL: it grew by tens of MB a minute. When the WAL file passes
+`wal_limit`, commits are held (jobs gather, the reactor runs on) while one
+passive checkpoint copies everything; the next commit then rewinds the WAL and
+SQLite truncates it to `wal_keep` (journal_size_limit). The hold lasts as long
+as that checkpoint, at most HOLD_MAX; a checkpoint that takes longer (a slow or
+full disk) releases the commits and is tried again at the next interval.
 """
 
 from __future__ import annotations
@@ -42,6 +51,12 @@ T = TypeVar("T")
 LAZY_DELAY = 0.02
 # fsyncs in flight at once.
 MAX_SYNCS = 2
+# The WAL file size that makes the next checkpoint hold commits until it caught up,
+# and the size SQLite truncates the WAL to once it rewinds it.
+WAL_LIMIT = 64 * 2**20
+WAL_KEEP = 16 * 2**20
+# Commits never wait longer than this for a checkpoint.
+HOLD_MAX = 2.0
 
 
 def _fire(jobs: list[_Job]) -> None:
@@ -108,11 +123,20 @@ class GroupCommitter:
         *,
         durable: bool,
         checkpoint_interval: float = 1.0,
+        wal_limit: int = WAL_LIMIT,
+        wal_keep: int = WAL_KEEP,
     ) -> None:
         self._reactor = reactor
         self.path = path
         self._conn: sqlite3.Connection | None = conn
         self._durable = durable
+        self.wal_limit = wal_limit
+        conn.execute(f"PRAGMA journal_size_limit={int(wal_keep)}")
+        # While a checkpoint must catch up with every frame, commits wait (see above).
+        self._holding = False
+        self._hold_timer: Any = None
+        self._checkpointing = False
+        self.wal_rewinds = 0
         # Two fsyncs may be in flight: a commit made while one waits for the disk
         # starts its own at once instead of waiting for it to finish first.
         self._sync_workers = [_Worker(reactor, f"sqlite-fsync-{n}") for n in range(MAX_SYNCS)]
@@ -185,8 +209,8 @@ class GroupCommitter:
         return self._flush_call is not None and self._flush_call.active()
 
     def _flush(self) -> None:
-        if self._syncs >= MAX_SYNCS:
-            return  # next_round flushes what gathered meanwhile
+        if self._syncs >= MAX_SYNCS or self._holding:
+            return  # next_round, or the checkpoint's end, flushes what gathered meanwhile
         jobs, self._pending = self._pending, []
         if not jobs:
             return
@@ -244,15 +268,47 @@ class GroupCommitter:
         d.addCallbacks(synced, failed).addBoth(next_round)
 
     def _checkpoint(self) -> Deferred[None] | None:
-        if self._checkpointer is None:
+        if self._checkpointer is None or self._wal_fd is None or self._checkpointing:
             return None
+        catch_up = os.fstat(self._wal_fd).st_size > self.wal_limit
+        if catch_up:
+            self._holding = True
+            self._hold_timer = self._reactor.callLater(HOLD_MAX, self._release)
 
-        def run() -> None:
+        def run() -> tuple[int, int, int]:
             assert self._checkpointer is not None
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, copied = self._checkpointer.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
+            return busy, frames, copied
 
-        d: Deferred[None] = self._checkpoint_worker.call(run)
-        return d.addErrback(lambda f: log.failure("store checkpoint failed", f))
+        def done(result: tuple[int, int, int]) -> None:
+            _, frames, copied = result
+            if catch_up and self._holding and frames == copied:
+                self.wal_rewinds += 1  # the next commit rewinds and truncates the WAL
+
+        def ended(result: Failure | None) -> Failure | None:
+            self._checkpointing = False
+            if catch_up:
+                self._release()
+            return result
+
+        def failed(failure: Failure) -> None:
+            log.failure("store checkpoint failed", failure)
+
+        self._checkpointing = True
+        d = self._checkpoint_worker.call(run).addCallback(done).addBoth(ended)
+        return d.addErrback(failed)
+
+    def _release(self) -> None:
+        if not self._holding:
+            return
+        self._holding = False
+        if self._hold_timer is not None and self._hold_timer.active():
+            self._hold_timer.cancel()
+        self._hold_timer = None
+        if self._pending:
+            self._flush()
 
     def batched(
         self, statement: str, rows: list[tuple[Any, ...]], *, durable: bool
@@ -297,6 +353,8 @@ class GroupCommitter:
         self._closed = True
         if self._checkpoints.running:
             self._checkpoints.stop()
+
+        self._release()
 
         def drained() -> None:
             if self._syncs or self._pending or self._scheduled or self._unsynced:

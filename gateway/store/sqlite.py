@@ -35,7 +35,7 @@ from gateway.store.base import (
     Recovered,
     ReportRule,
 )
-from gateway.store.commit import GroupCommitter
+from gateway.store.commit import WAL_KEEP, WAL_LIMIT, GroupCommitter
 from gateway.store.schema import migrate
 
 T = TypeVar("T")
@@ -70,12 +70,15 @@ class SqliteStore:
         synchronous: str = "full",
         clock: Callable[[], float] | None = None,
         checkpoint_interval: float = 1.0,
+        wal_limit: int = WAL_LIMIT,
+        wal_keep: int = WAL_KEEP,
     ) -> None:
         self._reactor = reactor
         self.path = path
         self._durable = synchronous.lower() == "full"
         self._now = clock or reactor.seconds
         self._checkpoint_interval = checkpoint_interval
+        self._wal = (wal_limit, wal_keep)
         self._commit: GroupCommitter | None = None
         self._short_next = 0
         self._short_reserved = 0
@@ -138,6 +141,8 @@ class SqliteStore:
             conn,
             durable=self._durable,
             checkpoint_interval=self._checkpoint_interval,
+            wal_limit=self._wal[0],
+            wal_keep=self._wal[1],
         )
         return succeed(recovered)
 

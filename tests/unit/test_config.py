@@ -269,6 +269,8 @@ ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("system_id too long", _set("accounts.0.system_id", "x" * 16), "accounts[0].system_id"),
     ("bad duration string", _set("smpp.bind_timeout", "ten seconds"), "smpp.bind_timeout"),
     ("bad duration unit", _set("store.retention", "7w"), "store.retention"),
+    ("WAL kept above its limit", _set("store.wal_keep_mb", 65), "store.wal_keep_mb"),
+    ("WAL limit zero", _set("store.wal_limit_mb", 0), "store.wal_limit_mb"),
     ("boolean duration", _set("smpp.inactivity_timeout", True), "smpp.inactivity_timeout"),
     ("negative duration", _set("smpp.enquire_link_interval", -1), "smpp.enquire_link_interval"),
     ("rate negative", _set("accounts.0.rate", -1), "accounts[0].rate"),
@@ -910,7 +912,7 @@ _SECTION_KEYS = {
         "callback_password_file",
         "max_body",
     ],
-    "store": ["path", "retention", "synchronous"],
+    "store": ["path", "retention", "synchronous", "wal_limit_mb", "wal_keep_mb"],
     "account": [
         "system_id",
         "password",
