@@ -240,6 +240,7 @@ def gateway_config(
     accounts: str | None = None,
     connector_extra: str = "",
     smpp_extra: str = "",
+    store_path: Path | None = None,
 ) -> Path:
     """Write a config for one test; `common_url` None selects the simulator."""
     if common_url is None:
@@ -270,7 +271,7 @@ def gateway_config(
         # Tests read a counter right after what they count: no cached /metrics page.
         "metrics_cache = 0\n"
         "[store]\n"
-        f'path = "{directory / "gateway.sqlite"}"\n'
+        f'path = "{store_path or directory / "gateway.sqlite"}"\n'
         + (accounts or account_toml("esme1", "secret1", "main"))
         + connector
         + connector_extra

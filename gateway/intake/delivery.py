@@ -22,6 +22,7 @@ from gateway.metrics import Metrics
 from gateway.records import RECEIPT, Receipt
 from gateway.smpp.pdu import CommandStatus
 from gateway.store.base import Store
+from gateway.store.unwatched import unwatched
 
 log = Logger()
 
@@ -106,7 +107,7 @@ class ReceiptDeliverer:
         m = self._metrics
         if status == CommandStatus.ESME_ROK:
             m.child(m.receipt_deliveries, "ok").inc()
-            self._store.receipts_done([receipt.seq])
+            unwatched(self._store.receipts_done([receipt.seq]), "receipts_done")
         elif status in _FINAL_REFUSALS:
             m.child(m.receipt_deliveries, "rejected").inc()
             log.warn(
@@ -115,7 +116,7 @@ class ReceiptDeliverer:
                 message_id=receipt.message_id,
                 status=status,
             )
-            self._store.receipts_done([receipt.seq])
+            unwatched(self._store.receipts_done([receipt.seq]), "receipts_done")
         else:
             outcome = "timeout" if status == TIMEOUT else "lost" if status == LOST else "retry"
             m.child(m.receipt_deliveries, outcome).inc()
@@ -137,7 +138,7 @@ class ReceiptDeliverer:
             message_id=item.message_id,
             account=item.account,
         )
-        self._store.receipts_done([item.seq])
+        unwatched(self._store.receipts_done([item.seq]), "receipts_done")
 
     def _requeue(self, receipt: Receipt) -> None:
         self._queues.setdefault(receipt.account, deque()).appendleft(receipt)

@@ -34,7 +34,7 @@ from gateway.smpp import pdu as p
 from gateway.smpp.escapes import EscapeCarry
 from gateway.smpp.text import TextError, is_gsm_coding
 from gateway.smpp.times import format_relative
-from gateway.store.base import Store
+from gateway.store.base import Store, StoreFull
 
 log = Logger()
 S = p.CommandStatus
@@ -102,8 +102,10 @@ class Admission:
             return succeed(p.SubmitSmResp(status=submission))
         message = self.new_message(account, pdu, submission, now, interface_version)
         if account.accept == "upstream":
-            stored = self.store.add_messages([message])
-            return stored.addCallback(lambda _: self._submit_upstream(account, message))
+            sent = self.store.add_messages([message]).addCallback(
+                lambda _: self._submit_upstream(account, message)
+            )
+            return sent.addErrback(self._store_full, account)
 
         def answer(status: int) -> p.SubmitSmResp:
             if status:
@@ -201,12 +203,22 @@ class Admission:
             return S.ESME_ROK
 
         def failed(failure: Any) -> int:
+            if failure.check(StoreFull):
+                # Logged by the store, once a minute. RMSGQFUL is what ESMEs retry
+                # later without taking the gateway for broken (SMPP-NOTES section 3).
+                m.child(m.submits, name, "store_full").inc(len(messages))
+                return S.ESME_RMSGQFUL
             log.failure("could not store a message of {account}", failure, account=name)
             m.child(m.submits, name, "error").inc(len(messages))
             # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
             return S.ESME_RSYSERR
 
         return self.store.add_messages(messages).addCallbacks(accepted, failed)
+
+    def _store_full(self, failure: Any, account: AccountSettings) -> p.SubmitSmResp:
+        failure.trap(StoreFull)
+        self.metrics.child(self.metrics.submits, account.system_id, "store_full").inc()
+        return p.SubmitSmResp(status=S.ESME_RMSGQFUL)
 
     def _submit_upstream(
         self, account: AccountSettings, message: Message

@@ -32,6 +32,7 @@ from gateway.metrics import Metrics
 from gateway.mt.router import Router
 from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
 from gateway.store.base import Finish, Store
+from gateway.store.unwatched import unwatched
 
 log = Logger()
 
@@ -146,14 +147,17 @@ class Dispatcher:
             if self._router is not None:
                 self._router.record(message.connector, outcome.kind is not OutcomeKind.TEMPORARY)
             if outcome.kind is OutcomeKind.ACCEPTED:
-                self._store.mark_sent([(message.id, outcome.upstream_id)])
+                unwatched(self._store.mark_sent([(message.id, outcome.upstream_id)]), "mark_sent")
                 if outcome.upstream_parts:
-                    self._store.record_parts([(message.id, outcome.upstream_parts)])
+                    unwatched(
+                        self._store.record_parts([(message.id, outcome.upstream_parts)]),
+                        "record_parts",
+                    )
             else:
                 # The ESME gets an error status and will resubmit: this copy is done.
                 stat = outcome.rejection.stat if outcome.rejection else "REJECTD"
                 err = outcome.rejection.err if outcome.rejection else 0
-                self._store.finish([Finish(message.id, stat, err, now, None)])
+                unwatched(self._store.finish([Finish(message.id, stat, err, now, None)]), "finish")
             self._count(outcome)
             return outcome
 
@@ -359,7 +363,7 @@ class Dispatcher:
                 target=target,
                 state=self._breaker_state(name),
             )
-        self._store.reroute(rows)
+        unwatched(self._store.reroute(rows), "reroute")
         self._schedule(0)
 
     def _breaker_state(self, name: str) -> str:
@@ -435,11 +439,11 @@ class Dispatcher:
                 self._waiting[entry.message.id] = entry
                 ready.appendleft(entry)
         if sent:
-            self._store.mark_sent(sent)
+            unwatched(self._store.mark_sent(sent), "mark_sent")
         if parts:
-            self._store.record_parts(parts)
+            unwatched(self._store.record_parts(parts), "record_parts")
         if finishes:
-            self._store.finish(finishes).addCallback(self._on_receipts)
+            unwatched(self._store.finish(finishes).addCallback(self._on_receipts), "finish")
         self._schedule(0)
 
     def _retry_later(self, entry: _Entry, now: float) -> None:
@@ -463,7 +467,7 @@ class Dispatcher:
             finishes.append(
                 Finish(message.id, EXPIRED_IN_QUEUE.stat, EXPIRED_IN_QUEUE.err, now, receipt)
             )
-        self._store.finish(finishes).addCallback(self._on_receipts)
+        unwatched(self._store.finish(finishes).addCallback(self._on_receipts), "finish")
 
     def _done(self, entry: _Entry) -> None:
         entry.done = True

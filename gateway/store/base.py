@@ -42,6 +42,12 @@ SENT = 1
 FINAL = 2
 
 
+class StoreFull(Exception):
+    """The store's disk (or quota) is full: nothing new can be kept until there is
+    space again. Temporary: ESMEs get ESME_RMSGQFUL, which they retry, and LINK a
+    503; the store heals by itself once space is freed."""
+
+
 @record
 class Finish:
     """A message reached its final state inside the gateway (expired, rejected,
@@ -235,5 +241,6 @@ __all__ = [
     "ReportBook",
     "ReportRule",
     "Store",
+    "StoreFull",
     "Tracked",
 ]

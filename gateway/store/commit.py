@@ -32,6 +32,7 @@ full disk) releases the commits and is tried again at the next interval.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import sqlite3
@@ -43,6 +44,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from gateway.store.base import StoreFull
 
 log = Logger()
 T = TypeVar("T")
@@ -57,6 +60,16 @@ WAL_LIMIT = 64 * 2**20
 WAL_KEEP = 16 * 2**20
 # Commits never wait longer than this for a checkpoint.
 HOLD_MAX = 2.0
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether `error` says the disk (or the quota) is full: SQLITE_FULL from
+    SQLite, ENOSPC or EDQUOT from the fsync."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "disk is full" in str(error)
+        )
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _fire(jobs: list[_Job]) -> None:
@@ -137,6 +150,9 @@ class GroupCommitter:
         self._hold_timer: Any = None
         self._checkpointing = False
         self.wal_rewinds = 0
+        # When transactions began failing for a full disk (None: they do not).
+        self._full_since: float | None = None
+        self._full_logged = 0.0
         # Two fsyncs may be in flight: a commit made while one waits for the disk
         # starts its own at once instead of waiting for it to finish first.
         self._sync_workers = [_Worker(reactor, f"sqlite-fsync-{n}") for n in range(MAX_SYNCS)]
@@ -224,14 +240,25 @@ class GroupCommitter:
             for job in jobs:
                 job.result = job.fn(conn)
             conn.execute("COMMIT")
-        except Exception:
-            failure = Failure()
+        except Exception as exc:
+            failure = Failure(StoreFull(str(exc))) if disk_full(exc) else Failure()
             if conn is not None and conn.in_transaction:
                 conn.execute("ROLLBACK")
-            log.failure("store transaction failed", failure)
+            if failure.check(StoreFull):
+                self._full_since = self._full_since or self._reactor.seconds()
+                self._note_full(str(exc))
+            else:
+                log.failure("store transaction failed", failure)
             for job in jobs:
                 job.deferred.errback(failure)
             return
+        if self._full_since is not None:
+            log.info(
+                "store: writes work again after {seconds:.1f} s of a full disk",
+                seconds=self._reactor.seconds() - self._full_since,
+            )
+            self._full_since = None
+            self._full_logged = 0.0
         if not self._durable:
             _fire(jobs)
             return
@@ -251,7 +278,11 @@ class GroupCommitter:
 
         def failed(failure: Failure) -> None:
             # Committed but not known to be on disk: the callers must not acknowledge.
-            log.failure("fsync of the store failed", failure)
+            if disk_full(failure.value):
+                failure = Failure(StoreFull(failure.getErrorMessage()))
+                self._note_full(failure.getErrorMessage())
+            else:
+                log.failure("fsync of the store failed", failure)
             for job in jobs:
                 job.deferred.errback(failure)
 
@@ -294,11 +325,25 @@ class GroupCommitter:
             return result
 
         def failed(failure: Failure) -> None:
-            log.failure("store checkpoint failed", failure)
+            if disk_full(failure.value):
+                self._note_full(failure.getErrorMessage())  # tried again in a second
+            else:
+                log.failure("store checkpoint failed", failure)
 
         self._checkpointing = True
         d = self._checkpoint_worker.call(run).addCallback(done).addBoth(ended)
         return d.addErrback(failed)
+
+    def _note_full(self, error: str) -> None:
+        # Every transaction fails while the disk is full: say so once a minute, not each time.
+        now = self._reactor.seconds()
+        if now - self._full_logged >= 60.0:
+            self._full_logged = now
+            log.error(
+                "store: the disk is full ({error}); refusing new messages with"
+                " ESME_RMSGQFUL and reports with 503 until there is space",
+                error=error,
+            )
 
     def _release(self) -> None:
         if not self._holding:

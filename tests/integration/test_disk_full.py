@@ -1,0 +1,144 @@
+"""A full disk under the store heals by itself (issue 11, item 3), on a real tmpfs.
+
+The store lives on a small tmpfs mounted for the test (root only; skipped with
+the reason otherwise; CI runs as root). An ESME submits without pause while a
+file fills the tmpfs and, later, is deleted again. What must hold, without a
+restart: while full, submit_sm gets ESME_RMSGQFUL (which ESMEs retry), never
+ESME_RSYSERR, and LINK's callbacks 503 (LINK retries); /readyz says 503 with the
+reason; once the file is gone, submits are accepted again within seconds and
+/readyz says 200; every message answered ESME_ROK reaches the fake Common.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.smpp import pdu as p
+from tests.esme import Esme, submit
+from tests.harness import (
+    FakeCommonProcess,
+    GatewayProcess,
+    account_toml,
+    gateway_with_common,
+    metric_value,
+    post_callback,
+)
+
+S = p.CommandStatus
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "store"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def stack(tmpfs: Path, tmp_path: Path) -> Iterator[tuple[GatewayProcess, FakeCommonProcess]]:
+    with gateway_with_common(
+        tmp_path,
+        accounts=account_toml("shop", "pw", "main"),
+        store_path=tmpfs / "gateway.sqlite",
+        fake_options={"keep_messages": True, "report_delay": 60},
+    ) as pair:
+        yield pair
+
+
+def _ready(gateway: GatewayProcess) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{gateway.http_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_refuses_with_rmsgqful_and_heals_when_space_is_freed_under_load(
+    tmpfs: Path, stack: tuple[GatewayProcess, FakeCommonProcess]
+) -> None:
+    gateway, fake = stack
+    accepted: list[str] = []
+    with Esme(gateway.smpp_port, timeout=10.0) as esme:
+        assert esme.bind("shop", "pw").status == S.ESME_ROK
+
+        def one(n: int) -> int:
+            response = esme.request(submit(destination=f"4790{n:06d}"))
+            if response.status == S.ESME_ROK:
+                accepted.append(response.message_id)
+            for pdu in [x for x in esme.inbox if isinstance(x, p.DeliverSm)]:
+                esme.inbox.remove(pdu)
+                esme.send(p.DeliverSmResp(), sequence=pdu.sequence)
+            return int(response.status)
+
+        statuses = [one(n) for n in range(50)]
+        assert set(statuses) == {S.ESME_ROK}
+        n = 50
+        filler = _fill(tmpfs)
+        # Full, under load: refusals ESMEs retry, a 503 for LINK, readiness says why.
+        full: list[int] = []
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not (full and _ready(gateway)[0] == 503):
+            full.append(one(n := n + 1))
+        assert S.ESME_RMSGQFUL in full, full
+        assert S.ESME_RSYSERR not in full, full
+        status, reason = _ready(gateway)
+        assert status == 503 and "store" in reason, reason
+        # A report that changes a message (LINK's own wait a minute here) cannot be kept.
+        body = b'{"id": "x1", "refId": "%s", "resultCode": 1001}' % accepted[-1].encode()
+        assert post_callback(gateway, body)[0] == 503
+        # Freed, still under load: accepted again within seconds, no restart.
+        filler.unlink()
+        healed_after = None
+        started = time.monotonic()
+        while time.monotonic() - started < 15.0:
+            if one(n := n + 1) == S.ESME_ROK:
+                healed_after = time.monotonic() - started
+                break
+        assert healed_after is not None, "still refusing 15 s after space was freed"
+        statuses = [one(n + k) for k in range(1, 51)]
+        assert set(statuses) == {S.ESME_ROK}
+        deadline = time.monotonic() + 15.0
+        while _ready(gateway)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _ready(gateway)[0] == 200
+    metrics = gateway.metrics()
+    assert metric_value(metrics, "smppgw_submits_total", account="shop", outcome="store_full") > 0
+    assert metric_value(metrics, "smppgw_submits_total", account="shop", outcome="error") == 0
+    # Every message answered ESME_ROK went to LINK.
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        if fake.control()["accepted"] >= len(accepted):
+            break
+        time.sleep(0.2)
+    assert fake.control()["accepted"] >= len(accepted)
