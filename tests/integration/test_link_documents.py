@@ -110,7 +110,7 @@ def test_a_temporary_refusal_is_retried_until_common_takes_it(
 ) -> None:
     gateway, fake = stack
     before = metric_value(
-        gateway.metrics(), "smppgw_upstream_messages_total", connector="main", outcome="retry"
+        gateway.metrics(), "smppgw_upstream_messages_total", connector="main", outcome="throttled"
     )
     with Esme(gateway.smpp_port) as esme:
         assert esme.bind("shop", "pw").status == S.ESME_ROK
@@ -121,7 +121,7 @@ def test_a_temporary_refusal_is_retried_until_common_takes_it(
                 gateway.metrics(),
                 "smppgw_upstream_messages_total",
                 connector="main",
-                outcome="retry",
+                outcome="throttled",
             )
             < before + 2
         ):
