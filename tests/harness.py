@@ -325,6 +325,15 @@ class GatewayProcess:
             text: str = response.read().decode()
             return text
 
+    def readiness(self) -> tuple[int, str]:
+        """/readyz: (status, body)."""
+        url = f"http://127.0.0.1:{self.http_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
     def __enter__(self) -> GatewayProcess:
         return self.start()
 

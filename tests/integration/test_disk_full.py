@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,15 +61,6 @@ def stack(tmpfs: Path, tmp_path: Path) -> Iterator[tuple[GatewayProcess, FakeCom
         yield pair
 
 
-def _ready(gateway: GatewayProcess) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{gateway.http_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def _fill(directory: Path) -> Path:
     filler = directory / "filler"
     with open(filler, "wb") as f:
@@ -108,11 +97,11 @@ def test_a_full_disk_refuses_with_rmsgqful_and_heals_when_space_is_freed_under_l
         # Full, under load: refusals ESMEs retry, a 503 for LINK, readiness says why.
         full: list[int] = []
         deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and not (full and _ready(gateway)[0] == 503):
+        while time.monotonic() < deadline and not (full and gateway.readiness()[0] == 503):
             full.append(one(n := n + 1))
         assert S.ESME_RMSGQFUL in full, full
         assert S.ESME_RSYSERR not in full, full
-        status, reason = _ready(gateway)
+        status, reason = gateway.readiness()
         assert status == 503 and "store" in reason, reason
         # A report that changes a message (LINK's own wait a minute here) cannot be kept.
         body = b'{"id": "x1", "refId": "%s", "resultCode": 1001}' % accepted[-1].encode()
@@ -129,9 +118,9 @@ def test_a_full_disk_refuses_with_rmsgqful_and_heals_when_space_is_freed_under_l
         statuses = [one(n + k) for k in range(1, 51)]
         assert set(statuses) == {S.ESME_ROK}
         deadline = time.monotonic() + 15.0
-        while _ready(gateway)[0] != 200 and time.monotonic() < deadline:
+        while gateway.readiness()[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _ready(gateway)[0] == 200
+        assert gateway.readiness()[0] == 200
     metrics = gateway.metrics()
     assert metric_value(metrics, "smppgw_submits_total", account="shop", outcome="store_full") > 0
     assert metric_value(metrics, "smppgw_submits_total", account="shop", outcome="error") == 0

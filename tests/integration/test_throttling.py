@@ -9,8 +9,6 @@ Before issue 11 a run of 429s opened the circuit breaker: /readyz said 503 for
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -38,15 +36,6 @@ def stack(
         yield pair
 
 
-def _ready(gateway: GatewayProcess) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{gateway.http_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def test_429s_in_a_row_pace_the_connector_and_never_open_its_breaker(
     stack: tuple[GatewayProcess, FakeCommonProcess],
 ) -> None:
@@ -60,7 +49,7 @@ def test_429s_in_a_row_pace_the_connector_and_never_open_its_breaker(
         deadline = time.monotonic() + 40.0
         receipt = None
         while receipt is None and time.monotonic() < deadline:
-            readiness.append(_ready(gateway))
+            readiness.append(gateway.readiness())
             try:
                 (receipt,) = esme.receipts(1, timeout=0.5)
             except TimeoutError:
