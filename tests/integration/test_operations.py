@@ -123,7 +123,15 @@ def test_cancel_of_a_queued_message(gateway: GatewayProcess, fake: FakeCommonPro
     fake.control({"down": True})
     with bound(gateway) as esme:
         message_id = esme.request(submit("4790000004")).message_id  # type: ignore[attr-defined]
-        cancel = esme.request(p.CancelSm(message_id=message_id, source_addr="LINK"))
+        # While Common is down the message waits for its next attempt, except for the
+        # few ms each attempt is in a request, when cancel_sm answers RCANCELFAIL
+        # (by design: LINK may be taking it). An ESME tries again; so does the test.
+        deadline = time.monotonic() + 5.0
+        while True:
+            cancel = esme.request(p.CancelSm(message_id=message_id, source_addr="LINK"))
+            if cancel.status != S.ESME_RCANCELFAIL or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert cancel.status == S.ESME_ROK
         (receipt,) = receipts_of(esme, {message_id})
         parsed = parse_receipt_text(receipt.short_message)
