@@ -45,6 +45,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway.logs import Repeats
 from gateway.store.base import StoreFull
 
 log = Logger()
@@ -66,9 +67,7 @@ def disk_full(error: BaseException | None) -> bool:
     """Whether `error` says the disk (or the quota) is full: SQLITE_FULL from
     SQLite, ENOSPC or EDQUOT from the fsync."""
     if isinstance(error, sqlite3.Error):
-        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
-            "disk is full" in str(error)
-        )
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -148,11 +147,10 @@ class GroupCommitter:
         # While a checkpoint must catch up with every frame, commits wait (see above).
         self._holding = False
         self._hold_timer: Any = None
-        self._checkpointing = False
         self.wal_rewinds = 0
         # When transactions began failing for a full disk (None: they do not).
         self._full_since: float | None = None
-        self._full_logged = 0.0
+        self._full_repeats = Repeats()
         # Two fsyncs may be in flight: a commit made while one waits for the disk
         # starts its own at once instead of waiting for it to finish first.
         self._sync_workers = [_Worker(reactor, f"sqlite-fsync-{n}") for n in range(MAX_SYNCS)]
@@ -258,7 +256,7 @@ class GroupCommitter:
                 seconds=self._reactor.seconds() - self._full_since,
             )
             self._full_since = None
-            self._full_logged = 0.0
+            self._full_repeats = Repeats()  # the next full disk is said at once
         if not self._durable:
             _fire(jobs)
             return
@@ -299,7 +297,8 @@ class GroupCommitter:
         d.addCallbacks(synced, failed).addBoth(next_round)
 
     def _checkpoint(self) -> Deferred[None] | None:
-        if self._checkpointer is None or self._wal_fd is None or self._checkpointing:
+        # The LoopingCall waits for the Deferred returned here: one checkpoint at a time.
+        if self._checkpointer is None or self._wal_fd is None:
             return None
         catch_up = os.fstat(self._wal_fd).st_size > self.wal_limit
         if catch_up:
@@ -319,7 +318,6 @@ class GroupCommitter:
                 self.wal_rewinds += 1  # the next commit rewinds and truncates the WAL
 
         def ended(result: Failure | None) -> Failure | None:
-            self._checkpointing = False
             if catch_up:
                 self._release()
             return result
@@ -330,19 +328,19 @@ class GroupCommitter:
             else:
                 log.failure("store checkpoint failed", failure)
 
-        self._checkpointing = True
         d = self._checkpoint_worker.call(run).addCallback(done).addBoth(ended)
         return d.addErrback(failed)
 
     def _note_full(self, error: str) -> None:
-        # Every transaction fails while the disk is full: say so once a minute, not each time.
-        now = self._reactor.seconds()
-        if now - self._full_logged >= 60.0:
-            self._full_logged = now
+        # Every transaction fails while the disk is full: said once a minute, not each time.
+        left_out = self._full_repeats.note("full", self._reactor.seconds())
+        if left_out is not None:
             log.error(
                 "store: the disk is full ({error}); refusing new messages with"
-                " ESME_RMSGQFUL and reports with 503 until there is space",
+                " ESME_RMSGQFUL and reports with 503 until there is space"
+                " ({left_out} more failed writes since the last line)",
                 error=error,
+                left_out=left_out,
             )
 
     def _release(self) -> None:

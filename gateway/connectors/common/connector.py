@@ -26,6 +26,7 @@ from gateway.connectors.common.results import (
     rejection_outcome,
 )
 from gateway.connectors.pace import Pace
+from gateway.logs import Repeats
 from gateway.metrics import Metrics
 from gateway.records import Message, OutcomeKind, SubmitOutcome
 
@@ -83,6 +84,7 @@ class CommonConnector:
         self._client = client or CommonClient(reactor, settings.common)
         self._inflight = 0
         self._pace = Pace()
+        self._throttle_repeats = Repeats()
         self._envelope: dict[str, Any] = {
             "platformId": settings.platform_id,
             "platformPartnerId": settings.platform_partner_id,
@@ -226,16 +228,21 @@ class CommonConnector:
 
     def _slow_down(self, retry_after: float | None) -> None:
         """LINK said "too fast": send slower for a while (gateway.connectors.pace)."""
-        self._pace.throttled(self._reactor.seconds(), retry_after)
+        now = self._reactor.seconds()
+        self._pace.throttled(now, retry_after)
         m = self._metrics
         m.child(m.upstream_rate_limit, self.name).set(self._pace.rate or 0.0)
-        log.info(
-            "{connector}: LINK asks us to slow down; at most {rate:.1f} requests a second,"
-            " none for {pause:.1f} s",
-            connector=self.name,
-            rate=self._pace.rate or 0.0,
-            pause=self._pace.wait(self._reactor.seconds()),
-        )
+        # Under sustained throttling every request says it: a line a minute is enough.
+        left_out = self._throttle_repeats.note("throttled", now)
+        if left_out is not None:
+            log.info(
+                "{connector}: LINK asks us to slow down; at most {rate:.1f} requests a second,"
+                " none for {pause:.1f} s ({left_out} more such answers since the last line)",
+                connector=self.name,
+                rate=self._pace.rate or 0.0,
+                pause=self._pace.wait(now),
+                left_out=left_out,
+            )
 
     def _misconfigured(self, description: str) -> None:
         self._metrics.child(self._metrics.misconfigured, self.name).inc()
