@@ -204,10 +204,7 @@ class Admission:
 
         def failed(failure: Any) -> int:
             if failure.check(StoreFull):
-                # Logged by the store, once a minute. RMSGQFUL is what ESMEs retry
-                # later without taking the gateway for broken (SMPP-NOTES section 3).
-                m.child(m.submits, name, "store_full").inc(len(messages))
-                return S.ESME_RMSGQFUL
+                return self._full(name, len(messages))
             log.failure("could not store a message of {account}", failure, account=name)
             m.child(m.submits, name, "error").inc(len(messages))
             # 0x08 is one of the statuses ESMEs such as Kannel retry (SMPP-NOTES section 3).
@@ -217,8 +214,13 @@ class Admission:
 
     def _store_full(self, failure: Any, account: AccountSettings) -> p.SubmitSmResp:
         failure.trap(StoreFull)
-        self.metrics.child(self.metrics.submits, account.system_id, "store_full").inc()
-        return p.SubmitSmResp(status=S.ESME_RMSGQFUL)
+        return p.SubmitSmResp(status=self._full(account.system_id, 1))
+
+    def _full(self, account: str, count: int) -> int:
+        # Logged by the store, once a minute. RMSGQFUL is what ESMEs retry later
+        # without taking the gateway for broken (SMPP-NOTES section 3).
+        self.metrics.child(self.metrics.submits, account, "store_full").inc(count)
+        return S.ESME_RMSGQFUL
 
     def _submit_upstream(
         self, account: AccountSettings, message: Message
