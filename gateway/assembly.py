@@ -27,7 +27,7 @@ from gateway.mt.operations import Operations
 from gateway.mt.router import Router
 from gateway.records import IncomingMo, Report
 from gateway.reload import Plan
-from gateway.store.base import Recovered, Store
+from gateway.store.base import Backlog, Store
 from gateway.transport.bindcheck import Runner
 from gateway.transport.server import SmppServer
 
@@ -64,7 +64,8 @@ class Flows:
         inbound = _Inbound()
         self.connectors = dict(connectors(inbound))
         self.router = Router.from_config(config, reactor.seconds)
-        self.deliverer = ReceiptDeliverer(reactor, store, metrics)
+        window = config.store.memory_window
+        self.deliverer = ReceiptDeliverer(reactor, store, metrics, window=window)
         self.dispatcher = Dispatcher(
             reactor,
             store,
@@ -74,6 +75,7 @@ class Flows:
             lambda receipts: self.intake.receipts_stored(receipts),
             batch_delay=min((c.batch_delay for c in config.connectors.values()), default=0.005),
             router=self.router,
+            window=window,
         )
         self.intake = inbound.intake = Intake(
             reactor, config, store, self.dispatcher, self.deliverer, metrics
@@ -97,27 +99,32 @@ class Flows:
             run_check=run_check,
         )
 
-    def recover(self, recovered: Recovered) -> None:
-        """Queue again what the store held at the last stop, and start sending."""
+    def recover(self, backlog: Backlog) -> None:
+        """Take up what the store held at the last stop, and start sending.
+
+        Only counts are read now; the dispatcher and the deliverer bring the
+        messages and receipts in from the store page by page.
+        """
         for connector in self.connectors.values():
             connector.start()
-        known = [m for m in recovered.messages if m.connector in self.connectors]
-        for orphan in recovered.messages:
-            if orphan.connector not in self.connectors:
+        for (account, name), count in backlog.messages.items():
+            if name not in self.connectors:
                 log.error(
-                    "message {message_id} waits for connector {connector}, which is no longer"
-                    " configured; it stays queued",
-                    message_id=orphan.id,
-                    connector=orphan.connector,
+                    "{count} messages of {account} wait for connector {connector}, which is"
+                    " no longer configured; they stay queued",
+                    count=count,
+                    account=account,
+                    connector=name,
                 )
-        self.dispatcher.enqueue(known)
-        self.deliverer.add(recovered.receipts)
+        self.dispatcher.resume(backlog.messages)
+        self.deliverer.resume(backlog.receipts)
         self.dispatcher.start()
-        if known or recovered.receipts:
+        messages, receipts = sum(backlog.messages.values()), sum(backlog.receipts.values())
+        if messages or receipts:
             log.info(
                 "recovered {messages} queued messages and {receipts} undelivered receipts",
-                messages=len(known),
-                receipts=len(recovered.receipts),
+                messages=messages,
+                receipts=receipts,
             )
 
     def reconfigure(self, plan: Plan) -> None:

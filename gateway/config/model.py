@@ -93,6 +93,9 @@ class StoreSettings:
     # (gateway/store/commit.py); SQLite then truncates the WAL to wal_keep_mb.
     wal_limit_mb: int = 64
     wal_keep_mb: int = 16
+    # Messages per connector and receipts per account held in memory; the rest of
+    # a backlog waits in the store (gateway/mt/window.py).
+    memory_window: int = 4096
 
 
 @dataclass(frozen=True)

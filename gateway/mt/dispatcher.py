@@ -1,24 +1,24 @@
 """Takes stored messages to their connectors; retries, expiry, gateway-made receipts.
 
-The queue lives in memory and mirrors the store: a message enters it only after
-it was committed, and leaves it only through a state change that the store
-records (sent, or final with a receipt). After a restart the queue is rebuilt
-from the store, so nothing accepted is lost and nothing sent is sent again,
-short of a crash between LINK's answer and our commit of it.
+Only a window of the queue is in memory (gateway/mt/window.py): the rest of a
+backlog stays in the store and comes in a page at a time, so a restart loads
+nothing at once and memory does not grow with the backlog. A message enters
+memory only after it was committed, and leaves it only through a state change
+that the store records (sent, or final with a receipt). Nothing accepted is
+lost and nothing sent is sent again, short of a crash between LINK's answer
+and our commit of it.
 
 Retries back off exponentially per message (connector `retry` settings) until
-the message's validity ends; then it gets an EXPIRED/220 receipt (DESIGN 5).
-A message is never retried after LINK gave a permanent answer: that becomes a
-REJECTD receipt.
+the message's validity ends; then it gets an EXPIRED/220 receipt (DESIGN 5), in
+memory or in the store alike. A message is never retried after LINK gave a
+permanent answer: that becomes a REJECTD receipt.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -30,6 +30,7 @@ from gateway.connectors.base import Connector
 from gateway.intake.receipts import EXPIRED_IN_QUEUE, receipt_for
 from gateway.metrics import Metrics
 from gateway.mt.router import Router
+from gateway.mt.window import PAGE, WINDOW, ConnectorQueue, Entry, Window
 from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
 from gateway.store.base import Finish, Store
 from gateway.store.unwatched import unwatched
@@ -42,17 +43,6 @@ _WORDS = {
     OutcomeKind.REJECTED: "rejected",
 }
 _THROTTLED = "throttled"
-
-
-@dataclass(slots=True, eq=False)
-class _Entry:
-    """A queued message and what only the queue knows of it: when to try next,
-    how often it was tried, and whether it left the queue for good."""
-
-    message: Message
-    due: float
-    attempts: int = 0
-    done: bool = False
 
 
 class Dispatcher:
@@ -68,6 +58,8 @@ class Dispatcher:
         batch_delay: float = 0.005,
         tick: float = 0.25,
         router: Router | None = None,
+        window: int = WINDOW,
+        page: int = PAGE,
     ) -> None:
         self._reactor = reactor
         self._store = store
@@ -77,26 +69,20 @@ class Dispatcher:
         self._on_receipts = on_receipts
         self._batch_delay = batch_delay
         self._router = router
-        self._ready: dict[str, deque[_Entry]] = {name: deque() for name in connectors}
-        self._delayed: list[tuple[float, int, _Entry]] = []
-        self._order = itertools.count()
+        self._memory = Window(store, connectors, window=window, page=page)
+        self._queues = self._memory.queues
         self._pump_call: Any = None
         self._loop = LoopingCall(self._tick)
         self._loop.clock = reactor
         self._tick_interval = tick
+        # Every queued message, in memory or in the store (what max_queue bounds).
         self.queued_by_account: dict[str, int] = {}
         self._inflight = 0
         self._last_sweep = 0.0
         # Messages waiting to be retried, by id: a report may still make them final.
-        self._retrying: dict[str, _Entry] = {}
+        self._retrying: dict[str, Entry] = {}
         # Messages in a request to LINK right now, by id: a report may overtake its answer.
-        self._sending: dict[str, _Entry] = {}
-        # Every message queued here and not in a request right now, by id: what
-        # cancel_sm and replace_sm may still change.
-        self._waiting: dict[str, _Entry] = {}
-        # A submit_multi's id -> its other destinations' ids, until each is done:
-        # cancel_sm and replace_sm by that id reach them without a scan.
-        self._groups: dict[str, set[str]] = {}
+        self._sending: dict[str, Entry] = {}
         # After stop (shutdown) nothing new goes to LINK: what waits stays in the store.
         self._stopped = False
 
@@ -118,27 +104,31 @@ class Dispatcher:
 
     # --- intake ------------------------------------------------------------------
 
+    def resume(self, backlog: Mapping[tuple[str, str], int]) -> None:
+        """What the store held at the last stop, counted by (account, connector):
+        it comes into memory page by page, as the connectors take it."""
+        for (account, connector), count in backlog.items():
+            self.queued_by_account[account] = self.queued_by_account.get(account, 0) + count
+            queue = self._queues.get(connector)
+            if queue is not None:
+                queue.spilled = True
+
     def enqueue(self, messages: Iterable[Message]) -> None:
         """Messages that are durably stored and waiting for their connector."""
         now = self._reactor.seconds()
         for message in messages:
-            entry = _Entry(message, message.not_before)
             self.queued_by_account[message.account] = (
                 self.queued_by_account.get(message.account, 0) + 1
             )
-            self._waiting[message.id] = entry
-            if message.reply_id is not None:
-                self._groups.setdefault(message.reply_id, set()).add(message.id)
-            if entry.due > now:
-                self._delay(entry)
-            else:
-                self._ready[message.connector].append(entry)
+            self._memory.offer(message, now)
         self._schedule(self._batch_delay)
 
     def submit_now(self, message: Message) -> Deferred[SubmitOutcome]:
         """One attempt, for accounts that want LINK's answer in submit_sm_resp."""
         connector = self._connectors[message.connector]
         self._inflight += 1
+        # Stored as queued, but never to be sent from the queue: a page must pass over it.
+        self._memory.left(message.id)
 
         def settle(outcomes: list[SubmitOutcome]) -> SubmitOutcome:
             self._inflight -= 1
@@ -147,7 +137,9 @@ class Dispatcher:
             if self._router is not None:
                 self._router.record(message.connector, outcome.kind is not OutcomeKind.TEMPORARY)
             if outcome.kind is OutcomeKind.ACCEPTED:
-                unwatched(self._store.mark_sent([(message.id, outcome.upstream_id)]), "mark_sent")
+                sent = self._store.mark_sent([(message.id, outcome.upstream_id)])
+                self._memory.recorded([message.id], sent)
+                unwatched(sent, "mark_sent")
                 if outcome.upstream_parts:
                     unwatched(
                         self._store.record_parts([(message.id, outcome.upstream_parts)]),
@@ -157,11 +149,19 @@ class Dispatcher:
                 # The ESME gets an error status and will resubmit: this copy is done.
                 stat = outcome.rejection.stat if outcome.rejection else "REJECTD"
                 err = outcome.rejection.err if outcome.rejection else 0
-                unwatched(self._store.finish([Finish(message.id, stat, err, now, None)]), "finish")
+                finished = self._store.finish([Finish(message.id, stat, err, now, None)])
+                self._memory.recorded([message.id], finished)
+                unwatched(finished, "finish")
             self._count(outcome)
             return outcome
 
-        return connector.submit([message]).addCallback(settle)
+        def failed(failure: Any) -> Any:
+            # The ESME gets an error; the stored copy stays out of the queue
+            # until a restart, as it would without the window.
+            self._inflight -= 1
+            return failure
+
+        return connector.submit([message]).addCallbacks(settle, failed)
 
     def discard(self, message_ids: list[str]) -> None:
         """LINK reported these final: a retry still waiting for them, or the
@@ -173,72 +173,67 @@ class Dispatcher:
         for message_id in message_ids:
             entry = self._retrying.pop(message_id, None) or self._sending.get(message_id)
             if entry is not None and not entry.done:
-                self._waiting.pop(message_id, None)
+                # The report's transaction made it final: nothing left to record.
                 self._done(entry)
 
     # --- what cancel_sm and replace_sm may reach -------------------------------------
 
-    def waiting(self, message_id: str) -> Message | None:
-        """The message if it is still queued here and not in a request right now."""
-        entry = self._waiting.get(message_id)
-        return entry.message if entry is not None else None
+    def find(self, account: str, message_id: str) -> Deferred[list[Message]]:
+        """The queued messages `account` knows as `message_id` (for a submit_multi,
+        each destination) that are not in a request right now."""
+        return self._changeable(self._store.queued_as(account, message_id))
 
-    def waiting_with(self, message_id: str) -> list[Message]:
-        """The message an ESME knows by `message_id` and, for a submit_multi, its
-        other destinations: those still waiting here."""
-        ids = [message_id, *self._groups.get(message_id, ())]
-        return [e.message for e in map(self._waiting.get, ids) if e is not None]
+    def find_to(self, account: str, destination: str) -> Deferred[list[Message]]:
+        """The queued messages of `account` to `destination`, not in a request now."""
+        return self._changeable(self._store.queued_to(account, destination))
 
-    def waiting_of(self, account: str) -> list[Message]:
-        return [e.message for e in self._waiting.values() if e.message.account == account]
+    def _changeable(self, read: Deferred[list[Message]]) -> Deferred[list[Message]]:
+        return self._memory.changeable(read, self._sending)
 
-    def replace(self, message: Message) -> None:
-        """A waiting message's new content (replace_sm); a new `not_before` moves it."""
-        entry = self._waiting.get(message.id)
+    def replace(self, message: Message, before: Message) -> None:
+        """A queued message's new content (replace_sm); a new `not_before` moves it."""
+        entry = self._memory.held.get(message.id)
         if entry is None:
+            if message.not_before < before.not_before:
+                # Earlier than the store's reads may look for it now: take it in.
+                queue = self._queues.get(message.connector)
+                if queue is not None:
+                    entry = Entry(message, message.not_before)
+                    self._memory.hold(queue, entry, self._reactor.seconds())
+                    self._schedule(self._batch_delay)
             return
         old, entry.message = entry.message, message
         if message.not_before != old.not_before:
-            self._unready(entry)
+            self._memory.unready(entry)
             entry.due = message.not_before
-            self._delay(entry)
+            self._memory.delay(entry)
             self._schedule(self._batch_delay)
 
-    def withdraw(self, messages: list[Message]) -> None:
-        """Take waiting messages out of the queue for good (cancel_sm).
+    def cancel(self, messages: list[Message], finishes: list[Finish]) -> Deferred[list[Receipt]]:
+        """Take queued messages out for good (cancel_sm) and record their final state.
 
-        The caller records their final state; from here on nothing sends them.
+        From here on nothing sends them; the Deferred fires once the store has
+        the final states, with the receipts it kept.
         """
         for message in messages:
-            entry = self._waiting.pop(message.id, None)
-            if entry is None:
-                continue
-            self._retrying.pop(message.id, None)
-            self._done(entry)
-            # One in the delayed heap stays there, skipped when it comes due.
-            self._unready(entry)
+            entry = self._memory.held.get(message.id)
+            if entry is not None:
+                self._retrying.pop(message.id, None)
+                self._done(entry)
+                # One in the delayed heap stays there, skipped when it comes due.
+                self._memory.unready(entry)
+            else:
+                self._uncount(message.account)
+        write = self._store.finish(finishes)
+        self._memory.recorded([m.id for m in messages], write)
+        return write
 
     def depth(self) -> tuple[int, float | None]:
-        """(messages waiting, submission time of the oldest)."""
-        waiting = len(self._waiting)
-        oldest = [q[0].message.submitted_at for q in self._ready.values() if q]
-        oldest += [e.message.submitted_at for _, _, e in self._delayed[:1]]
-        return waiting, min(oldest) if oldest else None
+        """(messages queued, submission time of the oldest in memory)."""
+        waiting = sum(self.queued_by_account.values())
+        return waiting, self._memory.oldest()
 
     # --- the pump --------------------------------------------------------------
-
-    def _delay(self, entry: _Entry) -> None:
-        heapq.heappush(self._delayed, (entry.due, next(self._order), entry))
-
-    def _unready(self, entry: _Entry) -> None:
-        queue = self._ready.get(entry.message.connector)
-        if not queue:
-            return
-        # Rare (cancel_sm, replace_sm) enough for a linear scan, by identity.
-        for index, queued in enumerate(queue):
-            if queued is entry:
-                del queue[index]
-                return
 
     def _schedule(self, delay: float) -> None:
         if self._stopped:
@@ -248,55 +243,71 @@ class Dispatcher:
 
     def _tick(self) -> None:
         now = self._reactor.seconds()
-        while self._delayed and self._delayed[0][0] <= now:
-            due, _, entry = heapq.heappop(self._delayed)
-            # An entry whose time is no longer its own was moved (replace_sm).
-            if not entry.done and due == entry.due:
-                self._ready[entry.message.connector].append(entry)
+        self._memory.come_due(now)
+        if not self._stopped:
+            for name in self._queues:
+                self._memory.read_due(name, now)
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now
-            self._sweep_stalled(now)
+            self._sweep_expired(now)
         self._sync_links()
         self._pump()
 
-    def _sweep_stalled(self, now: float) -> None:
-        # A connector that takes nothing (all its requests hang) must not keep messages
-        # past their validity: their ESMEs are owed an EXPIRED receipt now.
-        for name, queue in self._ready.items():
-            if not queue or self._connectors[name].capacity > 0:
+    def _sweep_expired(self, now: float) -> None:
+        """Messages whose validity ended while they waited get their EXPIRED receipt
+        now: in memory for a connector that takes nothing (all its requests hang, its
+        breaker is open), and in the store wherever they are in the backlog."""
+        for name, queue in self._queues.items():
+            connector = self._connectors[name]
+            if not queue.ready or (connector.capacity > 0 and self._usable(name)):
                 continue
-            expired = [e for e in queue if e.message.expires_at <= now and not e.done]
+            expired = [e for e in queue.ready if e.message.expires_at <= now and not e.done]
             if expired:
-                self._ready[name] = deque(e for e in queue if e.message.expires_at > now)
+                queue.ready = deque(e for e in queue.ready if e.message.expires_at > now)
                 for entry in expired:
                     self._retrying.pop(entry.message.id, None)
-                    self._waiting.pop(entry.message.id, None)
                 self._expire(expired, now)
+        if not self._stopped:
+            self._memory.read_expired(now).addCallback(self._expire_stored)
+
+    def _expire_stored(self, stale: list[Message]) -> None:
+        for message in stale:
+            self._uncount(message.account)
+            self._metrics.child(self._metrics.expired, message.account).inc()
+        if stale:
+            self._finish([(m, EXPIRED_IN_QUEUE) for m in stale], self._reactor.seconds())
+
+    def _usable(self, name: str) -> bool:
+        breaker = self._router.breaker(name) if self._router is not None else None
+        return breaker is None or breaker.usable
+
+    # --- sending ------------------------------------------------------------------
 
     def _pump(self) -> None:
         if self._stopped:
             return
         now = self._reactor.seconds()
         router = self._router
-        for name, queue in self._ready.items():
-            if not queue:
+        for name, queue in self._queues.items():
+            self._memory.refill(name, self._reactor.seconds, lambda: self._schedule(0))
+            ready = queue.ready
+            if not ready:
                 continue
             breaker = router.breaker(name) if router is not None else None
             if breaker is not None and not breaker.usable:
                 self._fail_over(name, queue)
                 continue
             connector = self._connectors[name]
-            while queue and connector.capacity > 0:
+            while ready and connector.capacity > 0:
                 # Half-open, one batch at a time probes whether the connector is back.
                 if breaker is not None and not breaker.allow():
                     break
-                size = min(connector.capacity, connector.max_batch, len(queue))
-                batch: dict[str, _Entry] = {}
-                expired: list[_Entry] = []
+                size = min(connector.capacity, connector.max_batch, len(ready))
+                batch: dict[str, Entry] = {}
+                expired: list[Entry] = []
                 for _ in range(size):
-                    entry = queue.popleft()
+                    entry = ready.popleft()
                     message = entry.message
-                    self._waiting.pop(message.id, None)
                     if entry.attempts:
                         self._retrying.pop(message.id, None)
                     if entry.done:
@@ -314,53 +325,58 @@ class Dispatcher:
                     connector.submit(messages).addCallback(self._settle, batch).addErrback(
                         lambda f: log.failure("dispatcher: outcome handling failed", f)
                     )
-            if queue:
+            if ready:
                 paused = connector.paused_for
                 if paused > 0:
                     # LINK asked us to wait: pump again when it said, not at the next tick.
                     self._schedule(paused)
 
-    def _fail_over(self, name: str, queue: deque[_Entry]) -> None:
+    def _fail_over(self, name: str, queue: ConnectorQueue) -> None:
         """Move what waits for a connector whose breaker is open to where the
-        router places each message now (its route's other connector, if usable).
+        router places each message now (its route's other connector, if usable),
+        as far as the other connector's window has room.
 
         Messages whose route has no usable alternative stay and wait.
         """
         router = self._router
         assert router is not None
-        moved: dict[str, list[_Entry]] = {}
-        keep: deque[_Entry] = deque()
-        for entry in queue:
+        moved: dict[str, list[Entry]] = {}
+        keep: deque[Entry] = deque()
+        for entry in queue.ready:
             message = entry.message
             try:
                 choice = router.place(message.account, message.recipient)
             except KeyError:
                 choice = None  # an account no longer configured: it waits where it is
+            target = self._queues.get(choice.connector) if choice is not None else None
             if (
                 choice is None
+                or target is None
                 or not choice.allowed
                 or choice.connector == name
-                or choice.connector not in self._ready
+                or target.held + len(moved.get(choice.connector, ())) >= self._memory.size
             ):
                 keep.append(entry)
             else:
                 moved.setdefault(choice.connector, []).append(entry)
         if not moved:
             return
-        queue.clear()
-        queue.extend(keep)
+        queue.ready = keep
         rows = []
-        for target, entries in moved.items():
+        for target_name, entries in moved.items():
+            target = self._queues[target_name]
             for entry in entries:
-                entry.message = replace(entry.message, connector=target)
-                rows.append((entry.message.id, target))
-            self._ready[target].extend(entries)
+                entry.message = replace(entry.message, connector=target_name)
+                rows.append((entry.message.id, target_name))
+            target.ready.extend(entries)
+            target.held += len(entries)
+            queue.held -= len(entries)
             log.info(
                 "{count} messages waiting for {connector} go to {target}: its circuit"
                 " breaker is {state}",
                 count=len(entries),
                 connector=name,
-                target=target,
+                target=target_name,
                 state=self._breaker_state(name),
             )
         unwatched(self._store.reroute(rows), "reroute")
@@ -387,7 +403,7 @@ class Dispatcher:
                 breaker.up()
                 log.info("{connector}: link up", connector=name)
 
-    def _settle(self, outcomes: list[SubmitOutcome], batch: dict[str, _Entry]) -> None:
+    def _settle(self, outcomes: list[SubmitOutcome], batch: dict[str, Entry]) -> None:
         self._inflight -= 1
         now = self._reactor.seconds()
         if outcomes and self._router is not None and not all(o.throttled for o in outcomes):
@@ -396,10 +412,10 @@ class Dispatcher:
             # and "too fast" (throttled) is not trouble: it slows the connector down.
             ok = any(outcome.kind is not OutcomeKind.TEMPORARY for outcome in outcomes)
             self._router.record(outcomes[0].message.connector, ok)
-        throttled: list[_Entry] = []
+        throttled: list[Entry] = []
         sent: list[tuple[str, str | None]] = []
         parts: list[tuple[str, tuple[str, ...]]] = []
-        finishes: list[Finish] = []
+        rejected: list[tuple[Message, Any]] = []
         for outcome in outcomes:
             message = outcome.message
             entry = batch[message.id]
@@ -416,8 +432,7 @@ class Dispatcher:
                     parts.append((message.id, outcome.upstream_parts))
             elif outcome.kind is OutcomeKind.REJECTED:
                 self._done(entry)
-                rejection = outcome.rejection
-                assert rejection is not None
+                assert outcome.rejection is not None
                 log.info(
                     "LINK rejected {message_id} of {account}: {description}",
                     message_id=message.id,
@@ -425,8 +440,7 @@ class Dispatcher:
                     connector=message.connector,
                     description=outcome.description,
                 )
-                receipt = receipt_for(message, rejection, now)
-                finishes.append(Finish(message.id, rejection.stat, rejection.err, now, receipt))
+                rejected.append((message, outcome.rejection))
             elif outcome.throttled:
                 throttled.append(entry)
             else:
@@ -434,19 +448,20 @@ class Dispatcher:
         if throttled:
             # Back to the front, in their order, no attempt counted: the connector's
             # pace decides when they go, and their validity still ends them.
-            ready = self._ready[throttled[0].message.connector]
+            ready = self._queues[throttled[0].message.connector].ready
             for entry in reversed(throttled):
-                self._waiting[entry.message.id] = entry
                 ready.appendleft(entry)
         if sent:
-            unwatched(self._store.mark_sent(sent), "mark_sent")
+            written = self._store.mark_sent(sent)
+            self._memory.recorded([message_id for message_id, _ in sent], written)
+            unwatched(written, "mark_sent")
         if parts:
             unwatched(self._store.record_parts(parts), "record_parts")
-        if finishes:
-            unwatched(self._store.finish(finishes).addCallback(self._on_receipts), "finish")
+        if rejected:
+            self._finish(rejected, now)
         self._schedule(0)
 
-    def _retry_later(self, entry: _Entry, now: float) -> None:
+    def _retry_later(self, entry: Entry, now: float) -> None:
         message = entry.message
         retry = self._retry[message.connector]
         entry.attempts += 1
@@ -454,32 +469,30 @@ class Dispatcher:
         # Waiting must not outlive the validity: wait only until then, then expire.
         entry.due = min(now + delay, message.expires_at)
         self._retrying[message.id] = entry
-        self._waiting[message.id] = entry
-        self._delay(entry)
+        self._memory.delay(entry)
 
-    def _expire(self, entries: list[_Entry], now: float) -> None:
-        finishes = []
+    def _expire(self, entries: list[Entry], now: float) -> None:
         for entry in entries:
-            message = entry.message
             self._done(entry)
-            self._metrics.child(self._metrics.expired, message.account).inc()
-            receipt = receipt_for(message, EXPIRED_IN_QUEUE, now)
-            finishes.append(
-                Finish(message.id, EXPIRED_IN_QUEUE.stat, EXPIRED_IN_QUEUE.err, now, receipt)
-            )
-        unwatched(self._store.finish(finishes).addCallback(self._on_receipts), "finish")
+            self._metrics.child(self._metrics.expired, entry.message.account).inc()
+        self._finish([(e.message, EXPIRED_IN_QUEUE) for e in entries], now)
 
-    def _done(self, entry: _Entry) -> None:
-        entry.done = True
-        message = entry.message
-        count = self.queued_by_account.get(message.account, 1) - 1
-        self.queued_by_account[message.account] = count
-        if message.reply_id is not None:
-            members = self._groups.get(message.reply_id)
-            if members is not None:
-                members.discard(message.id)
-                if not members:
-                    del self._groups[message.reply_id]
+    def _finish(self, ends: list[tuple[Message, Any]], now: float) -> None:
+        """Record final states the gateway decided, with the receipts they make."""
+        finishes = [
+            Finish(m.id, end.stat, end.err, now, receipt_for(m, end, now)) for m, end in ends
+        ]
+        written = self._store.finish(finishes)
+        self._memory.recorded([m.id for m, _ in ends], written)
+        unwatched(written.addCallback(self._on_receipts), "finish")
+
+    def _done(self, entry: Entry) -> None:
+        """The entry leaves memory (the caller records why in the store)."""
+        self._memory.release(entry)
+        self._uncount(entry.message.account)
+
+    def _uncount(self, account: str) -> None:
+        self.queued_by_account[account] = self.queued_by_account.get(account, 1) - 1
 
     def _count(self, outcome: SubmitOutcome) -> None:
         word = _THROTTLED if outcome.throttled else _WORDS[outcome.kind]

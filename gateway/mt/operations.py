@@ -7,8 +7,9 @@ What holds for every operation:
 - An ESME reaches only its own account's messages: another account's id is
   answered as if it did not exist (RQUERYFAIL, RCANCELFAIL, RREPLACEFAIL).
 - cancel_sm and replace_sm change only messages still queued in the gateway
-  and not in a request to LINK at that moment; once a message left, LINK has
-  no way to take it back, so the answer is RCANCELFAIL / RREPLACEFAIL.
+  (in memory or in the store's backlog) and not in a request to LINK at that
+  moment; once a message left, LINK has no way to take it back, so the answer
+  is RCANCELFAIL / RREPLACEFAIL.
 - Their responses go out only after the change is durable, like submit_sm's.
 - A submit_multi's destinations are reached by the one id its ESME knows.
 """
@@ -70,12 +71,15 @@ class Operations:
     # --- cancel_sm ---------------------------------------------------------------
 
     def cancel_sm(self, account: AccountSettings, pdu: p.CancelSm) -> Deferred[p.CancelSmResp]:
+        return self._cancellable(account, pdu).addCallback(self._cancel, account)
+
+    def _cancel(
+        self, messages: list[Message], account: AccountSettings
+    ) -> Deferred[p.CancelSmResp]:
         admission = self.admission
-        messages = self._cancellable(account, pdu)
         if not messages:
             self._count(account, "cancel_sm", False)
             return succeed(p.CancelSmResp(status=S.ESME_RCANCELFAIL))
-        admission.dispatcher.withdraw(messages)
         now = admission.now()
         finishes = [
             Finish(m.id, CANCELLED.stat, CANCELLED.err, now, receipt_for(m, CANCELLED, now))
@@ -99,43 +103,47 @@ class Operations:
             )
             return p.CancelSmResp(status=S.ESME_RSYSERR)
 
-        return admission.store.finish(finishes).addCallbacks(done, failed)
+        return admission.dispatcher.cancel(messages, finishes).addCallbacks(done, failed)
 
-    def _cancellable(self, account: AccountSettings, pdu: p.CancelSm) -> list[Message]:
+    def _cancellable(self, account: AccountSettings, pdu: p.CancelSm) -> Deferred[list[Message]]:
         """SMPP 3.4 section 4.9: by message_id, or every queued message from source to
         destination (narrowed by service_type when given)."""
+        dispatcher = self.admission.dispatcher
         if pdu.message_id:
-            candidates = self._waiting_by_id(account, pdu.message_id)
+            found = dispatcher.find(account.system_id, pdu.message_id)
         elif pdu.source_addr and pdu.destination_addr:
-            candidates = self.admission.dispatcher.waiting_of(account.system_id)
+            found = dispatcher.find_to(account.system_id, pdu.destination_addr)
         else:
-            return []
-        return [
-            m
-            for m in candidates
-            if (not pdu.source_addr or m.source.addr == pdu.source_addr)
-            and (not pdu.destination_addr or m.destination.addr == pdu.destination_addr)
-            and (not pdu.service_type or m.service_type == pdu.service_type)
-        ]
+            return succeed([])
 
-    def _waiting_by_id(self, account: AccountSettings, message_id: str) -> list[Message]:
-        return [
-            m
-            for m in self.admission.dispatcher.waiting_with(message_id)
-            if m.account == account.system_id
-        ]
+        def matching(candidates: list[Message]) -> list[Message]:
+            return [
+                m
+                for m in candidates
+                if (not pdu.source_addr or m.source.addr == pdu.source_addr)
+                and (not pdu.destination_addr or m.destination.addr == pdu.destination_addr)
+                and (not pdu.service_type or m.service_type == pdu.service_type)
+            ]
+
+        return found.addCallback(matching)
 
     # --- replace_sm --------------------------------------------------------------
 
     def replace_sm(
         self, account: AccountSettings, pdu: p.ReplaceSm, interface_version: int
     ) -> Deferred[p.ReplaceSmResp]:
+        found = self.admission.dispatcher.find(account.system_id, pdu.message_id)
+        return found.addCallback(self._replace, account, pdu, interface_version)
+
+    def _replace(
+        self,
+        found: list[Message],
+        account: AccountSettings,
+        pdu: p.ReplaceSm,
+        interface_version: int,
+    ) -> Deferred[p.ReplaceSmResp]:
         admission = self.admission
-        messages = [
-            m
-            for m in self._waiting_by_id(account, pdu.message_id)
-            if not pdu.source_addr or m.source.addr == pdu.source_addr
-        ]
+        messages = [m for m in found if not pdu.source_addr or m.source.addr == pdu.source_addr]
         if not messages:
             self._count(account, "replace_sm", False)
             return succeed(p.ReplaceSmResp(status=S.ESME_RREPLACEFAIL))
@@ -149,8 +157,8 @@ class Operations:
                 self._count(account, "replace_sm", False)
                 return succeed(p.ReplaceSmResp(status=submission))
             replacements.append(replaced(message, submission, pdu, now, account.hold_scheduled))
-        for message in replacements:
-            admission.dispatcher.replace(message)
+        for message, before in zip(replacements, messages, strict=True):
+            admission.dispatcher.replace(message, before)
         stored = [admission.store.replace_message(m) for m in replacements]
 
         def done(_: object) -> p.ReplaceSmResp:

@@ -18,8 +18,11 @@ checks it):
 - Calls made in one reactor turn may share one transaction (group commit), and
   a failure fails every call of that transaction: callers issue calls as they
   come and never serialise them.
-- `open` gives back everything still queued and every receipt not yet
-  acknowledged, in the order they were stored.
+- `open` gives back how much is still queued and how many receipts are not
+  yet acknowledged (`Backlog`), not the items: a backlog may be millions. The
+  dispatcher and the deliverer read them in pages (`queued`, `receipts_after`),
+  in the order they were stored, and only what was committed and reported to
+  its caller (a Deferred that fired): what a page holds, they were told of.
 """
 
 from __future__ import annotations
@@ -133,9 +136,16 @@ class MessageStatus:
 
 
 @dataclass(slots=True)
-class Recovered:
-    messages: list[Message] = field(default_factory=list)
-    receipts: list[Receipt] = field(default_factory=list)
+class Backlog:
+    """What waits in the store when it opens, counted: messages by (account,
+    connector), receipts and MO by (account, kind)."""
+
+    messages: dict[tuple[str, str], int] = field(default_factory=dict)
+    receipts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+# A queued message and its place in its connector's queue (the store's order).
+Queued = tuple[int, Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +169,8 @@ QUEUE_KINDS = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO_QUEUE)
 
 
 class Store(Protocol):
-    def open(self) -> Deferred[Recovered]:
-        """Create or migrate the schema; return what was pending at the last stop."""
+    def open(self) -> Deferred[Backlog]:
+        """Create or migrate the schema; count what was pending at the last stop."""
 
     def close(self) -> Deferred[None]: ...
 
@@ -170,6 +180,24 @@ class Store(Protocol):
     # --- MT ---------------------------------------------------------------------
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]: ...
+
+    def queued(self, connector: str, after: int, limit: int) -> Deferred[list[Queued]]:
+        """Messages queued for `connector` past place `after`, in place order."""
+
+    def queued_due(
+        self, connector: str, after: tuple[float, int], upto: float, limit: int
+    ) -> Deferred[list[Queued]]:
+        """Scheduled messages (not_before > 0) of `connector`, in (not_before,
+        place) order, past `after` and not later than `upto`."""
+
+    def queued_expired(self, now: float, limit: int) -> Deferred[list[Message]]:
+        """Queued messages whose validity ended by `now`, the oldest first."""
+
+    def queued_as(self, account: str, message_id: str) -> Deferred[list[Message]]:
+        """The queued messages `account` knows as `message_id` (submit_multi: several)."""
+
+    def queued_to(self, account: str, destination: str) -> Deferred[list[Message]]:
+        """The queued messages of `account` to `destination` (cancel_sm by address)."""
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         """(our id, LINK's id) for messages LINK accepted."""
@@ -207,6 +235,9 @@ class Store(Protocol):
     def add_receipts(self, receipts: list[Receipt]) -> Deferred[list[Receipt]]:
         """Keep receipts for delivery; returns them with their seq."""
 
+    def receipts_after(self, account: str, after: int, limit: int) -> Deferred[list[Receipt]]:
+        """Receipts and MO of `account` not yet acknowledged, past seq `after`, in order."""
+
     def receipts_done(self, seqs: list[int]) -> Deferred[None]: ...
 
     def add_mo(
@@ -234,10 +265,11 @@ __all__ = [
     "QUEUE_KINDS",
     "RECEIPTS",
     "SENT",
+    "Backlog",
     "Finish",
     "MessageStatus",
     "QueueDepth",
-    "Recovered",
+    "Queued",
     "ReportBook",
     "ReportRule",
     "Store",

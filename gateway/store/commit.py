@@ -18,7 +18,10 @@ them.
 
 What always holds: a durable job's Deferred fires only after its transaction
 is committed and (for a committer made with `durable=True`) on disk; if the
-transaction fails, every job in it fails and none of its rows exist.
+transaction fails, every job in it fails and none of its rows exist. Jobs fire
+in the order they were committed, although two fsyncs may be out at once: the
+dispatcher and the deliverer rely on it (what they read from the store is what
+they were already told about).
 
 The WAL stays bounded. A passive checkpoint copies only the frames that were
 there when it began, so under steady writes it never catches up and SQLite
@@ -37,6 +40,7 @@ import os
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -176,6 +180,8 @@ class GroupCommitter:
             os.close(directory)
         self._pending: list[_Job] = []
         self._unsynced: list[_Job] = []
+        # Committed batches whose fsync is out, in commit order.
+        self._syncing: deque[list[_Job]] = deque()
         self._syncs = 0
         self._flush_call: Any = None
         self._open_batches: dict[str, tuple[list[tuple[Any, ...]], list[Deferred[None]]]] = {}
@@ -270,9 +276,17 @@ class GroupCommitter:
         jobs, self._unsynced = self._unsynced, []
         self._syncs += 1
         worker = self._idle_sync_workers.pop()
+        self._syncing.append(jobs)
 
         def synced(_: None) -> None:
-            _fire(jobs)
+            # An fsync that returns makes every transaction committed before it
+            # began durable, an earlier one whose own fsync is still out included:
+            # those fire now, first, so that callers see commits in their order.
+            while self._syncing:
+                earlier = self._syncing.popleft()
+                _fire(earlier)
+                if earlier is jobs:
+                    break
 
         def failed(failure: Failure) -> None:
             # Committed but not known to be on disk: the callers must not acknowledge.
@@ -281,8 +295,10 @@ class GroupCommitter:
                 self._note_full(failure.getErrorMessage())
             else:
                 log.failure("fsync of the store failed", failure)
-            for job in jobs:
-                job.deferred.errback(failure)
+            if any(batch is jobs for batch in self._syncing):  # not fired by a later fsync
+                self._syncing.remove(jobs)
+                for job in jobs:
+                    job.deferred.errback(failure)
 
         def next_round(_: object) -> None:
             self._syncs -= 1

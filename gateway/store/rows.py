@@ -69,11 +69,13 @@ MESSAGE_COLUMNS: Final = (
     "reply_id",
     "billing_receipt",
 )
+# The rowid first: it is the message's place in its queue, given by the store.
 INSERT_MESSAGE: Final = (
-    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
+    f"INSERT INTO messages (rowid, {', '.join(MESSAGE_COLUMNS)})"
+    f" VALUES (?, {', '.join('?' * len(MESSAGE_COLUMNS))})"
 )
 SELECT_MESSAGE: Final = f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages"
+SELECT_QUEUED: Final = f"SELECT rowid, {', '.join(MESSAGE_COLUMNS)} FROM messages"
 # What replace_sm may change of a queued message.
 REPLACE_MESSAGE: Final = (
     "UPDATE messages SET scheduled_at = ?, not_before = ?, expires_at = ?, validity_s = ?,"
@@ -116,9 +118,10 @@ def body_values(body: Body) -> tuple[Any, ...]:
     )
 
 
-def message_row(m: Message) -> tuple[Any, ...]:
+def message_row(m: Message, place: int) -> tuple[Any, ...]:
     source, destination = m.source, m.destination
     return (
+        place,
         m.id,
         m.account,
         m.connector,
@@ -150,6 +153,11 @@ def message_row(m: Message) -> tuple[Any, ...]:
         m.reply_id,
         int(m.billing_receipt),
     )
+
+
+def queued_from_row(row: tuple[Any, ...]) -> tuple[int, Message]:
+    """(place, message) from a SELECT_QUEUED row."""
+    return row[0], message_from_row(row[1:])
 
 
 def message_from_row(row: tuple[Any, ...]) -> Message:
@@ -414,6 +422,7 @@ __all__ = [
     "load_parts",
     "message_from_row",
     "message_row",
+    "queued_from_row",
     "receipt_from_row",
     "replacement_row",
 ]

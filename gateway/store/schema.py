@@ -223,8 +223,23 @@ def _named_parts(text: str | None) -> str | None:
     return json.dumps(parts)
 
 
+# Version 4 -> 5: the backlog stays on disk, read in pages (gateway/mt/dispatcher.py,
+# gateway/intake/delivery.py). Each read has an index of its own that holds only
+# queued rows, so a page costs the same with ten or ten million waiting. A
+# message's place in its queue is its rowid: the store gives rowids in the order
+# it accepts messages, and the table has no INTEGER PRIMARY KEY that VACUUM would
+# keep while renumbering the rest (the gateway never runs VACUUM).
+_QUEUES_V5: Final = """
+    CREATE INDEX messages_queue ON messages (connector) WHERE state = 0;
+    CREATE INDEX messages_due ON messages (connector, not_before)
+        WHERE state = 0 AND not_before > 0;
+    CREATE INDEX messages_expiry ON messages (expires_at) WHERE state = 0;
+    CREATE INDEX messages_queued_to ON messages (account, dest_addr) WHERE state = 0;
+    CREATE INDEX receipts_account ON receipts (account, seq);
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: Final[tuple[Migration, ...]] = (*_SQL_MIGRATIONS, _route_neutral)
+MIGRATIONS: Final[tuple[Migration, ...]] = (*_SQL_MIGRATIONS, _route_neutral, _QUEUES_V5)
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

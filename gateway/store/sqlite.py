@@ -29,10 +29,11 @@ from gateway.store.base import (
     QUEUED,
     RECEIPTS,
     SENT,
+    Backlog,
     Finish,
     MessageStatus,
+    Queued,
     QueueDepth,
-    Recovered,
     ReportRule,
 )
 from gateway.store.commit import WAL_KEEP, WAL_LIMIT, GroupCommitter
@@ -59,6 +60,32 @@ _SHORT_ID_RANGES: Final[Mapping[str, tuple[int, int]]] = {
 _SHORT_ID_BLOCK: Final = 10_000
 # Bounded so one purge never holds the writer for long.
 _PURGE_BATCH: Final = 10_000
+# The backlog's reads (gateway/store/schema.py, version 5, has the index of each).
+# `rowid <= ?` leaves out what was committed but not yet reported durable.
+_QUEUED = (
+    f"{rows.SELECT_QUEUED} WHERE state = 0 AND connector = ? AND rowid > ? AND rowid <= ?"
+    " ORDER BY rowid LIMIT ?"
+)
+_QUEUED_DUE = (
+    f"{rows.SELECT_QUEUED} WHERE state = 0 AND not_before > 0 AND connector = ?"
+    " AND (not_before, rowid) > (?, ?) AND not_before <= ? AND rowid <= ?"
+    " ORDER BY not_before, rowid LIMIT ?"
+)
+_QUEUED_EXPIRED = (
+    f"{rows.SELECT_QUEUED} WHERE state = 0 AND expires_at <= ? AND rowid <= ?"
+    " ORDER BY expires_at LIMIT ?"
+)
+# `+state`, `+account`: the planner would pick messages_pending or messages_reply,
+# which hold every open message, over the narrower index meant for these.
+_QUEUED_AS = (
+    f"{rows.SELECT_QUEUED} WHERE +state = 0 AND +account = ? AND (id = ? OR reply_id = ?)"
+    " AND rowid <= ? ORDER BY rowid"
+)
+_QUEUED_TO = (
+    f"{rows.SELECT_QUEUED} WHERE state = 0 AND account = ? AND dest_addr = ? AND rowid <= ?"
+    " ORDER BY rowid"
+)
+_RECEIPTS_AFTER = f"{rows.SELECT_RECEIPT} WHERE account = ? AND seq > ? ORDER BY seq LIMIT ?"
 
 
 class SqliteStore:
@@ -82,6 +109,10 @@ class SqliteStore:
         self._commit: GroupCommitter | None = None
         self._short_next = 0
         self._short_reserved = 0
+        # The next message's place, and the last place whose add_messages fired:
+        # reads stop there (see base.py), and the committer fires in commit order.
+        self._place = 0
+        self._reported = 0
 
     @property
     def batches(self) -> int:
@@ -109,7 +140,7 @@ class SqliteStore:
 
     # --- lifecycle -----------------------------------------------------------
 
-    def open(self) -> Deferred[Recovered]:
+    def open(self) -> Deferred[Backlog]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -128,13 +159,19 @@ class SqliteStore:
         conn.execute(
             "INSERT OR REPLACE INTO meta VALUES ('short_id_next', ?)", (str(self._short_reserved),)
         )
-        recovered = Recovered()
-        for row in conn.execute(
-            f"{rows.SELECT_MESSAGE} WHERE state = ? ORDER BY submitted_at", (QUEUED,)
+        backlog = Backlog()
+        for account, connector, count in conn.execute(
+            "SELECT account, connector, count(*) FROM messages WHERE state = ?"
+            " GROUP BY account, connector",
+            (QUEUED,),
         ):
-            recovered.messages.append(rows.message_from_row(row))
-        for row in conn.execute(f"{rows.SELECT_RECEIPT} ORDER BY seq"):
-            recovered.receipts.append(rows.receipt_from_row(row))
+            backlog.messages[(account, connector)] = count
+        for account, kind, count in conn.execute(
+            "SELECT account, kind, count(*) FROM receipts GROUP BY account, kind"
+        ):
+            backlog.receipts[(account, kind)] = count
+        (top,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()
+        self._place = self._reported = top
         self._commit = GroupCommitter(
             self._reactor,
             self.path,
@@ -144,7 +181,7 @@ class SqliteStore:
             wal_limit=self._wal[0],
             wal_keep=self._wal[1],
         )
-        return succeed(recovered)
+        return succeed(backlog)
 
     def close(self) -> Deferred[None]:
         if self._commit is None:
@@ -164,9 +201,41 @@ class SqliteStore:
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]:
         """Store new messages (calls until the next flush share one INSERT)."""
-        return self._batched(
-            rows.INSERT_MESSAGE, [rows.message_row(m) for m in messages], durable=True
-        )
+        first = self._place + 1
+        self._place += len(messages)
+        values = [rows.message_row(m, place) for place, m in enumerate(messages, first)]
+        last = self._place
+
+        def reported(result: None) -> None:
+            self._reported = last
+            return result
+
+        return self._batched(rows.INSERT_MESSAGE, values, durable=True).addCallback(reported)
+
+    def _read(self, statement: str, values: tuple[Any, ...]) -> list[Any]:
+        return self._committer().read(lambda conn: conn.execute(statement, values).fetchall())
+
+    def queued(self, connector: str, after: int, limit: int) -> Deferred[list[Queued]]:
+        found = self._read(_QUEUED, (connector, after, self._reported, limit))
+        return succeed([rows.queued_from_row(row) for row in found])
+
+    def queued_due(
+        self, connector: str, after: tuple[float, int], upto: float, limit: int
+    ) -> Deferred[list[Queued]]:
+        values = (connector, *after, upto, self._reported, limit)
+        return succeed([rows.queued_from_row(row) for row in self._read(_QUEUED_DUE, values)])
+
+    def queued_expired(self, now: float, limit: int) -> Deferred[list[Message]]:
+        found = self._read(_QUEUED_EXPIRED, (now, self._reported, limit))
+        return succeed([rows.queued_from_row(row)[1] for row in found])
+
+    def queued_as(self, account: str, message_id: str) -> Deferred[list[Message]]:
+        found = self._read(_QUEUED_AS, (account, message_id, message_id, self._reported))
+        return succeed([rows.queued_from_row(row)[1] for row in found])
+
+    def queued_to(self, account: str, destination: str) -> Deferred[list[Message]]:
+        found = self._read(_QUEUED_TO, (account, destination, self._reported))
+        return succeed([rows.queued_from_row(row)[1] for row in found])
 
     def mark_sent(self, sent: list[tuple[str, str | None]]) -> Deferred[None]:
         values = [(upstream, SENT, our) for our, upstream in sent]
@@ -270,6 +339,12 @@ class SqliteStore:
             return [rows.insert_receipt(conn, receipt) for receipt in receipts]
 
         return self._submit(run)
+
+    def receipts_after(self, account: str, after: int, limit: int) -> Deferred[list[Receipt]]:
+        # Committed receipts whose Deferred has not fired yet may be in the page: the
+        # deliverer passes over seqs it holds and those it is told of later.
+        found = self._read(_RECEIPTS_AFTER, (account, after, limit))
+        return succeed([rows.receipt_from_row(row) for row in found])
 
     def receipts_done(self, seqs: list[int]) -> Deferred[None]:
         # Lost in a crash, the receipt is delivered again after the restart.

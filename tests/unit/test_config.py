@@ -912,7 +912,7 @@ _SECTION_KEYS = {
         "callback_password_file",
         "max_body",
     ],
-    "store": ["path", "retention", "synchronous", "wal_limit_mb", "wal_keep_mb"],
+    "store": ["path", "retention", "synchronous", "wal_limit_mb", "wal_keep_mb", "memory_window"],
     "account": [
         "system_id",
         "password",

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from gateway.config import RetrySettings
@@ -16,8 +15,8 @@ from gateway.mt.dispatcher import Dispatcher
 from gateway.mt.router import CircuitBreaker, Route, Router
 from gateway.records import Message, OutcomeKind, Receipt, SubmitOutcome
 from tests.support.doubles import RecordingStore
-from tests.support.records import REJECTED as REJECTION
 from tests.support.records import message
+from tests.support.scripted import ScriptedConnector
 
 ACCEPTED, TEMPORARY, REJECTED = OutcomeKind.ACCEPTED, OutcomeKind.TEMPORARY, OutcomeKind.REJECTED
 
@@ -25,69 +24,6 @@ TICK = 0.05
 BATCH_DELAY = 0.005
 EPS = 1e-6
 STEP = 0.01  # how far Rig.run_until advances the clock at a time
-
-
-class ScriptedConnector:
-    """Answers each message with the next kind from its script (ACCEPTED when it runs out).
-
-    With `manual`, answers wait in `pending` until the test releases them, and
-    capacity shrinks by the messages in flight. `link_up` is None (no standing
-    link) until a test sets it.
-    """
-
-    name = "link"
-
-    def __init__(
-        self, clock: Clock, *, limit: int = 100, max_batch: int = 1000, manual: bool = False
-    ) -> None:
-        self.clock = clock
-        self.limit = limit
-        self._max_batch = max_batch
-        self.manual = manual
-        self.script: dict[str, list[OutcomeKind]] = {}
-        self.calls: list[tuple[float, list[str]]] = []
-        self.pending: list[tuple[Deferred[list[SubmitOutcome]], list[SubmitOutcome]]] = []
-        self.inflight = 0
-        self.link_up: bool | None = None
-        self.paused_for = 0.0
-
-    @property
-    def capacity(self) -> int:
-        return max(0, self.limit - self.inflight)
-
-    @property
-    def max_batch(self) -> int:
-        return self._max_batch
-
-    def _outcome(self, m: Message) -> SubmitOutcome:
-        steps = self.script.get(m.id)
-        kind = steps.pop(0) if steps else ACCEPTED
-        if kind is ACCEPTED:
-            return SubmitOutcome(m, ACCEPTED, upstream_id=f"link-{m.id}")
-        if kind is REJECTED:
-            return SubmitOutcome(m, REJECTED, rejection=REJECTION, description="106001 parse")
-        return SubmitOutcome(m, TEMPORARY, description="HTTP 503")
-
-    def submit(self, messages: list[Message]) -> Deferred[list[SubmitOutcome]]:
-        self.calls.append((self.clock.seconds(), [m.id for m in messages]))
-        outcomes = [self._outcome(m) for m in messages]
-        if not self.manual:
-            return succeed(outcomes)
-        d: Deferred[list[SubmitOutcome]] = Deferred()
-        self.inflight += len(messages)
-        self.pending.append((d, outcomes))
-        return d
-
-    def release(self, index: int = 0) -> None:
-        d, outcomes = self.pending.pop(index)
-        self.inflight -= len(outcomes)
-        d.callback(outcomes)
-
-    def sizes(self) -> list[int]:
-        return [len(ids) for _, ids in self.calls]
-
-    def times_of(self, id_: str) -> list[float]:
-        return [t for t, ids in self.calls if id_ in ids]
 
 
 class Rig:
@@ -174,18 +110,6 @@ def test_capacity_zero_sends_nothing_until_it_returns() -> None:
     assert rig.connector.calls[0][0] <= 3.0 + TICK + STEP
     assert rig.store.sent == [("a", "link-a"), ("b", "link-b")]
     assert rig.dispatcher.depth() == (0, None)
-
-
-def test_recovered_message_waits_for_its_next_attempt() -> None:
-    rig = Rig()
-    rig.dispatcher.enqueue([message("later", not_before=2.0), message("now")])
-    rig.run_until(1.9)
-    assert [ids for _, ids in rig.connector.calls] == [["now"]]
-    rig.run_until(2.0 + TICK)
-    assert rig.connector.times_of("later") and rig.connector.times_of("later")[0] >= 2.0
-
-
-# --- outcomes ----------------------------------------------------------------------
 
 
 def test_temporary_is_retried_with_capped_exponential_backoff() -> None:
@@ -361,42 +285,6 @@ def test_a_final_report_cancels_a_pending_retry() -> None:
     assert rig.dispatcher.queued_by_account == {"shop1": 0}
 
 
-# --- cancel_sm / replace_sm support -----------------------------------------------
-
-
-def test_withdrawn_messages_are_never_sent() -> None:
-    rig = Rig(limit=0)
-    ready, other = message("ready"), message("other")
-    rig.dispatcher.enqueue([ready, other])
-    assert rig.dispatcher.waiting("ready") is ready
-    assert {m.id for m in rig.dispatcher.waiting_of("shop1")} == {"ready", "other"}
-    assert rig.dispatcher.waiting_of("nobody") == []
-    rig.dispatcher.withdraw([ready])
-    rig.dispatcher.withdraw([ready])  # twice is harmless
-    assert rig.dispatcher.waiting("ready") is None
-    assert rig.dispatcher.depth()[0] == 1
-    rig.connector.limit = 10
-    rig.run_until(1.0)
-    assert rig.connector.times_of("ready") == [] and rig.connector.times_of("other") != []
-    assert rig.dispatcher.queued_by_account == {"shop1": 0}
-
-
-def test_a_message_in_a_request_is_not_waiting() -> None:
-    rig = Rig(retry=RetrySettings(initial=1.0, maximum=1.0, factor=1.0), manual=True)
-    rig.connector.script["m"] = [TEMPORARY]
-    rig.dispatcher.enqueue([message("m")])
-    rig.run_until(BATCH_DELAY + STEP)
-    assert rig.dispatcher.waiting("m") is None  # LINK may be taking it right now
-    rig.connector.release()
-    # Back from a temporary failure, it waits for its retry and may be withdrawn.
-    waiting = rig.dispatcher.waiting("m")
-    assert waiting is not None
-    rig.dispatcher.withdraw([waiting])
-    rig.run_until(5.0)
-    assert len(rig.connector.times_of("m")) == 1
-    assert rig.dispatcher.queued_by_account == {"shop1": 0}
-
-
 # --- routes, breakers and failover ---------------------------------------------------
 
 
@@ -485,20 +373,8 @@ def test_without_a_usable_fallback_messages_wait_for_their_connector() -> None:
     rig.main.limit = rig.backup.limit = 0
     rig.dispatcher.enqueue([routed_message("a")])
     rig.run_until(2.0)
-    waiting = rig.dispatcher.waiting("a")
-    assert waiting is not None
-    assert waiting.connector == "main"
-    assert rig.store.rerouted == []
-
-
-def test_a_submit_multi_is_found_by_its_one_id_until_each_destination_is_done() -> None:
-    rig = Rig(limit=0)
-    head, other = message("m1"), message("m2", reply_id="m1")
-    alone = message("m3")
-    rig.dispatcher.enqueue([head, other, alone])
-    assert rig.dispatcher.waiting_with("m1") == [head, other]
-    assert rig.dispatcher.waiting_with("m3") == [alone]
-    assert rig.dispatcher.waiting_with("m2") == [other]
-    rig.dispatcher.withdraw([other])
-    assert rig.dispatcher.waiting_with("m1") == [head]
-    assert rig.dispatcher._groups == {}  # nothing kept for destinations that are done
+    assert rig.store.rerouted == [] and rig.dispatcher.depth()[0] == 1
+    rig.main.link_up = True
+    rig.main.limit = 100
+    rig.run_until(3.0)
+    assert rig.main.times_of("a") and not rig.backup.times_of("a")
