@@ -138,6 +138,7 @@ class GatewayService(Service):
             synchronous=config.store.synchronous,
             wal_limit=config.store.wal_limit_mb * 2**20,
             wal_keep=config.store.wal_keep_mb * 2**20,
+            reserve=config.store.reserve_mb * 2**20,
         )
         self.flows = Flows(
             reactor,
@@ -228,9 +229,10 @@ class GatewayService(Service):
         # The first readiness write, so /readyz can say 200 as soon as the listeners are up.
         self.store_probe.beat()
         # READY=1 must find /readyz saying 200: wait for that write to commit. A store
-        # that takes none in time is /readyz's to report, not a reason to stay down.
+        # that takes none in time is /readyz's to report, not a reason to stay down;
+        # one refusing for a full disk (store/sqlite.py) says so at once.
         yield self._until(
-            lambda: self.store_probe.problem() is None,
+            lambda: self.store_probe.problem() is None or self.store.refusing,
             self.reactor.seconds() + health.STORE_PROBE_MAX_AGE,
         )
         if not self.running:

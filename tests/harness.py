@@ -241,6 +241,7 @@ def gateway_config(
     connector_extra: str = "",
     smpp_extra: str = "",
     store_path: Path | None = None,
+    store_extra: str = "",
 ) -> Path:
     """Write a config for one test; `common_url` None selects the simulator."""
     if common_url is None:
@@ -272,6 +273,7 @@ def gateway_config(
         "metrics_cache = 0\n"
         "[store]\n"
         f'path = "{store_path or directory / "gateway.sqlite"}"\n'
+        f"{store_extra}\n"
         + (accounts or account_toml("esme1", "secret1", "main"))
         + connector
         + connector_extra

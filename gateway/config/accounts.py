@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from gateway.addresses import claimed_number
 from gateway.config.model import (
     ID_FORMATS,
+    MAX_QUEUE,
     SHORT_ID_FORMATS,
     AccountSettings,
     ConnectorSettings,
@@ -116,7 +117,7 @@ def read_account(
         max_binds=r.integer("max_binds", 4, minimum=1),
         rate=rate,
         burst=r.number("burst", rate),
-        max_queue=r.integer("max_queue", 100_000, minimum=1),
+        max_queue=r.integer("max_queue", MAX_QUEUE, minimum=1),
         message_id_format=id_format,
         max_message_id_length=max_id,
         accept=r.choice("accept", "stored", ("stored", "upstream")),

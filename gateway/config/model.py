@@ -15,6 +15,10 @@ from gateway.mt.router import Route
 from gateway.mt.submission import AccountPolicy
 from gateway.records import Outcome
 
+# Queued messages live in the store, not in memory (gateway/mt/window.py): an
+# account's max_queue bounds its share of the disk, about 350 bytes a message.
+MAX_QUEUE = 10_000_000
+
 
 @dataclass(frozen=True)
 class SmppSettings:
@@ -96,6 +100,9 @@ class StoreSettings:
     # Messages per connector and receipts per account held in memory; the rest of
     # a backlog waits in the store (gateway/mt/window.py).
     memory_window: int = 4096
+    # MiB set aside beside the store and given back when the disk fills
+    # (gateway/store/reserve.py); 0: none.
+    reserve_mb: int = 32
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class AccountSettings:
     max_binds: int = 4
     rate: float = 0.0
     burst: float = 0.0
-    max_queue: int = 100_000
+    max_queue: int = MAX_QUEUE
     message_id_format: str = "decimal"
     max_message_id_length: int = 18
     accept: str = "stored"

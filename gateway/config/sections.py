@@ -165,6 +165,7 @@ def read_store(r: Reader) -> StoreSettings:
         wal_limit_mb=r.integer("wal_limit_mb", d.wal_limit_mb, minimum=1),
         wal_keep_mb=r.integer("wal_keep_mb", d.wal_keep_mb, minimum=0),
         memory_window=r.integer("memory_window", d.memory_window, minimum=64),
+        reserve_mb=r.integer("reserve_mb", d.reserve_mb, minimum=0),
     )
     if settings.wal_keep_mb > settings.wal_limit_mb:
         raise r.fail("wal_keep_mb", "must not be more than wal_limit_mb")

@@ -284,7 +284,9 @@ class Dispatcher:
     # --- sending ------------------------------------------------------------------
 
     def _pump(self) -> None:
-        if self._stopped:
+        # A store refusing for a full disk keeps its last room for the answers of
+        # requests already out: a new request's answer might find none.
+        if self._stopped or self._store.refusing:
             return
         now = self._reactor.seconds()
         router = self._router

@@ -169,6 +169,11 @@ QUEUE_KINDS = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO_QUEUE)
 
 
 class Store(Protocol):
+    @property
+    def refusing(self) -> bool:
+        """New work is refused (StoreFull) until the full disk has room again."""
+        ...
+
     def open(self) -> Deferred[Backlog]:
         """Create or migrate the schema; count what was pending at the last stop."""
 

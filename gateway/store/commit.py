@@ -31,6 +31,11 @@ passive checkpoint copies everything; the next commit then rewinds the WAL and
 SQLite truncates it to `wal_keep` (journal_size_limit). The hold lasts as long
 as that checkpoint, at most HOLD_MAX; a checkpoint that takes longer (a slow or
 full disk) releases the commits and is tried again at the next interval.
+
+A transaction that fails for a full disk asks `on_full` for room (the store's
+reserve, gateway/store/reserve.py); when it freed some, the same jobs run once
+more in a new transaction. So a job's `fn` must touch nothing but the
+connection: after a rollback it may run again.
 """
 
 from __future__ import annotations
@@ -141,8 +146,10 @@ class GroupCommitter:
         checkpoint_interval: float = 1.0,
         wal_limit: int = WAL_LIMIT,
         wal_keep: int = WAL_KEEP,
+        on_full: Callable[[], bool] = lambda: False,
     ) -> None:
         self._reactor = reactor
+        self._on_full = on_full
         self.path = path
         self._conn: sqlite3.Connection | None = conn
         self._durable = durable
@@ -236,18 +243,15 @@ class GroupCommitter:
             return
         self.batches += 1
         self.jobs += len(jobs)
-        conn = self._conn
         try:
-            if conn is None:
-                raise RuntimeError("the store is closed")
-            conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                job.result = job.fn(conn)
-            conn.execute("COMMIT")
+            try:
+                self._transaction(jobs)
+            except Exception as exc:
+                if not (disk_full(exc) and self._on_full()):
+                    raise
+                self._transaction(jobs)  # in the room the reserve gave back
         except Exception as exc:
             failure = Failure(StoreFull(str(exc))) if disk_full(exc) else Failure()
-            if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
             if failure.check(StoreFull):
                 self._full_since = self._full_since or self._reactor.seconds()
                 self._note_full(str(exc))
@@ -269,6 +273,20 @@ class GroupCommitter:
         _fire([job for job in jobs if not job.durable])
         self._unsynced.extend(job for job in jobs if job.durable)
         self._sync()
+
+    def _transaction(self, jobs: list[_Job]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the store is closed")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                job.result = job.fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _sync(self) -> None:
         if self._syncs >= MAX_SYNCS or not self._unsynced:
@@ -293,6 +311,7 @@ class GroupCommitter:
             if disk_full(failure.value):
                 failure = Failure(StoreFull(failure.getErrorMessage()))
                 self._note_full(failure.getErrorMessage())
+                self._on_full()
             else:
                 log.failure("fsync of the store failed", failure)
             if any(batch is jobs for batch in self._syncing):  # not fired by a later fsync
@@ -341,6 +360,7 @@ class GroupCommitter:
         def failed(failure: Failure) -> None:
             if disk_full(failure.value):
                 self._note_full(failure.getErrorMessage())  # tried again in a second
+                self._on_full()
             else:
                 log.failure("store checkpoint failed", failure)
 

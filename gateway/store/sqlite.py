@@ -4,6 +4,14 @@ Writes go through `GroupCommitter` (gateway/store/commit.py): calls of one
 reactor turn share one transaction, and a durable call's Deferred fires only
 once its transaction is on disk. The schema and its migrations are in
 gateway/store/schema.py, the rows of each record in gateway/store/rows.py.
+
+A full disk makes the store "refuse" (`refusing`): the reserve beside it
+(gateway/store/reserve.py) is given back so that the writes which stop
+duplicates still find room, and new work (messages, LINK's reports and MO,
+the readiness probe's write) fails at once with StoreFull. Once a second a
+probe tries to take the reserve again; when it can, the store takes new work
+again. A start on a full disk releases the previous run's reserve first, opens
+in that room, and begins refusing.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
 from gateway.ids import upstream_id_forms
 from gateway.records import Message, Receipt, Report
@@ -35,9 +45,13 @@ from gateway.store.base import (
     Queued,
     QueueDepth,
     ReportRule,
+    StoreFull,
 )
 from gateway.store.commit import WAL_KEEP, WAL_LIMIT, GroupCommitter
+from gateway.store.reserve import Reserve
 from gateway.store.schema import migrate
+
+log = Logger()
 
 T = TypeVar("T")
 
@@ -99,9 +113,13 @@ class SqliteStore:
         checkpoint_interval: float = 1.0,
         wal_limit: int = WAL_LIMIT,
         wal_keep: int = WAL_KEEP,
+        reserve: int = 0,
     ) -> None:
         self._reactor = reactor
         self.path = path
+        self._reserve = Reserve(path + ".reserve", reserve)
+        self._refusing_since: float | None = None
+        self._probe: LoopingCall | None = None
         self._durable = synchronous.lower() == "full"
         self._now = clock or reactor.seconds
         self._checkpoint_interval = checkpoint_interval
@@ -123,6 +141,52 @@ class SqliteStore:
     def jobs(self) -> int:
         return self._commit.jobs if self._commit else 0
 
+    @property
+    def refusing(self) -> bool:
+        """Whether new work is turned away: the disk is full (see the module docstring)."""
+        return self._refusing_since is not None
+
+    def _refused(self) -> Deferred[Any]:
+        return fail(StoreFull("the disk is full: new work is refused until space is freed"))
+
+    def _disk_full(self) -> bool:
+        """The committer's `on_full`: give the reserve back; whether that freed room."""
+        if self._reserve.size <= 0:
+            return False
+        freed = self._reserve.release()
+        self._refuse(f"the reserve ({self._reserve.size // 2**20} MiB) is given back")
+        return freed
+
+    def _refuse(self, why: str) -> None:
+        if self._refusing_since is not None:
+            return
+        self._refusing_since = self._reactor.seconds()
+        log.error(
+            "store: the disk is full; {why}. New messages get ESME_RMSGQFUL, LINK's"
+            " callbacks 503 and nothing new goes to LINK until {need} MiB are free",
+            why=why,
+            need=2 * self._reserve.size // 2**20,
+        )
+        self._probe = LoopingCall(self._try_reserve)
+        self._probe.clock = self._reactor
+        self._probe.start(1.0, now=False)
+
+    def _try_reserve(self) -> None:
+        try:
+            taken = self._reserve.take()
+        except OSError as error:
+            log.error("store: cannot allocate its reserve: {error}", error=error)
+            return
+        if taken and self._refusing_since is not None:
+            log.info(
+                "store: space is back after {seconds:.1f} s; taking new work again",
+                seconds=self._reactor.seconds() - self._refusing_since,
+            )
+            self._refusing_since = None
+            if self._probe is not None and self._probe.running:
+                self._probe.stop()
+            self._probe = None
+
     def _committer(self) -> GroupCommitter:
         if self._commit is None:
             raise RuntimeError("the store is not open")
@@ -142,6 +206,8 @@ class SqliteStore:
 
     def open(self) -> Deferred[Backlog]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # The previous run's reserve is room to open in when the disk is full.
+        self._reserve.release()
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # Commits only append to the WAL; the GroupCommitter's fsync makes them durable.
@@ -180,10 +246,15 @@ class SqliteStore:
             checkpoint_interval=self._checkpoint_interval,
             wal_limit=self._wal[0],
             wal_keep=self._wal[1],
+            on_full=self._disk_full,
         )
+        if self._reserve.size > 0 and not self._reserve.take():
+            self._refuse("the reserve could not be allocated at the start")
         return succeed(backlog)
 
     def close(self) -> Deferred[None]:
+        if self._probe is not None and self._probe.running:
+            self._probe.stop()
         if self._commit is None:
             return succeed(None)
         return self._commit.close()
@@ -195,12 +266,16 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('readiness_probe', ?)", (stamp,))
 
+        if self.refusing:
+            return self._refused()  # /readyz must not say 200 on the reserve's room
         return self._submit(run)
 
     # --- MT ---------------------------------------------------------------------
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]:
         """Store new messages (calls until the next flush share one INSERT)."""
+        if self.refusing:
+            return self._refused()
         first = self._place + 1
         self._place += len(messages)
         values = [rows.message_row(m, place) for place, m in enumerate(messages, first)]
@@ -326,6 +401,9 @@ class SqliteStore:
     # --- reports -----------------------------------------------------------------
 
     def apply_reports(self, reports: list[Report], rule: ReportRule[T]) -> Deferred[list[T]]:
+        if self.refusing:
+            return self._refused()  # LINK gets a 503 and sends them again later
+
         def run(conn: sqlite3.Connection) -> list[T]:
             book = rows.SqliteBook(conn)
             return [rule(book, report) for report in reports]
@@ -359,6 +437,8 @@ class SqliteStore:
         the retention period) makes the second copy None here, not a second
         delivery to the ESME. An MO without an id cannot be told apart.
         """
+        if self.refusing:
+            return self._refused()
         now = self._now()
 
         def run(conn: sqlite3.Connection) -> list[list[Receipt] | None]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,8 @@ from tests.harness import (
 )
 
 S = p.CommandStatus
+# The reserve given back when the disk fills: small beside the 16 MiB tmpfs.
+RESERVE_MB = 2
 
 
 @pytest.fixture
@@ -56,6 +58,7 @@ def stack(tmpfs: Path, tmp_path: Path) -> Iterator[tuple[GatewayProcess, FakeCom
         tmp_path,
         accounts=account_toml("shop", "pw", "main"),
         store_path=tmpfs / "gateway.sqlite",
+        store_extra=f"reserve_mb = {RESERVE_MB}",
         fake_options={"keep_messages": True, "report_delay": 60},
     ) as pair:
         yield pair
@@ -131,3 +134,62 @@ def test_a_full_disk_refuses_with_rmsgqful_and_heals_when_space_is_freed_under_l
             break
         time.sleep(0.2)
     assert fake.control()["accepted"] >= len(accepted)
+
+
+def _depth(gateway: GatewayProcess, queue: str) -> float:
+    return metric_value(gateway.metrics(), "smppgw_queue_depth", queue=queue)
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_start_on_a_full_disk_refuses_delivers_stored_receipts_and_heals(
+    tmpfs: Path, tmp_path: Path
+) -> None:
+    with gateway_with_common(
+        tmp_path,
+        accounts=account_toml("shop", "pw", "main"),
+        store_path=tmpfs / "gateway.sqlite",
+        store_extra=f"reserve_mb = {RESERVE_MB}",
+        fake_options={"report_delay": 0.05},
+    ) as (gateway, _fake):
+        # Receipts for nobody: a transmitter bind cannot take them, so they wait stored.
+        with Esme(gateway.smpp_port) as esme:
+            assert esme.bind("shop", "pw", p.BindTransmitter).status == S.ESME_ROK
+            ids = [esme.request(submit(destination=f"4791{n:06d}")).message_id for n in range(20)]
+        _wait(lambda: _depth(gateway, "receipts") == 20, "20 receipts to be stored")
+        assert (tmpfs / "gateway.sqlite.reserve").stat().st_size == RESERVE_MB * 2**20
+
+        gateway.stop()
+        filler = _fill(tmpfs)
+        gateway.start()  # exits if it cannot open the store: this must not
+        status, reason = gateway.readiness()
+        assert status == 503 and "disk is full" in reason, reason
+        with Esme(gateway.smpp_port) as esme:
+            assert esme.bind("shop", "pw").status == S.ESME_ROK
+            receipts = esme.receipts(20)
+            receipted = [r.tlv(p.Tag.RECEIPTED_MESSAGE_ID).rstrip(b"\0") for r in receipts]
+            assert sorted(r.decode() for r in receipted) == sorted(ids)
+            refused = esme.request(submit(destination="4792000000"))
+            assert refused.status == S.ESME_RMSGQFUL
+            body = b'{"id": "x1", "refId": "%s", "resultCode": 1001}' % ids[0].encode()
+            assert post_callback(gateway, body)[0] == 503
+            filler.unlink()
+            started = time.monotonic()
+            while esme.request(submit(destination="4792000001")).status != S.ESME_ROK:
+                assert time.monotonic() - started < 15.0, "still refusing after space was freed"
+                time.sleep(0.2)
+            esme.receipts(1)  # the new message's
+        _wait(lambda: gateway.readiness()[0] == 200, "/readyz to say 200 again")
+
+        # The acknowledgements were recorded while the disk was full: none comes again.
+        gateway.stop()
+        gateway.start()
+        with Esme(gateway.smpp_port) as esme:
+            assert esme.bind("shop", "pw").status == S.ESME_ROK
+            with pytest.raises(TimeoutError):
+                esme.receive(lambda r: isinstance(r, p.DeliverSm), 2.0)

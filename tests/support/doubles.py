@@ -29,6 +29,8 @@ class RecordingStore:
     """The store methods the dispatcher and the deliverer call, in memory,
     answering at once, remembering every call."""
 
+    refusing = False
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str | None]] = []
         self.finished: list[Finish] = []

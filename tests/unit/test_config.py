@@ -912,7 +912,15 @@ _SECTION_KEYS = {
         "callback_password_file",
         "max_body",
     ],
-    "store": ["path", "retention", "synchronous", "wal_limit_mb", "wal_keep_mb", "memory_window"],
+    "store": [
+        "path",
+        "retention",
+        "synchronous",
+        "wal_limit_mb",
+        "wal_keep_mb",
+        "memory_window",
+        "reserve_mb",
+    ],
     "account": [
         "system_id",
         "password",
