@@ -1,18 +1,23 @@
 """End-to-end benchmark: ESME load -> gateway -> fake Common -> reports -> receipts -> ESME.
 
-    python -m bench.e2e [--messages N] [--rate R] [--binds B] [--window W] [--json] [--quick]
+    python -m bench.e2e [--quick] [--rate R] [--callback-connections K] [--messages N]
+                        [--callback-pipeline P] [--callback-close SHARE] [--json]
 
 The gateway (`twistd -n smpp-gateway`) and the fake LINK Common server run as
 separate processes through tests/harness.py, on 127.0.0.1, with the store in a
 temporary directory; the load generator runs in this process on the Twisted
-reactor, speaking SMPP through our own codec. Each phase gets a fresh gateway
+reactor, speaking SMPP through our own codec. Each row gets a fresh gateway
 and fake, so its CPU and memory figures are its own.
 
-Phases: without --rate, an unpaced phase (as fast as B binds x W outstanding
-submit_sm allow) and then a paced phase (token bucket at 500 messages/s);
-`--rate 0` or `--rate R` selects one of them. Figures are printed, never
-judged: the exit status is 1 only when work was lost (a submit_sm without an
-answer or refused, or an accepted message without its receipt), 2 when the
+The fake posts each message's delivery report as LINK's HTTP client pool does:
+K keep-alive connections, one request in flight on each (its answer awaited
+before the next). By default one table: K = 1, 4, 8, 16, 64 unpaced (as fast
+as B binds x W outstanding submit_sm allow, 20,000 messages), then paced at
+500, 1,000 and 2,000 messages/s with K = 8 (10 s each). `--rate` or
+`--callback-connections` runs one row; `--quick` is the smoke run CI uses.
+Details of each row go to stderr, the table to stdout. Figures are printed,
+never judged: the exit status is 1 only when work was lost (a submit_sm without
+an answer or refused, or an accepted message without its receipt), 2 when the
 benchmark could not run at all. bench/README.md explains every figure.
 """
 
@@ -61,13 +66,15 @@ _RSYSERR = p.CommandStatus.ESME_RSYSERR
 SYSTEM_ID = "bench"
 PASSWORD = "benchpw"
 
-# Sized so that the default run stays under a minute at the receipt rate
-# measured in bench/README.md; raise --messages once the gateway is faster.
-DEFAULT_UNPACED = 10_000
-DEFAULT_PACED = 5_000
-DEFAULT_RATE = 500.0
-QUICK_UNPACED = 1_000
-QUICK_PACED = 1_000
+# The default table: unpaced rows over K report connections, then paced rows
+# at K = PACED_K, each paced row PACED_SECONDS long.
+TABLE_CONNECTIONS = (1, 4, 8, 16, 64)
+TABLE_MESSAGES = 20_000
+TABLE_RATES = (500.0, 1000.0, 2000.0)
+PACED_K = 8
+PACED_SECONDS = 10.0
+QUICK_MESSAGES = 1_000
+QUICK_RATE = 500.0
 # No progress (answers or receipts) for this long ends a phase; what is
 # missing then is reported as lost.
 STALL_SECONDS = 20.0
@@ -169,18 +176,10 @@ class BenchGateway(harness.GatewayProcess):
 class Processes:
     """Everything started for one phase; `stop` reaps it all, safe to call twice."""
 
-    def __init__(
-        self,
-        directory: Path,
-        binds: int,
-        profile: str | None,
-        callback_connections: int,
-        callback_pipeline: int = 32,
-    ) -> None:
+    def __init__(self, directory: Path, binds: int, profile: str | None, phase: Phase) -> None:
         self.directory = directory
         self.binds = binds
-        self.callback_connections = callback_connections
-        self.callback_pipeline = callback_pipeline
+        self.phase = phase
         self.profile = profile
         self.fake: harness.FakeCommonProcess | None = None
         self.gateway: BenchGateway | None = None
@@ -190,8 +189,9 @@ class Processes:
         callback = f"http://127.0.0.1:{http_port}/callbacks/dlr"
         self.fake = harness.FakeCommonProcess(
             callback,
-            callback_connections=self.callback_connections,
-            callback_pipeline=self.callback_pipeline,
+            callback_connections=self.phase.callback_connections,
+            callback_pipeline=self.phase.callback_pipeline,
+            callback_close=self.phase.callback_close,
         ).start()
         accounts = harness.account_toml(
             SYSTEM_ID, PASSWORD, "main", rate=0, max_binds=max(16, self.binds), accept="stored"
@@ -251,6 +251,11 @@ class Phase:
     name: str
     messages: int
     rate: float  # 0: unpaced
+    # How the fake Common posts reports: connections, requests in flight on each
+    # (1 as LINK's client pool), and the share of requests sent with Connection: close.
+    callback_connections: int = 4
+    callback_pipeline: int = 1
+    callback_close: float = 0.0
 
 
 @dataclass
@@ -790,15 +795,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--messages",
         type=int,
         default=None,
-        help=f"messages per phase (default {DEFAULT_UNPACED} unpaced, {DEFAULT_PACED} paced;"
-        f" --quick: {QUICK_UNPACED} / {QUICK_PACED})",
+        help=f"messages per row (default {TABLE_MESSAGES} unpaced, {PACED_SECONDS:g} s worth"
+        f" paced; --quick: {QUICK_MESSAGES})",
     )
     parser.add_argument(
         "--rate",
         type=float,
         default=None,
-        help="0: one unpaced phase; R > 0: one phase paced at R messages/s;"
-        f" default: unpaced, then paced at {DEFAULT_RATE:g}/s",
+        help="one row only: 0 unpaced, R > 0 paced at R messages/s (default: the whole table)",
     )
     parser.add_argument("--binds", type=int, default=4, help="transceiver binds (default 4)")
     parser.add_argument(
@@ -807,15 +811,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--callback-connections",
         type=int,
-        default=4,
-        help="connections the fake Common posts delivery reports over (default 4)",
+        default=None,
+        metavar="K",
+        help="one row only: connections the fake Common posts reports over"
+        f" (default: the table's {', '.join(map(str, TABLE_CONNECTIONS))})",
     )
     parser.add_argument(
         "--callback-pipeline",
         type=int,
-        default=32,
-        help="reports in flight per report connection (default 32, pipelined; 1 is how"
-        " an HTTP client pool such as LINK's posts)",
+        default=1,
+        help="reports in flight per report connection (default 1, as an HTTP client pool"
+        " such as LINK's posts; more pipelines, which real senders do not: rows say so)",
+    )
+    parser.add_argument(
+        "--callback-close",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of report requests sent with Connection: close (0-1, default 0)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
@@ -829,27 +842,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile-gateway",
         metavar="FILE",
         default=None,
-        help="run the gateway under cProfile, writing FILE (use with a single phase)",
+        help="run the gateway under cProfile, writing FILE (use with a single row)",
     )
     args = parser.parse_args(argv)
-    if args.binds < 1 or args.window < 1:
-        parser.error("--binds and --window must be at least 1")
+    if args.binds < 1 or args.window < 1 or args.callback_pipeline < 1:
+        parser.error("--binds, --window and --callback-pipeline must be at least 1")
     if args.messages is not None and args.messages < 1:
         parser.error("--messages must be at least 1")
+    if not 0.0 <= args.callback_close <= 1.0:
+        parser.error("--callback-close is a share between 0 and 1")
     return args
 
 
+def _row(args: argparse.Namespace, connections: int, rate: float, messages: int) -> Phase:
+    name = f"K={connections} unpaced" if rate <= 0 else f"K={connections} paced {rate:g}/s"
+    if args.callback_pipeline > 1:
+        name += f", PIPELINED x{args.callback_pipeline}"
+    if args.callback_close:
+        name += f", {args.callback_close:.0%} Connection: close"
+    return Phase(
+        name,
+        args.messages or messages,
+        rate,
+        callback_connections=connections,
+        callback_pipeline=args.callback_pipeline,
+        callback_close=args.callback_close,
+    )
+
+
 def phases(args: argparse.Namespace) -> list[Phase]:
-    unpaced = QUICK_UNPACED if args.quick else DEFAULT_UNPACED
-    paced = QUICK_PACED if args.quick else DEFAULT_PACED
-    if args.rate is None:
-        return [
-            Phase("unpaced", args.messages or unpaced, 0.0),
-            Phase("paced", args.messages or paced, DEFAULT_RATE),
-        ]
-    if args.rate <= 0:
-        return [Phase("unpaced", args.messages or unpaced, 0.0)]
-    return [Phase("paced", args.messages or paced, args.rate)]
+    if args.quick:
+        k = args.callback_connections or 4
+        return [_row(args, k, 0.0, QUICK_MESSAGES), _row(args, k, QUICK_RATE, QUICK_MESSAGES)]
+    if args.rate is None and args.callback_connections is None:
+        rows = [_row(args, k, 0.0, TABLE_MESSAGES) for k in TABLE_CONNECTIONS]
+        return rows + [_row(args, PACED_K, r, int(r * PACED_SECONDS)) for r in TABLE_RATES]
+    rate = args.rate or 0.0
+    messages = TABLE_MESSAGES if rate <= 0 else int(rate * PACED_SECONDS)
+    return [_row(args, args.callback_connections or PACED_K, rate, messages)]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """One line per row: the figures issue 12 asks for, side by side."""
+    head = (
+        "| row | messages | end to end msg/s | submit_sm_resp p50 / p99 ms"
+        " | receipt p50 / p99 ms | gateway CPU us/msg | max RSS MiB | lost / dup |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for f in rows:
+        s, e, c = f["submit"]["latency_ms"], f["end_to_end"], f["counts"]
+        r = e["receipt_latency_ms"]
+        lines.append(
+            f"| {f['phase']} | {f['messages']} | {e['receipts_per_second']:.0f}"
+            f" | {s['p50']:.2f} / {s['p99']:.2f} | {r['p50']:.1f} / {r['p99']:.1f}"
+            f" | {f['cpu_seconds']['gateway_us_per_message']:.0f}"
+            f" | {f['gateway_memory_mib']['max_rss']:.1f}"
+            f" | {c['lost']} / {c['duplicates']}" + (" STALLED" if c["stalled"] else "") + " |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -863,13 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for phase in phases(args):
                 with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-                    processes = Processes(
-                        Path(tmp),
-                        args.binds,
-                        args.profile_gateway,
-                        args.callback_connections,
-                        args.callback_pipeline,
-                    )
+                    processes = Processes(Path(tmp), args.binds, args.profile_gateway, phase)
                     started.append(processes)
                     log(f"[{phase.name}] starting fake Common and gateway")
                     processes.start()
@@ -888,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
                         if tail:
                             log(f"gateway log (tail):\n{tail}")
                     if not args.json:
-                        print(render(figures(result)), flush=True)
+                        log(render(figures(result)))
         except BaseException as error:  # reported after the reactor stops
             failure.append(Failure(error))  # type: ignore[no-untyped-call]
         finally:
@@ -912,6 +956,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json:
         print(json.dumps({"phases": [figures(r) for r in results]}, indent=2))
+    else:
+        print(table([figures(r) for r in results]), flush=True)
     lost = sum(r.lost for r in results)
     if lost:
         log(f"bench: {lost} messages did not come back as a receipt")

@@ -138,12 +138,13 @@ class _TrackedChannel(HTTPChannel):
 
 
 class _Pending:
-    __slots__ = ("attempts", "data", "deferred")
+    __slots__ = ("attempts", "close", "data", "deferred")
 
-    def __init__(self, data: bytes, deferred: Deferred[int]) -> None:
+    def __init__(self, data: bytes, deferred: Deferred[int], close: bool = False) -> None:
         self.data = data
         self.deferred = deferred
         self.attempts = 0
+        self.close = close  # sent with Connection: close: the connection ends with it
 
 
 class _ReportConnection(Protocol):
@@ -171,6 +172,8 @@ class _ReportConnection(Protocol):
     def send(self, pending: _Pending) -> None:
         pending.attempts += 1
         self.in_flight.append(pending)
+        if pending.close:
+            self.closing = True  # nothing more goes on this connection
         self.transport.write(pending.data)  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
@@ -245,9 +248,12 @@ class _ReportConnection(Protocol):
         status = self._status
         self._remaining = -1
         self._chunked = False
+        closed = False
         if self.in_flight:
-            self.in_flight.popleft().deferred.callback(status)
-        if self._close_after:
+            answered = self.in_flight.popleft()
+            closed = answered.close
+            answered.deferred.callback(status)
+        if self._close_after or closed:
             self.closing = True
             self.transport.loseConnection()  # type: ignore[union-attr]
         else:
@@ -267,6 +273,10 @@ class ReportPoster:
     """Posts bodies to one http:// URL over up to ``connections`` keep-alive
     connections, pipelining up to ``pipeline`` requests on each.
 
+    A ``close`` share of the requests (spread evenly) carry ``Connection: close``
+    and end their connection, as senders that do not keep connections alive do;
+    the next request opens a new one.
+
     ``post`` fires with the HTTP status, or fails when the request could not be
     delivered (connection refused, or lost three times).
     """
@@ -280,6 +290,7 @@ class ReportPoster:
         password: str | None = None,
         connections: int = 4,
         pipeline: int = 32,
+        close: float = 0.0,
         content_type: str = "application/json",
     ) -> None:
         parts = urlsplit(url)
@@ -300,6 +311,8 @@ class ReportPoster:
         self._head = ("\r\n".join(head) + "\r\nContent-Length: ").encode()
         self._max_connections = connections
         self._pipeline = pipeline
+        self._close = close
+        self._posted = 0
         self._connections: list[_ReportConnection] = []
         self._connecting: set[Deferred[_ReportConnection]] = set()
         self._queue: deque[_Pending] = deque()
@@ -310,8 +323,12 @@ class ReportPoster:
         if self._closed:
             d.errback(Failure(ConnectionLost("poster closed")))
             return d
-        data = b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
-        self._queue.append(_Pending(data, d))
+        self._posted += 1
+        # Request n closes when n * share crosses a whole number: evenly spread.
+        close = int(self._posted * self._close) != int((self._posted - 1) * self._close)
+        extra = b"\r\nConnection: close" if close else b""
+        data = b"%s%d%s\r\n\r\n%s" % (self._head, len(body), extra, body)
+        self._queue.append(_Pending(data, d, close))
         self._pump()
         return d
 
@@ -411,6 +428,7 @@ class FakeCommon:
         callback_password: str | None = None,
         callback_connections: int = 4,
         callback_pipeline: int = 32,
+        callback_close: float = 0.0,
         report_delay: float = 0.0,
         report_attempts: int = 4,
         retry_delay: float = 0.2,
@@ -457,6 +475,7 @@ class FakeCommon:
                 password=callback_password,
                 connections=callback_connections,
                 pipeline=callback_pipeline,
+                close=callback_close,
             )
         self._basic = b"Basic " + base64.b64encode(f"{username}:{password}".encode())
         self._tokens: dict[bytes, float] = {}
@@ -832,7 +851,9 @@ class FakeCommon:
             "operatorResultCode": str(code),
             "segments": segments,
             "gateCustomParameters": {},
+            # Seed 001: what the operator's report carried, then source and destination.
             "customParameters": {
+                "received": stamp.replace("T", " ").rstrip("Z"),
                 "source": message.get("source"),
                 "destination": message.get("destination"),
             },
@@ -1096,6 +1117,8 @@ def main(argv: list[str] | None = None) -> None:
     # 1 is how an HTTP client pool such as LINK's posts: one request in flight
     # per connection. The default pipelines, which no real sender does.
     parser.add_argument("--callback-pipeline", type=int, default=32)
+    # Share of report requests sent with Connection: close (0-1).
+    parser.add_argument("--callback-close", type=float, default=0.0)
     parser.add_argument("--username", default="user")
     parser.add_argument("--password", default=os.environ.get("FAKE_COMMON_PASSWORD", "secret"))
     parser.add_argument("--platform-id", default="0")
@@ -1126,6 +1149,7 @@ def main(argv: list[str] | None = None) -> None:
         callback_password=args.callback_password,
         callback_connections=args.callback_connections,
         callback_pipeline=args.callback_pipeline,
+        callback_close=args.callback_close,
         report_delay=args.report_delay,
         token_expires_in=args.token_expires_in,
         keep_messages=args.keep_messages,
