@@ -886,15 +886,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     """One line per row: the figures issue 12 asks for, side by side."""
     head = (
         "| row | messages | end to end msg/s | submit_sm_resp p50 / p99 ms"
-        " | receipt p50 / p99 ms | gateway CPU us/msg | max RSS MiB | lost / dup |"
+        " | receipt p50 / p99 ms | report 200 p50 / p99 ms | gateway CPU us/msg"
+        " | max RSS MiB | lost / dup |"
     )
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for f in rows:
         s, e, c = f["submit"]["latency_ms"], f["end_to_end"], f["counts"]
         r = e["receipt_latency_ms"]
+        answer = f.get("fake_common", {}).get("report_answer_ms") or {"p50": 0.0, "p99": 0.0}
         lines.append(
             f"| {f['phase']} | {f['messages']} | {e['receipts_per_second']:.0f}"
             f" | {s['p50']:.2f} / {s['p99']:.2f} | {r['p50']:.1f} / {r['p99']:.1f}"
+            f" | {answer['p50']:.2f} / {answer['p99']:.2f}"
             f" | {f['cpu_seconds']['gateway_us_per_message']:.0f}"
             f" | {f['gateway_memory_mib']['max_rss']:.1f}"
             f" | {c['lost']} / {c['duplicates']}" + (" STALLED" if c["stalled"] else "") + " |"

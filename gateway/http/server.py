@@ -66,6 +66,7 @@ from gateway.http.parser import (
     format_response,
 )
 from gateway.logs import Repeats
+from gateway.transport import immediate
 
 log = Logger()
 
@@ -341,7 +342,7 @@ class HttpServerProtocol(Protocol):
                 break
         transport: Any = self.transport
         if out:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            immediate.send(transport, out[0] if len(out) == 1 else b"".join(out))
         if close:
             self._reading = False
             pending.clear()

@@ -51,6 +51,7 @@ from gateway.config import SmppSettings
 from gateway.logs import Repeats
 from gateway.smpp import pdu as p
 from gateway.smpp.session import BOUND, BindState, Event, Response, Role, Session
+from gateway.transport import immediate
 
 log = Logger()
 
@@ -264,7 +265,7 @@ class SmppProtocol(Protocol):
         transport: Any = self.transport
         if data and transport is not None and not self._closing:
             self.last_sent = self.clock.seconds()
-            transport.write(data)
+            immediate.send(transport, data)
 
     def respond(self, request: p.Pdu, response: p.Pdu) -> None:
         if self.session.state is BindState.CLOSED and self._closing:

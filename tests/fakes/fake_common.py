@@ -138,13 +138,14 @@ class _TrackedChannel(HTTPChannel):
 
 
 class _Pending:
-    __slots__ = ("attempts", "close", "data", "deferred")
+    __slots__ = ("attempts", "close", "data", "deferred", "sent_at")
 
     def __init__(self, data: bytes, deferred: Deferred[int], close: bool = False) -> None:
         self.data = data
         self.deferred = deferred
         self.attempts = 0
         self.close = close  # sent with Connection: close: the connection ends with it
+        self.sent_at = 0.0
 
 
 class _ReportConnection(Protocol):
@@ -171,6 +172,7 @@ class _ReportConnection(Protocol):
 
     def send(self, pending: _Pending) -> None:
         pending.attempts += 1
+        pending.sent_at = time.perf_counter()
         self.in_flight.append(pending)
         if pending.close:
             self.closing = True  # nothing more goes on this connection
@@ -252,6 +254,7 @@ class _ReportConnection(Protocol):
         if self.in_flight:
             answered = self.in_flight.popleft()
             closed = answered.close
+            self.poster.answer_times.append(time.perf_counter() - answered.sent_at)
             answered.deferred.callback(status)
         if self._close_after or closed:
             self.closing = True
@@ -313,6 +316,8 @@ class ReportPoster:
         self._pipeline = pipeline
         self._close = close
         self._posted = 0
+        # Seconds from writing each request to reading its answer, as LINK sees it.
+        self.answer_times: list[float] = []
         self._connections: list[_ReportConnection] = []
         self._connecting: set[Deferred[_ReportConnection]] = set()
         self._queue: deque[_Pending] = deque()
@@ -570,9 +575,21 @@ class FakeCommon:
             "reports_posted": self.reports_posted,
             "reports_acknowledged": self.reports_acknowledged,
             "reports_failed": self.reports_failed,
+            "report_answer_ms": self._answer_percentiles(),
             "down": self._down,
             "gates": list(self.gates.values()),
         }
+
+    def _answer_percentiles(self) -> dict[str, float]:
+        """How long the callback receiver took to answer a report (p50, p99, max)."""
+        times = sorted(self.poster.answer_times) if self.poster is not None else []
+        if not times:
+            return {}
+
+        def at(q: float) -> float:
+            return round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 2)
+
+        return {"p50": at(0.5), "p99": at(0.99), "max": round(times[-1] * 1000, 2)}
 
     # -- request handling (called by the resource) ------------------------------
 
