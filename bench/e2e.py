@@ -842,7 +842,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile-gateway",
         metavar="FILE",
         default=None,
-        help="run the gateway under cProfile, writing FILE (use with a single row)",
+        help="profile the gateway, writing FILE: sampled if it ends in .json (see"
+        " bench/profiled_twistd.py), else cProfile (use with a single row)",
     )
     args = parser.parse_args(argv)
     if args.binds < 1 or args.window < 1 or args.callback_pipeline < 1:
