@@ -27,6 +27,7 @@ from gateway.connectors.common.payloads import (
 from gateway.connectors.common.results import RESULT_CODES
 from gateway.http.parser import HttpError, HttpRequest, RequestParser, Response
 from gateway.records import Report
+from gateway.store.base import StoreFull
 from tests.support.records import DELIVERED
 
 # Shaped exactly like seed 001's "Delivery Report Example".
@@ -584,6 +585,20 @@ def test_endpoint_failures_logged_at_most_every_interval() -> None:
         globalLogPublisher.removeObserver(observer)
     failures = [e for e in logged if "log_failure" in e]
     assert len(failures) == 1
+
+
+def test_a_full_disk_is_a_warning_without_a_traceback() -> None:
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        endpoint = CallbackEndpoint(
+            lambda reports: fail(StoreFull("the disk is full")), username=None, password=None
+        )
+        assert answer_now(endpoint, make_request(BODY, auth=None)).status == 503
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    (event,) = [e for e in logged if "not stored" in e.get("log_format", "")]
+    assert "log_failure" not in event and event["log_level"].name == "warn"
 
 
 def test_endpoint_handler_already_fired() -> None:

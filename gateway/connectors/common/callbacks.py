@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from gateway.connectors.common.payloads import BadCallback, parse_delivery_reports
 from gateway.http.parser import HttpRequest, Response
 from gateway.logs import Repeats
+from gateway.store.base import StoreFull
 
 log = Logger()
 T = TypeVar("T")
@@ -133,7 +134,15 @@ class CallbackEndpoint(Generic[T]):
 
     def _not_stored(self, failure: Failure) -> Response:
         suppressed = self._failure_log.note("not_stored", time.monotonic())
-        if suppressed is not None:
+        if suppressed is not None and failure.check(StoreFull):
+            # Expected while the disk is full, and the store says so itself: no traceback.
+            log.warn(
+                "{what} not stored, the disk is full ({suppressed} more not logged);"
+                " answering 503 so that LINK retries",
+                what=self._what,
+                suppressed=suppressed,
+            )
+        elif suppressed is not None:
             log.failure(
                 "{what} not stored ({suppressed} similar failures not logged); "
                 "answering 503 so that LINK retries",
