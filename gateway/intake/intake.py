@@ -94,9 +94,11 @@ class Intake:
             return settle(book, report, now)
 
         def stored(results: list[ReportResult]) -> None:
-            self._applied(results)
+            # The 200s first: LINK's next report on each connection waits for them,
+            # and the receipts' deliver_sm work need not come before.
             for waiter in waiters:
                 waiter.callback(None)
+            self._applied(results)
 
         def failed(failure: Any) -> None:
             for waiter in waiters:
