@@ -309,6 +309,10 @@ class SmppProtocol(Protocol):
         if transport is None:
             return
         if not self._closing:
+            if not abort:
+                # Answers the session made in this pass (say, refusals read just
+                # before an unbind_resp that closes us) are buffered too.
+                self.flush()
             self._closing = True
             self._closing_since = self.clock.seconds()
             if self._producing:

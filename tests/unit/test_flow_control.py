@@ -5,8 +5,9 @@ What is checked: answers made while a read is being handled never recurse,
 however many PDUs the read held; a peer that leaves our output unread stops
 being read and is aborted after write_timeout; an unbound connection is aborted
 at bind_timeout whatever is buffered; a partial PDU's deadline runs from its
-first byte; one HTTP connection gets a bounded share of each reactor turn; and
-100 (Continue) waits for the head to pass the screen.
+first byte; a close in the middle of a read still sends the answers made before
+it; one HTTP connection gets a bounded share of each reactor turn; and 100
+(Continue) waits for the head to pass the screen.
 """
 
 from __future__ import annotations
@@ -269,3 +270,17 @@ def test_a_head_of_bare_lf_lines_is_refused_at_once() -> None:
     served.protocol.dataReceived(b"GET /x HTTP/1.1\nHost: gw\n\n")
     assert served.transport.value().startswith(b"HTTP/1.1 400 ")
     assert served.transport.disconnecting
+
+
+def test_a_close_in_the_middle_of_a_read_sends_the_answers_made_before_it() -> None:
+    # Shutdown: the unbind_resp that closes us can share a read with submit_sm the
+    # ESME sent before it; their refusals were made in that pass and must go out.
+    link, transport, _clock = bound()
+    unbind = link.request(p.Unbind())
+    unbind.addCallback(lambda _: link.close())
+    (sent,) = pdus(transport.value())
+    transport.clear()
+    link.dataReceived(submits(3) + encode(p.UnbindResp(sequence=sent.sequence)))
+    assert unbind.called
+    assert [a.sequence for a in pdus(transport.value())] == [100, 101, 102]
+    assert transport.disconnecting
