@@ -30,6 +30,7 @@ from gateway.metrics import Metrics
 from gateway.records import RECEIPT, Receipt
 from gateway.smpp.pdu import CommandStatus
 from gateway.store.base import Store
+from gateway.store.gone import Gone
 from gateway.store.unwatched import unwatched
 
 log = Logger()
@@ -87,9 +88,7 @@ class ReceiptDeliverer:
         self._out: dict[str, int] = {}
         # Seqs delivered (or dropped) whose removal from the store is not committed:
         # a page read meanwhile still has them.
-        self._gone: set[int] = set()
-        self._reads = 0
-        self._gone_later: list[int] = []
+        self._gone: Gone[int] = Gone()
 
     def _box(self, account: str) -> _Box:
         box = self._boxes.get(account)
@@ -171,7 +170,6 @@ class ReceiptDeliverer:
 
     def _refill(self, account: str, box: _Box) -> None:
         box.reading = True
-        self._reads += 1
 
         def got(found: list[Receipt]) -> None:
             if len(found) < self._page:
@@ -188,32 +186,19 @@ class ReceiptDeliverer:
 
         def ended(_: object) -> None:
             box.reading = False
-            self._reads -= 1
-            if not self._reads and self._gone_later:
-                self._gone.difference_update(self._gone_later)
-                self._gone_later = []
             if box.queue:
                 self._reactor.callLater(0, self.pump, account)
 
         read = self._store.receipts_after(account, box.cursor, self._page)
-        read.addCallbacks(got, failed).addBoth(ended)
+        self._gone.reading(read.addCallbacks(got, failed)).addBoth(ended)
 
     def _done(self, receipt: Receipt) -> None:
         """The receipt leaves memory and the store, its ESME's answer counted."""
         self._counts[receipt.kind] = self._counts.get(receipt.kind, 1) - 1
         box = self._box(receipt.account)
         box.held.discard(receipt.seq)
-        seq = receipt.seq
-        self._gone.add(seq)
-
-        def removed(result: None) -> None:
-            if self._reads:
-                self._gone_later.append(seq)
-            else:
-                self._gone.discard(seq)
-
-        done = self._store.receipts_done([seq])
-        done.addCallback(removed)
+        done = self._store.receipts_done([receipt.seq])
+        self._gone.until([receipt.seq], done)
         unwatched(done, "receipts_done")
 
     def _answered(self, status: int, receipt: Receipt) -> None:

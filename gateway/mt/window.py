@@ -36,6 +36,7 @@ from twisted.logger import Logger
 
 from gateway.records import Message
 from gateway.store.base import Queued, Store
+from gateway.store.gone import Gone
 
 log = Logger()
 
@@ -85,11 +86,7 @@ class Window:
         self.delayed: list[tuple[float, int, Entry]] = []
         self._order = itertools.count()
         # Messages that left memory while the store still has them queued.
-        self._left: set[str] = set()
-        # While a read of the store is out, what it brings may predate a write that
-        # committed meanwhile: such ids leave `_left` only once the reads are in.
-        self._reads = 0
-        self._left_later: list[str] = []
+        self._left: Gone[str] = Gone()
 
     def left(self, message_id: str) -> None:
         """Stored as queued but never to be sent from the queue (accept=upstream)."""
@@ -152,16 +149,7 @@ class Window:
         """`ids` left memory; `write` records it in the store. Until it is
         committed, a page of the store still shows them queued; if it fails, they
         stay out of the queue until a restart, as they would without the window."""
-        self._left.update(ids)
-
-        def written(result: Any) -> Any:
-            if self._reads:
-                self._left_later.extend(ids)
-            else:
-                self._left.difference_update(ids)
-            return result
-
-        write.addCallback(written)
+        self._left.until(ids, write)
 
     def oldest(self) -> float | None:
         """Submission time of the oldest message in memory."""
@@ -172,21 +160,12 @@ class Window:
     # --- reads of the store ----------------------------------------------------------
 
     def _reading(self, read: Deferred[Any], queue: ConnectorQueue | None) -> Deferred[Any]:
-        self._reads += 1
-
         def failed(failure: Any) -> None:
             log.failure("dispatcher: reading the queue from the store failed", failure)
             if queue is not None:
                 queue.spilled = True  # tried again at the next pump
 
-        def ended(result: Any) -> Any:
-            self._reads -= 1
-            if not self._reads and self._left_later:
-                self._left.difference_update(self._left_later)
-                self._left_later = []
-            return result
-
-        return read.addErrback(failed).addBoth(ended)
+        return self._left.reading(read.addErrback(failed))
 
     def _take(self, name: str, queue: ConnectorQueue, found: list[Queued], now: float) -> None:
         for _, message in found:

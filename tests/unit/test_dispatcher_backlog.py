@@ -115,7 +115,9 @@ def batch(prefix: str, count: int, **overrides: Any) -> list[Message]:
     return [message(f"{prefix}{i:03}", **overrides) for i in range(count)]
 
 
-class BacklogTests(TestCase):
+class RigTests(TestCase):
+    """Each test with a fresh Rig over its own store."""
+
     timeout = 60
 
     def setUp(self) -> None:
@@ -126,6 +128,8 @@ class BacklogTests(TestCase):
         self.rig.dispatcher.stop()
         return self.rig.store.close()
 
+
+class BacklogTests(RigTests):
     @inlineCallbacks
     def test_a_backlog_stays_on_disk_and_drains_in_the_order_it_came(self) -> Steps:
         rig = self.rig
@@ -215,18 +219,8 @@ class BacklogTests(TestCase):
         assert rig.connector.times_of("n")[0] >= 2.0
 
 
-class FindTests(TestCase):
+class FindTests(RigTests):
     """cancel_sm and replace_sm reach queued messages wherever they are."""
-
-    timeout = 60
-
-    def setUp(self) -> None:
-        self.rig = Rig(Path(self.mktemp()) / "gateway.sqlite")
-        return self.rig.open()
-
-    def tearDown(self) -> Deferred[None]:
-        self.rig.dispatcher.stop()
-        return self.rig.store.close()
 
     @inlineCallbacks
     def cancel(self, messages: list[Message]) -> Steps:
