@@ -139,6 +139,7 @@ class GatewayService(Service):
             wal_limit=config.store.wal_limit_mb * 2**20,
             wal_keep=config.store.wal_keep_mb * 2**20,
             reserve=config.store.reserve_mb * 2**20,
+            commit_delay=config.store.commit_delay,
         )
         self.flows = Flows(
             reactor,

@@ -18,6 +18,9 @@ from gateway.records import Outcome
 # Queued messages live in the store, not in memory (gateway/mt/window.py): an
 # account's max_queue bounds its share of the disk, about 350 bytes a message.
 MAX_QUEUE = 10_000_000
+# Beyond this a commit delay is latency that buys nothing: at rates where a few
+# milliseconds gather no companions, there is no CPU left to save either.
+MAX_COMMIT_DELAY = 0.02
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class StoreSettings:
     # MiB set aside beside the store and given back when the disk fills
     # (gateway/store/reserve.py); 0: none.
     reserve_mb: int = 32
+    # How long a durable write waits for others to share its transaction and fsync
+    # (gateway/store/commit.py); 0: the end of the reactor turn.
+    commit_delay: float = 0.002
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from gateway import tls
 from gateway.config.model import (
     BIND_FAILURE_STATUSES,
     LOG_LEVELS,
+    MAX_COMMIT_DELAY,
     MAX_DESTINATIONS,
     WINDOW_OVERRUN,
     HttpSettings,
@@ -166,7 +167,10 @@ def read_store(r: Reader) -> StoreSettings:
         wal_keep_mb=r.integer("wal_keep_mb", d.wal_keep_mb, minimum=0),
         memory_window=r.integer("memory_window", d.memory_window, minimum=64),
         reserve_mb=r.integer("reserve_mb", d.reserve_mb, minimum=0),
+        commit_delay=r.duration("commit_delay", d.commit_delay),
     )
+    if settings.commit_delay > MAX_COMMIT_DELAY:
+        raise r.fail("commit_delay", f"must not be more than {MAX_COMMIT_DELAY * 1000:g}ms")
     if settings.wal_keep_mb > settings.wal_limit_mb:
         raise r.fail("wal_keep_mb", "must not be more than wal_limit_mb")
     r.check_unknown()

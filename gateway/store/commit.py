@@ -1,13 +1,25 @@
 """Group commit for the SQLite store: transactions on the reactor, fsync off it.
 
-Every call made during one reactor turn becomes a job; at the end of the turn
-all queued jobs run in one transaction on the reactor thread. COMMIT is cheap
-(the connection runs with synchronous=NORMAL, so a commit only appends to the
-WAL file); durability comes from an fdatasync of the WAL file in a thread,
-after which the jobs' Deferreds fire. Up to MAX_SYNCS fsyncs may be in flight,
+Every call becomes a job; `delay` after the first durable job (at the end of
+its reactor turn for an urgent job, or with no delay) all queued jobs run in
+one transaction on the reactor thread. COMMIT is cheap (the connection runs
+with synchronous=NORMAL, so a commit only appends to the WAL file); durability
+comes from an fdatasync of the WAL file in a thread, after which the jobs'
+Deferreds fire. Up to MAX_SYNCS fsyncs may be in flight,
 so a commit need not wait for an earlier fsync to finish before its own starts;
 beyond that, jobs gather and share the next transaction. Under load batches
 grow by themselves and the cost of the disk is shared.
+
+At ordinary rates they would not: at 1,000 messages/s a submit or a report
+comes every half millisecond, and each would get a transaction and an fsync of
+its own, which cost more CPU than the work in them (BEGIN and COMMIT, a dozen
+WAL pages written, two thread hand-offs). The delay, 2 ms by default (`[store]
+commit_delay`), lets a few share them: measured in bench/README, it cuts the
+gateway's CPU per message at 1,000/s by about a fifth and adds that much to a
+submit_sm_resp. An urgent job does not wait: LINK posts its reports over a
+few connections, one request in flight on each, so the 200 of every report
+paces LINK's next one; a delay there would cap how fast reports can come at
+connections / delay. What is queued when an urgent job flushes goes with it.
 
 Why this split: a durable commit waits for the disk (about a millisecond
 here), which must not stall the reactor; but running SQLite itself in a worker
@@ -147,8 +159,10 @@ class GroupCommitter:
         wal_limit: int = WAL_LIMIT,
         wal_keep: int = WAL_KEEP,
         on_full: Callable[[], bool] = lambda: False,
+        delay: float = 0.0,
     ) -> None:
         self._reactor = reactor
+        self._delay = delay
         self._on_full = on_full
         self.path = path
         self._conn: sqlite3.Connection | None = conn
@@ -200,11 +214,14 @@ class GroupCommitter:
         self._checkpoint_worker.start()
         self._checkpoints.start(checkpoint_interval, now=False)
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> Deferred[T]:
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True, urgent: bool = False
+    ) -> Deferred[T]:
         """Queue a job for the next transaction.
 
-        Durable jobs fire after the fsync and are flushed at the end of this reactor
-        turn. Bookkeeping that nobody waits for (`durable=False`) rides along with the
+        Durable jobs fire after the fsync and are flushed `delay` after the first of
+        them (urgent ones, and all without a delay, at the end of this reactor
+        turn). Bookkeeping that nobody waits for (`durable=False`) rides along with the
         next durable flush, or goes on its own after LAZY_DELAY, so that it costs no
         transaction and no fsync of its own.
         """
@@ -214,10 +231,11 @@ class GroupCommitter:
             # The disk is busy: gather until an fsync is done, then one commit for all.
             return job.deferred
         call = self._flush_call
+        wait = LAZY_DELAY if not durable else 0.0 if urgent else self._delay
         if call is None or not call.active():
-            self._flush_call = self._reactor.callLater(0 if durable else LAZY_DELAY, self._flush)
-        elif durable and call.getTime() > self._reactor.seconds():
-            call.reset(0)
+            self._flush_call = self._reactor.callLater(wait, self._flush)
+        elif durable and call.getTime() > self._reactor.seconds() + wait:
+            call.reset(wait)
         return job.deferred
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

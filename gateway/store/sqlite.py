@@ -114,6 +114,7 @@ class SqliteStore:
         wal_limit: int = WAL_LIMIT,
         wal_keep: int = WAL_KEEP,
         reserve: int = 0,
+        commit_delay: float = 0.0,
     ) -> None:
         self._reactor = reactor
         self.path = path
@@ -124,6 +125,7 @@ class SqliteStore:
         self._now = clock or reactor.seconds
         self._checkpoint_interval = checkpoint_interval
         self._wal = (wal_limit, wal_keep)
+        self._commit_delay = commit_delay
         self._commit: GroupCommitter | None = None
         self._short_next = 0
         self._short_reserved = 0
@@ -193,9 +195,9 @@ class SqliteStore:
         return self._commit
 
     def _submit(
-        self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True
+        self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True, urgent: bool = False
     ) -> Deferred[T]:
-        return self._committer().submit(fn, durable=durable)
+        return self._committer().submit(fn, durable=durable, urgent=urgent)
 
     def _batched(
         self, statement: str, values: list[tuple[Any, ...]], *, durable: bool
@@ -247,6 +249,7 @@ class SqliteStore:
             wal_limit=self._wal[0],
             wal_keep=self._wal[1],
             on_full=self._disk_full,
+            delay=self._commit_delay,
         )
         if self._reserve.size > 0 and not self._reserve.take():
             self._refuse("the reserve could not be allocated at the start")
@@ -408,7 +411,8 @@ class SqliteStore:
             book = rows.SqliteBook(conn)
             return [rule(book, report) for report in reports]
 
-        return self._submit(run)
+        # LINK's next report on this connection waits for the 200 (commit.py).
+        return self._submit(run, urgent=True)
 
     # --- towards ESMEs -------------------------------------------------------------
 
@@ -455,7 +459,7 @@ class SqliteStore:
                 results.append([rows.insert_receipt(conn, item) for item in items])
             return results
 
-        return self._submit(run)
+        return self._submit(run, urgent=True)  # as reports: LINK waits for the answer
 
     # --- upkeep --------------------------------------------------------------------
 
