@@ -32,13 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
-# RFC 9110, section 5.6.2: token characters, the only ones allowed in a method or a
-# field name.
-_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# The character tables and comma_list are shared with the client side
+# (gateway/http/answers.py). RFC 9110, section 5.6.2: token characters, the only
+# ones allowed in a method or a field name.
+TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Bytes a header block may hold: visible ASCII, SP, HTAB, obs-text (RFC 9110, section
 # 5.5) and the CR LF that end lines. Anything else (NUL, other controls) is refused.
-_HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
-_HEX = b"0123456789abcdefABCDEF"
+HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
+HEX_DIGITS = b"0123456789abcdefABCDEF"
 # RFC 9112, section 3: request-line = method SP request-target SP HTTP-version.
 # The target is visible ASCII (RFC 3986 allows nothing else); the version is
 # matched loosely here so that HTTP/2.0 and friends get 505 rather than 400.
@@ -234,7 +235,7 @@ class RequestParser:
             raise self._too_long_head(buffer)
         head = bytes(buffer[:end])
         del buffer[: end + 4]
-        if head.translate(None, _HEAD_BYTES):
+        if head.translate(None, HEAD_BYTES):
             raise HttpError(400, "control character in the request head")
         lines = head.split(b"\r\n")
         # RFC 9112, section 2.2: a bare CR or LF is not a line ending we accept;
@@ -259,7 +260,7 @@ class RequestParser:
             name, colon, value = line.partition(b":")
             # RFC 9112, section 5.1: no whitespace between name and colon (400);
             # section 5.2: obs-fold (a line starting with whitespace) is refused.
-            if not colon or not name or name.translate(None, _TCHAR):
+            if not colon or not name or name.translate(None, TCHAR):
                 raise HttpError(400, "malformed header line")
             name = name.lower()
             value = value.strip(b" \t")
@@ -293,9 +294,9 @@ class RequestParser:
             options = connection.lower()
             if http10:
                 # RFC 9112, section 9.3: HTTP/1.0 persists only when asked.
-                request.keep_alive = b"keep-alive" in _tokens(options)
+                request.keep_alive = b"keep-alive" in comma_list(options)
             elif b"close" in options:
-                request.keep_alive = b"close" not in _tokens(options)
+                request.keep_alive = b"close" not in comma_list(options)
         elif http10:
             request.keep_alive = False
         if not http10:
@@ -317,7 +318,7 @@ class RequestParser:
             if http10:
                 # RFC 9112, section 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
-            codings = _tokens(coding.lower())
+            codings = comma_list(coding.lower())
             if codings != [b"chunked"]:
                 if any(c != b"chunked" for c in codings):
                     # RFC 9112, section 6.1: a coding we do not understand -> 501.
@@ -372,7 +373,7 @@ class RequestParser:
                 if end > _MAX_CHUNK_LINE:
                     raise HttpError(400, "chunk-size line too long")
                 digits = bytes(buffer[:end]).partition(b";")[0].rstrip(b" \t")
-                if not digits or digits.translate(None, _HEX) or len(digits) > 16:
+                if not digits or digits.translate(None, HEX_DIGITS) or len(digits) > 16:
                     raise HttpError(400, "malformed chunk size")
                 size = int(digits, 16)
                 del buffer[: end + 2]
@@ -417,7 +418,7 @@ class RequestParser:
         return request
 
 
-def _tokens(value: bytes) -> list[bytes]:
+def comma_list(value: bytes) -> list[bytes]:
     """A comma-separated list (RFC 9110, section 5.6.1), empty elements dropped."""
     return [item for item in (part.strip(b" \t") for part in value.split(b",")) if item]
 
@@ -426,7 +427,7 @@ def _content_length(value: bytes) -> int:
     # RFC 9112, section 6.3 (5): an invalid Content-Length is unrecoverable framing.
     # RFC 9110, section 8.6: a list of identical values may be taken as one.
     if not value.isdigit():
-        values = set(_tokens(value))
+        values = set(comma_list(value))
         if len(values) != 1:
             raise HttpError(400, "bad Content-Length")
         value = values.pop()
@@ -534,11 +535,15 @@ def error_response(error: HttpError, *, now: float | None = None) -> bytes:
 
 __all__ = [
     "CONTINUE",
+    "HEAD_BYTES",
+    "HEX_DIGITS",
+    "TCHAR",
     "TEXT_PLAIN",
     "HttpError",
     "HttpRequest",
     "RequestParser",
     "Response",
+    "comma_list",
     "error_response",
     "format_response",
     "http_date",

@@ -1,4 +1,4 @@
-"""The benchmark keeps working: a quick run loses nothing (its figures are not checked)."""
+"""The benchmarks keep working: a quick run loses nothing (their figures are not checked)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,21 @@ def test_quick_benchmark_loses_no_message() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     phases = json.loads(result.stdout)
     assert phases, "the benchmark printed no phase"
+
+
+def test_quick_http_client_benchmark_runs() -> None:
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.http_client", "--requests", "50", "--rounds", "1", "--json"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)
+    assert {(row["client"], row["mode"]) for row in rows} == {
+        (client, mode)
+        for client in ("treq", "lean", "common")
+        for mode in ("sequential", "concurrent")
+    }

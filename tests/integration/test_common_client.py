@@ -10,7 +10,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
-from twisted.web.client import HTTPConnectionPool
 
 from gateway.connectors.common.client import CommonClient, CommonError, CommonSettings, SendResult
 from tests.fakes.fake_common import FakeCommon
@@ -44,9 +43,9 @@ class ClientTestCase(TestCase):
     def client(self, base_url: str, **settings: Any) -> CommonClient:
         options: dict[str, Any] = {"username": "user", "password": "secret"}
         options.update(settings)
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        self.addCleanup(pool.closeCachedConnections)
-        return CommonClient(reactor, CommonSettings(base_url=base_url, **options), pool=pool)
+        client = CommonClient(reactor, CommonSettings(base_url=base_url, **options))
+        self.addCleanup(client.close)
+        return client
 
     @inlineCallbacks
     def expect_error(self, d: Deferred[Any]) -> Any:
@@ -306,7 +305,7 @@ class FailureTests(ClientTestCase):
         self.assertEqual([m["refId"] for m in common.accepted], ["before", "after"])
 
     @inlineCallbacks
-    def test_client_owns_and_closes_its_pool(self) -> Any:
+    def test_client_owns_and_closes_its_connections(self) -> Any:
         common = FakeCommon(reactor)
         common.start()
         self.addCleanup(common.stop)

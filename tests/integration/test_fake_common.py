@@ -60,13 +60,11 @@ class ReportTests(TestCase):
         )
         self.common.start()
         self.addCleanup(self.common.stop)
-        self.pool = HTTPConnectionPool(reactor)
-        self.addCleanup(self.pool.closeCachedConnections)
         self.client = CommonClient(
             reactor,
             CommonSettings(base_url=self.common.base_url, username="user", password="secret"),
-            pool=self.pool,
         )
+        self.addCleanup(self.client.close)
 
     def store(self, reports: list[DeliveryReport]) -> Deferred[None]:
         if self.fail_stores:
@@ -198,8 +196,8 @@ class ReportTests(TestCase):
         client = CommonClient(
             reactor,
             CommonSettings(base_url=common.base_url, username="user", password="secret"),
-            pool=self.pool,
         )
+        self.addCleanup(client.close)
         yield client.send(message())
         for _ in range(200):
             if common.reports_failed:

@@ -7,7 +7,7 @@ server, Common reports), with three differences that keep it in memory:
 * the reactor is a `MemoryReactorClock`: time moves only when a test says so;
 * the Common connector's client talks to `CommonStub`, a twisted.web resource
   answering like LINK Common's /sms/send and /sms/sendbatch (seed 001), through
-  treq's `StubTreq`;
+  treq's `StubTreq` (tests/support/stubhttp.py puts it behind CommonClient's seam);
 * binds check passwords inline (`run_check`), and the store runs with
   `synchronous = "normal"` and no checkpoints, so nothing waits for a thread.
 
@@ -46,6 +46,7 @@ from gateway.smpp.codec import Framer, decode, encode
 from gateway.store.sqlite import SqliteStore
 from gateway.transport.protocol import SmppProtocol
 from gateway.transport.server import SmppServerFactory
+from tests.support.stubhttp import StubOrigin
 
 T = TypeVar("T")
 
@@ -334,7 +335,8 @@ class InProcessGateway:
         connectors: dict[str, CommonConnector] = {}
         for name, settings in config.connectors.items():
             assert settings.common is not None, "in-process flows run Common connectors only"
-            client = CommonClient(reactor, settings.common, http=self.http)
+            origin = StubOrigin(self.http, settings.common.base_url)
+            client = CommonClient(reactor, settings.common, http=origin)
             connectors[name] = CommonConnector(reactor, settings, self.metrics, client=client)
         # The gateway's own wiring, as GatewayService runs it.
         self.flows = Flows(

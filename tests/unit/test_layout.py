@@ -39,6 +39,8 @@ SANS_IO = (
     "gateway.connectors.common.payloads",
     "gateway.connectors.linksmpp.mapping",
     "gateway.connectors.pace",
+    "gateway.http.answers",
+    "gateway.http.parser",
     "gateway.store.schema",
     "gateway.store.rows",
 )

@@ -1,9 +1,10 @@
 """HTTP client for LINK's Common SMS REST API (``/sms/send``, ``/sms/sendbatch``).
 
 Responsible for: authenticating (HTTP Basic, or OAuth 2.0 client_credentials against
-``/auth/token``), posting already-built request dicts as JSON over a keep-alive
-connection pool, and turning every possible outcome into either a result or a
-:class:`CommonError` that says whether trying again later can help.
+``/auth/token``), posting already-built request dicts as JSON over keep-alive
+connections (:class:`gateway.http.client.HttpClient`, at most ``max_connections``),
+and turning every possible outcome into either a result or a :class:`CommonError`
+that says whether trying again later can help.
 
 What always holds:
 
@@ -31,44 +32,26 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
 
-import treq
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from hyperlink import EncodedURL
-from treq.client import HTTPClient
 from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectError, ConnectionClosed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    RequestTransmissionFailed,
-    ResponseFailed,
-    ResponseNeverReceived,
-    _HTTP11ClientFactory,
-)
-from twisted.web.iweb import IAgent
 
 from gateway.connectors.common.settings import CommonSettings
 from gateway.connectors.pace import parse_retry_after
+from gateway.http.answers import Answer
+from gateway.http.client import Headers, HttpClient, HttpTransportError, Origin
 
 log = Logger()
 
-# What a failed HTTP exchange raises when the network, not our code, is at fault.
-_TRANSPORT_ERRORS = (
-    ConnectError,
-    ConnectionClosed,
-    CancelledError,
-    RequestTransmissionFailed,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
+# What a failed HTTP exchange raises when the network, not our code, is at fault
+# (CancelledError: our own timeout cancelled it).
+_TRANSPORT_ERRORS = (HttpTransportError, CancelledError)
 
 # Seed 001 "Error Result Codes": what we report when a 401/403 body carries no code.
 INVALID_AUTHENTICATION = 101100
@@ -80,12 +63,15 @@ _RENEW_FRACTION = 0.8
 _DEFAULT_EXPIRES_IN = 3599.0
 _MAX_ERROR_TEXT = 200
 
-_JSON_HEADERS = {b"Content-Type": [b"application/json"], b"Accept": [b"application/json"]}
-_ACCEPT_JSON = {b"Accept": [b"application/json"]}
-_FORM_HEADERS = {
-    b"Content-Type": [b"application/x-www-form-urlencoded"],
-    b"Accept": [b"application/json"],
-}
+_JSON_HEADERS: Headers = ((b"Content-Type", b"application/json"), (b"Accept", b"application/json"))
+_ACCEPT_JSON: Headers = ((b"Accept", b"application/json"),)
+_FORM_HEADERS: Headers = (
+    (b"Content-Type", b"application/x-www-form-urlencoded"),
+    (b"Accept", b"application/json"),
+)
+# Characters a path keeps as they are (RFC 3986, section 3.3, and "%" so that a
+# segment the caller escaped stays escaped); anything else is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
 @dataclass(frozen=True)
@@ -139,53 +125,68 @@ class CommonError(Exception):
         )
 
 
-class _QuietClientFactory(_HTTP11ClientFactory):
-    # Twisted logs "Starting factory" for every new pooled connection at info level.
-    noisy = False
+def quiet_pool(reactor: Any) -> Any:
+    """A persistent twisted.web connection pool that does not log each new
+    connection, for the simulator connector (which still talks treq)."""
+    from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
+    class QuietClientFactory(_HTTP11ClientFactory):
+        # Twisted logs "Starting factory" for every new pooled connection at info level.
+        noisy = False
 
-def quiet_pool(reactor: Any) -> HTTPConnectionPool:
-    """A persistent connection pool that does not log each new connection."""
     pool = HTTPConnectionPool(reactor, persistent=True)
-    pool._factory = _QuietClientFactory
+    pool._factory = QuietClientFactory
     return pool
+
+
+class Requester(Protocol):
+    """What CommonClient sends its requests through: :class:`HttpClient` in
+    production, an in-memory stand-in in tests. ``target`` is the request target
+    (path and query, percent-encoded); the Deferred fires with the answer or fails
+    with HttpTransportError (or CancelledError once cancelled)."""
+
+    def request(
+        self, method: bytes, target: bytes, headers: Headers, body: bytes | None
+    ) -> Deferred[Answer]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Url:
+    """A URL under base_url: its text for messages, its request target for the wire."""
+
+    text: str
+    target: bytes
 
 
 class CommonClient:
     """Sends request dicts to Common; see the module docstring for the guarantees."""
 
     def __init__(
-        self,
-        reactor: Any,
-        settings: CommonSettings,
-        *,
-        pool: HTTPConnectionPool | None = None,
-        http: Any = None,
+        self, reactor: Any, settings: CommonSettings, *, http: Requester | None = None
     ) -> None:
-        """`http` is treq's `HTTPClient` or anything with its `request`: tests pass
-        treq's `StubTreq` to run the whole flow in memory."""
+        """`http` replaces the HTTP client built from `settings` (it then belongs to
+        whoever passed it): tests pass one that answers in memory."""
         if settings.auth not in ("basic", "oauth2"):
             raise ValueError(f"auth must be 'basic' or 'oauth2', not {settings.auth!r}")
         self._reactor = reactor
         self._settings = settings
-        self._owns_pool = pool is None
-        if pool is None:
-            pool = quiet_pool(reactor)
-        pool.maxPersistentPerHost = settings.max_connections
-        self._pool = pool
-        if settings.ca_file is not None:
-            policy = BrowserLikePolicyForHTTPS(trustRoot=_load_trust_root(settings.ca_file))
-        else:
-            policy = BrowserLikePolicyForHTTPS()
-        agent: IAgent = Agent(  # type: ignore[assignment]
-            reactor, contextFactory=policy, pool=pool, connectTimeout=settings.timeout
-        )
-        self._http = http if http is not None else HTTPClient(agent)
-        base = settings.base_url.rstrip("/")
-        # Parsed once: treq would otherwise parse the URL text on every request.
-        self._send_url = EncodedURL.from_text(base + settings.send_path)
-        self._batch_url = EncodedURL.from_text(base + settings.batch_path)
-        self._token_url = EncodedURL.from_text(base + settings.token_path)
+        self._base = settings.base_url.rstrip("/")
+        self._prefix = Origin.from_url(self._base).path
+        self._owned: HttpClient | None = None
+        if http is None:
+            trust = _load_trust_root(settings.ca_file) if settings.ca_file is not None else None
+            http = self._owned = HttpClient(
+                reactor,
+                self._base,
+                max_connections=settings.max_connections,
+                connect_timeout=settings.timeout,
+                trust_root=trust,
+            )
+        self._http = http
+        # Built once: every send reuses the same target bytes.
+        self._send_url = self._url(settings.send_path)
+        self._batch_url = self._url(settings.batch_path)
+        self._token_url = self._url(settings.token_path)
 
         self._basic: bytes | None = None
         if settings.auth == "basic":
@@ -227,17 +228,19 @@ class CommonClient:
         Fires with the 2xx answer or fails with CommonError (the ErrorResponse's
         code and description for any other status).
         """
-        url = EncodedURL.from_text(self._settings.base_url.rstrip("/") + path)
+        url = self._url(path)
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         return Deferred.fromCoroutine(self._request(method, url, data))
 
     def close(self) -> Deferred[None]:
-        """Close idle connections of a pool this client created (an injected pool
-        belongs to whoever injected it)."""
-        if self._owns_pool:
-            closing: Deferred[None] = self._pool.closeCachedConnections()
-            return closing
+        """Close the connections of the HTTP client this client created (an
+        injected one belongs to whoever injected it)."""
+        if self._owned is not None:
+            return self._owned.close()
         return succeed(None)
+
+    def _url(self, path: str) -> _Url:
+        return _Url(self._base + path, quote(self._prefix + path, safe=_PATH_SAFE).encode())
 
     # -- requests ---------------------------------------------------------------
 
@@ -249,13 +252,13 @@ class CommonClient:
         answer = await self._authorized("POST", self._batch_url, body)
         return _batch_results(answer, messages)
 
-    async def _request(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
+    async def _request(self, method: str, url: _Url, body: bytes | None) -> HttpAnswer:
         answer = await self._authorized(method, url, body)
         if not 200 <= answer.status < 300:
             raise _http_error(answer)
         return answer
 
-    async def _authorized(self, method: str, url: EncodedURL, body: bytes | None) -> HttpAnswer:
+    async def _authorized(self, method: str, url: _Url, body: bytes | None) -> HttpAnswer:
         headers = _ACCEPT_JSON if body is None else _JSON_HEADERS
         if self._basic is not None:
             return await self._exchange(url, body, self._basic, headers, method)
@@ -271,20 +274,19 @@ class CommonClient:
 
     async def _exchange(
         self,
-        url: EncodedURL,
+        url: _Url,
         body: bytes | None,
         authorization: bytes | None,
-        headers: dict[bytes, list[bytes]] = _JSON_HEADERS,
+        headers: Headers = _JSON_HEADERS,
         method: str = "POST",
     ) -> HttpAnswer:
         """One HTTP request and its answer, or CommonError for anything that is not
         an HTTP answer."""
-        request_headers: dict[bytes | str, list[bytes | str]] = dict(headers)  # type: ignore[arg-type]
         if authorization is not None:
-            request_headers[b"Authorization"] = [authorization]
-        d = Deferred.fromCoroutine(self._round_trip(method, url, body, request_headers))
-        # One timeout covers connecting, sending and reading the whole answer. Agent
-        # reports a cancelled request wrapped in various errors, hence the flag.
+            headers = (*headers, (b"Authorization", authorization))
+        d = Deferred.fromCoroutine(self._round_trip(method.encode(), url, body, headers))
+        # One timeout covers waiting for a connection, connecting, sending and
+        # reading the whole answer; the flag tells our cancel from any other.
         timed_out: list[bool] = []
 
         def expire() -> None:
@@ -306,28 +308,21 @@ class CommonClient:
             if isinstance(error, _TRANSPORT_ERRORS):
                 what = _describe(error)
             else:
-                log.failure("unexpected error talking to {url}", url=url.to_text())
+                log.failure("unexpected error talking to {url}", Failure(error), url=url.text)
                 what = _describe(error)
-        raise CommonError(f"{url.to_text()}: {what}", temporary=True)
+        raise CommonError(f"{url.text}: {what}", temporary=True)
 
     async def _round_trip(
-        self,
-        method: str,
-        url: EncodedURL,
-        body: bytes | None,
-        headers: dict[bytes | str, list[bytes | str]],
+        self, method: bytes, url: _Url, body: bytes | None, headers: Headers
     ) -> HttpAnswer:
-        response = await self._http.request(
-            method, url, data=body, headers=headers, allow_redirects=False
-        )
-        content: bytes = await treq.content(response)
-        location = response.headers.getRawHeaders(b"location")
-        retry_after = response.headers.getRawHeaders(b"retry-after")
+        answer = await self._http.request(method, url.target, headers, body)
+        location = answer.headers.get(b"location")
+        retry_after = answer.headers.get(b"retry-after")
         return HttpAnswer(
-            response.code,
-            content,
-            location[0].decode("latin-1") if location else None,
-            parse_retry_after(retry_after[0], self._reactor.seconds()) if retry_after else None,
+            answer.status,
+            answer.body,
+            location.decode("latin-1") if location is not None else None,
+            parse_retry_after(retry_after, self._reactor.seconds()) if retry_after else None,
         )
 
     # -- OAuth 2.0 --------------------------------------------------------------
@@ -537,11 +532,8 @@ def _load_trust_root(ca_file: str) -> Any:
 
 
 def _describe(error: BaseException) -> str:
-    reasons = getattr(error, "reasons", None)
-    if reasons:
-        # twisted.web wraps the real cause (a TLS verification error, a reset, ...).
-        inner = reasons[0].value
-        return f"{type(inner).__name__}: {inner}"
+    if isinstance(error, HttpTransportError):
+        return error.description
     return f"{type(error).__name__}: {error}"
 
 
@@ -552,5 +544,6 @@ __all__ = [
     "CommonError",
     "CommonSettings",
     "HttpAnswer",
+    "Requester",
     "SendResult",
 ]
