@@ -41,3 +41,17 @@ def test_quick_http_client_benchmark_runs() -> None:
         for client in ("treq", "lean", "common")
         for mode in ("sequential", "concurrent")
     }
+
+
+def test_floor_benchmark_prints_its_rows() -> None:
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.floor", "--rates", "200", "--seconds", "0.5"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = result.stdout.splitlines()[-1].strip("| ").split(" | ")
+    assert row[0] == "200" and all(float(cell) >= 0 for cell in row[1:]), result.stdout
