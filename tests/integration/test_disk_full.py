@@ -66,11 +66,12 @@ def stack(tmpfs: Path, tmp_path: Path) -> Iterator[tuple[GatewayProcess, FakeCom
 
 def _fill(directory: Path) -> Path:
     filler = directory / "filler"
-    with open(filler, "wb") as f:
+    # Unbuffered: a buffered file keeps the bytes the full disk refused and tries
+    # them again when it is closed, which raised ENOSPC out of the `with`.
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return filler
