@@ -49,8 +49,10 @@ class CommitDelayTests(TestCase):
         # An hour's delay: nothing has been committed, nothing has fired.
         assert commit.batches == 0 and not first.called and not second.called
         assert self.conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
-        # An urgent job goes at the end of its turn and takes the waiting ones along.
+        # An urgent job is committed at once and takes the waiting ones along.
         third = commit.submit(_insert(3), urgent=True)
+        assert commit.batches == 1
+        assert self.conn.execute("SELECT count(*) FROM t").fetchone() == (3,)
         assert (yield first) == 1 and (yield second) == 2 and (yield third) == 3
         assert commit.batches == 1 and commit.jobs == 3
         assert self.conn.execute("SELECT count(*) FROM t").fetchone() == (3,)
