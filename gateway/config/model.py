@@ -108,7 +108,7 @@ class StoreSettings:
     reserve_mb: int = 32
     # How long a durable write waits for others to share its transaction and fsync
     # (gateway/store/commit.py); 0: the end of the reactor turn.
-    commit_delay: float = 0.002
+    commit_delay: float = 0.001
 
 
 @dataclass(frozen=True)
