@@ -16,9 +16,10 @@ its own, which cost more CPU than the work in them (BEGIN and COMMIT, a dozen
 WAL pages written, two thread hand-offs). The delay, 1 ms by default (`[store]
 commit_delay`), lets a few share them: measured in bench/README, it cuts the
 gateway's CPU per message at 1,000/s by about a fifth and adds up to the delay
-to a submit_sm_resp (2 ms saved no more, and its p99 was a millisecond higher). An urgent job does not wait: LINK posts its reports over a
-few connections, one request in flight on each, so the 200 of every report
-paces LINK's next one; a delay there would cap how fast reports can come at
+to a submit_sm_resp (2 ms saved no more, and its p99 was a millisecond
+higher). An urgent job does not wait: LINK posts its reports over a few
+connections, one request in flight on each, so the 200 of every report paces
+LINK's next one; a delay there would cap how fast reports can come at
 connections / delay. Not even for the end of the turn: the intake hands over
 one turn's reports in one job, from a call of the reactor's timer pass, whose
 end is after the next poll's I/O (K=8: +6% reports a second). What is queued
