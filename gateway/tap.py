@@ -142,6 +142,7 @@ class GatewayService(Service):
             wal_keep=config.store.wal_keep_mb * 2**20,
             reserve=config.store.reserve_mb * 2**20,
             commit_delay=config.store.commit_delay,
+            fsync=config.store.fsync,
         )
         self.flows = Flows(
             reactor,

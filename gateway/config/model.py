@@ -109,6 +109,9 @@ class StoreSettings:
     # How long a durable write waits for others to share its transaction and fsync
     # (gateway/store/commit.py); 0: the end of the reactor turn.
     commit_delay: float = 0.001
+    # How the store's fsyncs run: "auto" through io_uring where the kernel offers
+    # it (gateway/store/uring.py), else in threads; "thread" always in threads.
+    fsync: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def read_store(r: Reader) -> StoreSettings:
         memory_window=r.integer("memory_window", d.memory_window, minimum=64),
         reserve_mb=r.integer("reserve_mb", d.reserve_mb, minimum=0),
         commit_delay=r.duration("commit_delay", d.commit_delay),
+        fsync=r.choice("fsync", d.fsync, ("auto", "thread")),
     )
     if settings.commit_delay > MAX_COMMIT_DELAY:
         raise r.fail("commit_delay", f"must not be more than {MAX_COMMIT_DELAY * 1000:g}ms")

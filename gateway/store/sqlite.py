@@ -115,6 +115,7 @@ class SqliteStore:
         wal_keep: int = WAL_KEEP,
         reserve: int = 0,
         commit_delay: float = 0.0,
+        fsync: str = "thread",
     ) -> None:
         self._reactor = reactor
         self.path = path
@@ -126,6 +127,7 @@ class SqliteStore:
         self._checkpoint_interval = checkpoint_interval
         self._wal = (wal_limit, wal_keep)
         self._commit_delay = commit_delay
+        self._fsync = fsync
         self._commit: GroupCommitter | None = None
         self._short_next = 0
         self._short_reserved = 0
@@ -250,7 +252,10 @@ class SqliteStore:
             wal_keep=self._wal[1],
             on_full=self._disk_full,
             delay=self._commit_delay,
+            fsync=self._fsync,
         )
+        if self._durable:
+            log.info("store: fsyncs through {how}", how=self._commit.fsync_by)
         if self._reserve.size > 0 and not self._reserve.take():
             self._refuse("the reserve could not be allocated at the start")
         return succeed(backlog)
