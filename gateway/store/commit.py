@@ -81,8 +81,10 @@ T = TypeVar("T")
 
 # How long non-durable bookkeeping may wait for a transaction to ride along with.
 LAZY_DELAY = 0.02
-# fsyncs in flight at once.
+# fsyncs in flight at once, each in a thread of its own.
 MAX_SYNCS = 2
+# Through io_uring, where one more out costs no thread: K=8 and K=64 +6%.
+MAX_URING_SYNCS = 4
 # The WAL file size that makes the next checkpoint hold commits until it caught up,
 # and the size SQLite truncates the WAL to once it rewinds it.
 WAL_LIMIT = 64 * 2**20
@@ -215,6 +217,7 @@ class GroupCommitter:
         if fsync == "auto" and durable:
             self._uring, why = open_uring(reactor, wal_fd)
             self.fsync_by = "io_uring" if self._uring is not None else f"threads ({why})"
+        self._max_syncs = MAX_SYNCS if self._uring is None else MAX_URING_SYNCS
         workers = 0 if self._uring is not None else MAX_SYNCS
         self._sync_workers = [_Worker(reactor, f"sqlite-fsync-{n}") for n in range(workers)]
         self._idle_sync_workers = list(self._sync_workers)
@@ -247,7 +250,7 @@ class GroupCommitter:
         """
         job = _Job(fn, durable)
         self._pending.append(job)
-        if self._syncs >= MAX_SYNCS:
+        if self._syncs >= self._max_syncs:
             # The disk is busy: gather until an fsync is done, then one commit for all.
             return job.deferred
         if urgent and durable:
@@ -277,7 +280,7 @@ class GroupCommitter:
         return self._flush_call is not None and self._flush_call.active()
 
     def _flush(self) -> None:
-        if self._syncs >= MAX_SYNCS or self._holding:
+        if self._syncs >= self._max_syncs or self._holding:
             return  # next_round, or the checkpoint's end, flushes what gathered meanwhile
         jobs, self._pending = self._pending, []
         call = self._flush_call
@@ -334,7 +337,7 @@ class GroupCommitter:
             raise
 
     def _sync(self) -> None:
-        if self._syncs >= MAX_SYNCS or not self._unsynced:
+        if self._syncs >= self._max_syncs or not self._unsynced:
             return
         jobs, self._unsynced = self._unsynced, []
         self._syncs += 1

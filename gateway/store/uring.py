@@ -19,7 +19,7 @@ What always holds:
   the given descriptor, or None with the reason (no io_uring in this kernel, a
   seccomp filter that refuses it, a CPU other than x86-64): the caller then
   uses a thread. Nothing half set up is left behind.
-* At most `ENTRIES` requests are out at once (the committer has two at most).
+* At most `ENTRIES` requests are out at once (the committer has four at most).
 
 Why x86-64 only: the kernel reads the ring's tail after we wrote the entry, and
 we read completions after the kernel wrote them; x86-64 keeps stores in order,
