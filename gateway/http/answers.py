@@ -45,7 +45,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.http.parser import HEAD_BYTES, HEX_DIGITS, TCHAR, comma_list
+from gateway.http.chunked import ChunkedBody, ChunkError
+from gateway.http.parser import HEAD_BYTES, TCHAR, comma_list
 
 # RFC 9112, section 4: status-line = HTTP-version SP status-code SP [reason-phrase].
 # The SP before an empty reason is often left out; we take the line without it.
@@ -54,7 +55,6 @@ _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([1-5][0-9][0-9])(?: .*)?", r
 # or field line; a bare CR it must not.
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
-_MAX_CHUNK_LINE = 4096  # a chunk-size line with extensions longer than this is abuse
 # A field value: HTAB, SP, visible ASCII, obs-text (RFC 9110, section 5.5).
 _VALUE_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _TARGET_BYTES = bytes(range(0x21, 0x7F))
@@ -116,7 +116,7 @@ def format_request(
 
 
 # Parser states.
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE, _CLOSED, _FAILED = range(8)
+_HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE, _CLOSED, _FAILED = range(6)
 
 
 class AnswerParser:
@@ -129,8 +129,8 @@ class AnswerParser:
     """
 
     __slots__ = (
-        "_body",
         "_buffer",
+        "_chunked",
         "_eof",
         "_error",
         "_headers",
@@ -156,7 +156,7 @@ class AnswerParser:
         self._status = 0
         self._headers: dict[bytes, bytes] = {}
         self._keep_alive = True
-        self._body = bytearray()  # chunked body decoded so far
+        self._chunked: ChunkedBody | None = None  # the chunked body being read
         self._remaining = 0  # Content-Length bytes, or bytes left in the current chunk
         self._eof = False
         self._error: AnswerError | None = None
@@ -198,7 +198,7 @@ class AnswerParser:
         self._state = _FAILED
         self._error = error
         self._buffer = bytearray()
-        self._body = bytearray()
+        self._chunked = None
 
     def _next(self) -> Answer | None:
         while True:
@@ -286,8 +286,8 @@ class AnswerParser:
             # RFC 9112, section 6.3 (3): Transfer-Encoding overrides Content-Length,
             # but such an answer may be an attempt at splitting: do not reuse.
             self._keep_alive = keep_alive and length is None
-            self._body = bytearray()
-            self._state = _CHUNK_SIZE
+            self._chunked = ChunkedBody(self.max_body, self.max_header_bytes, bare_lf=True)
+            self._state = _CHUNKED
             return
         if length is not None:
             size = _content_length(length)
@@ -326,56 +326,16 @@ class AnswerParser:
         return self._done(body)
 
     def _take_chunked_body(self) -> Answer | None:
-        """RFC 9112, section 7.1: chunk-size [ext] CRLF data CRLF ... 0 [ext] CRLF
-        trailers CRLF. Extensions and trailer fields are read and dropped."""
-        buffer = self._buffer
-        while True:
-            state = self._state
-            if state == _CHUNK_SIZE:
-                end = buffer.find(b"\r\n", 0, _MAX_CHUNK_LINE + 2)
-                if end < 0:
-                    if len(buffer) > _MAX_CHUNK_LINE:
-                        raise AnswerError("chunk-size line too long")
-                    self._short("a chunk-size line")
-                    return None
-                digits = bytes(buffer[:end]).partition(b";")[0].rstrip(b" \t")
-                if not digits or digits.translate(None, HEX_DIGITS) or len(digits) > 16:
-                    raise AnswerError("malformed chunk size")
-                size = int(digits, 16)
-                del buffer[: end + 2]
-                if size == 0:
-                    self._state = _TRAILERS
-                    continue
-                if len(self._body) + size > self.max_body:
-                    raise AnswerError(f"answer body over {self.max_body} bytes")
-                self._remaining = size
-                self._state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                size = self._remaining
-                if len(buffer) < size + 2:
-                    self._short("a chunk")
-                    return None
-                if buffer[size : size + 2] != b"\r\n":
-                    raise AnswerError("chunk data not followed by CRLF")
-                self._body += buffer[:size]
-                del buffer[: size + 2]
-                self._state = _CHUNK_SIZE
-            else:  # _TRAILERS
-                if buffer[:2] == b"\r\n":
-                    del buffer[:2]
-                elif buffer[:1] == b"\n":
-                    del buffer[:1]
-                else:
-                    match = _END_OF_HEAD.search(buffer, 0, self.max_header_bytes + 4)
-                    if match is None:
-                        if len(buffer) > self.max_header_bytes:
-                            raise AnswerError(f"trailer section over {self.max_header_bytes} bytes")
-                        self._short("the trailer section")
-                        return None
-                    del buffer[: match.end()]
-                body = bytes(self._body)
-                self._body = bytearray()
-                return self._done(body)
+        assert self._chunked is not None
+        try:
+            body = self._chunked.take(self._buffer)
+        except ChunkError as e:
+            raise AnswerError(e.reason if e.status != 413 else f"answer {e.reason}") from None
+        if body is None:
+            self._short(self._chunked.waiting_for)
+            return None
+        self._chunked = None
+        return self._done(body)
 
     def _short(self, what: str) -> None:
         """More bytes are needed; an error if none can come any more."""

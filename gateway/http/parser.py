@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
+from gateway.http.chunked import ChunkedBody, ChunkError
+
 # The character tables and comma_list are shared with the client side
 # (gateway/http/answers.py). RFC 9110, section 5.6.2: token characters, the only
 # ones allowed in a method or a field name.
@@ -39,7 +41,6 @@ TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 # Bytes a header block may hold: visible ASCII, SP, HTAB, obs-text (RFC 9110, section
 # 5.5) and the CR LF that end lines. Anything else (NUL, other controls) is refused.
 HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
-HEX_DIGITS = b"0123456789abcdefABCDEF"
 # RFC 9112, section 3: request-line = method SP request-target SP HTTP-version.
 # The target is visible ASCII (RFC 3986 allows nothing else); the version is
 # matched loosely here so that HTTP/2.0 and friends get 505 rather than 400.
@@ -47,7 +48,6 @@ _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([!-~]+) HTTP/([0-9
 
 # An LF not after a CR (RFC 9112, section 2.2 lets us refuse those).
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_MAX_CHUNK_LINE = 4096  # a chunk-size line with extensions longer than this is abuse
 # RFC 9112, section 3: servers should take request-lines of at least 8000 octets.
 _MAX_TARGET = 8192
 
@@ -134,7 +134,9 @@ class Response:
 
 
 # Parser states.
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _FAILED = range(6)
+_HEAD, _LENGTH, _CHUNKED, _FAILED = range(4)
+# What a server says for the chunked decoder's refusals, in a request's words.
+_CHUNK_REASONS = {413: "request body too large", 431: "trailer section too large"}
 
 
 class RequestParser:
@@ -145,8 +147,8 @@ class RequestParser:
     """
 
     __slots__ = (
-        "_body",
         "_buffer",
+        "_chunked",
         "_error",
         "_expects_continue",
         "_head",
@@ -162,7 +164,7 @@ class RequestParser:
         self._buffer = bytearray()
         self._state = _HEAD
         self._head: HttpRequest | None = None  # head of the request whose body is awaited
-        self._body = bytearray()  # chunked body decoded so far
+        self._chunked: ChunkedBody | None = None  # the chunked body being read
         self._remaining = 0  # Content-Length bytes, or bytes left in the current chunk
         self._expects_continue = False
         self._error: HttpError | None = None
@@ -326,8 +328,8 @@ class RequestParser:
                 # RFC 9112, section 6.1: chunked applied twice (or empty) is invalid.
                 raise HttpError(400, "malformed Transfer-Encoding")
             self._head = request
-            self._body = bytearray()
-            self._state = _CHUNK_SIZE
+            self._chunked = ChunkedBody(self.max_body, self.max_header_bytes)
+            self._state = _CHUNKED
             self._expects_continue = expects_continue and not self._buffer
             return
         if length is None:
@@ -359,57 +361,18 @@ class RequestParser:
         return self._done(request)
 
     def _take_chunked_body(self) -> HttpRequest | None:
-        """RFC 9112, section 7.1: chunk-size [ext] CRLF data CRLF ... 0 [ext] CRLF
-        trailers CRLF. Extensions and trailer fields are read and dropped (7.1.1, 7.1.2)."""
-        buffer = self._buffer
-        while True:
-            state = self._state
-            if state == _CHUNK_SIZE:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > _MAX_CHUNK_LINE:
-                        raise HttpError(400, "chunk-size line too long")
-                    return None
-                if end > _MAX_CHUNK_LINE:
-                    raise HttpError(400, "chunk-size line too long")
-                digits = bytes(buffer[:end]).partition(b";")[0].rstrip(b" \t")
-                if not digits or digits.translate(None, HEX_DIGITS) or len(digits) > 16:
-                    raise HttpError(400, "malformed chunk size")
-                size = int(digits, 16)
-                del buffer[: end + 2]
-                if size == 0:
-                    self._state = _TRAILERS
-                    continue
-                if len(self._body) + size > self.max_body:
-                    raise HttpError(413, "request body too large")
-                self._remaining = size
-                self._state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                size = self._remaining
-                if len(buffer) < size + 2:
-                    return None
-                if buffer[size : size + 2] != b"\r\n":
-                    raise HttpError(400, "chunk data not followed by CRLF")
-                self._body += buffer[:size]
-                del buffer[: size + 2]
-                self._state = _CHUNK_SIZE
-            else:  # _TRAILERS
-                if buffer[:2] == b"\r\n":
-                    del buffer[:2]
-                else:
-                    end = buffer.find(b"\r\n\r\n")
-                    if end < 0:
-                        if len(buffer) > self.max_header_bytes:
-                            raise HttpError(431, "trailer section too large")
-                        return None
-                    if end > self.max_header_bytes:
-                        raise HttpError(431, "trailer section too large")
-                    del buffer[: end + 4]
-                request = self._head
-                assert request is not None
-                request.body = bytes(self._body)
-                self._body = bytearray()
-                return self._done(request)
+        assert self._chunked is not None
+        try:
+            body = self._chunked.take(self._buffer)
+        except ChunkError as e:
+            raise HttpError(e.status, _CHUNK_REASONS.get(e.status, e.reason)) from None
+        if body is None:
+            return None
+        request = self._head
+        assert request is not None
+        request.body = body
+        self._chunked = None
+        return self._done(request)
 
     def _done(self, request: HttpRequest) -> HttpRequest:
         self._head = None
@@ -536,7 +499,6 @@ def error_response(error: HttpError, *, now: float | None = None) -> bytes:
 __all__ = [
     "CONTINUE",
     "HEAD_BYTES",
-    "HEX_DIGITS",
     "TCHAR",
     "TEXT_PLAIN",
     "HttpError",

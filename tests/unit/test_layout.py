@@ -40,6 +40,7 @@ SANS_IO = (
     "gateway.connectors.linksmpp.mapping",
     "gateway.connectors.pace",
     "gateway.http.answers",
+    "gateway.http.chunked",
     "gateway.http.parser",
     "gateway.store.schema",
     "gateway.store.rows",
