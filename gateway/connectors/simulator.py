@@ -21,13 +21,25 @@ from typing import Any
 import treq
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 from gateway.config import ConnectorSettings, HttpSettings
-from gateway.connectors.common.client import quiet_pool
 from gateway.metrics import Metrics
 from gateway.records import Message, OutcomeKind, SubmitOutcome
 
 log = Logger()
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    # Twisted logs "Starting factory" for every new pooled connection at info level.
+    noisy = False
+
+
+def quiet_pool(reactor: Any) -> HTTPConnectionPool:
+    """A persistent connection pool that does not log each new connection."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = _QuietClientFactory
+    return pool
 
 
 def _rfc3339(epoch: float) -> str:

@@ -10,32 +10,23 @@ import pytest
 from tests.harness import PYTHON, ROOT, _env
 
 
-@pytest.mark.slow
-def test_quick_benchmark_loses_no_message() -> None:
+def _bench(*args: str, timeout: float = 120) -> str:
+    """Run `python -m bench.ARGS...`; its stdout, once it exited 0."""
     result = subprocess.run(
-        [PYTHON, "-m", "bench.e2e", "--quick", "--json"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [PYTHON, "-m", *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    phases = json.loads(result.stdout)
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_quick_benchmark_loses_no_message() -> None:
+    phases = json.loads(_bench("bench.e2e", "--quick", "--json", timeout=300))
     assert phases, "the benchmark printed no phase"
 
 
 def test_quick_http_client_benchmark_runs() -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "bench.http_client", "--requests", "50", "--rounds", "1", "--json"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(result.stdout)
+    rows = json.loads(_bench("bench.http_client", "--requests", "50", "--rounds", "1", "--json"))
     assert {(row["client"], row["mode"]) for row in rows} == {
         (client, mode)
         for client in ("treq", "lean", "common")
@@ -44,14 +35,6 @@ def test_quick_http_client_benchmark_runs() -> None:
 
 
 def test_floor_benchmark_prints_its_rows() -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "bench.floor", "--rates", "200", "--seconds", "0.5"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    row = result.stdout.splitlines()[-1].strip("| ").split(" | ")
-    assert row[0] == "200" and all(float(cell) >= 0 for cell in row[1:]), result.stdout
+    out = _bench("bench.floor", "--rates", "200", "--seconds", "0.5")
+    row = out.splitlines()[-1].strip("| ").split(" | ")
+    assert row[0] == "200" and all(float(cell) >= 0 for cell in row[1:]), out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -16,6 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from gateway.store.commit import GroupCommitter
+from tests.support.committer import committer
 from tests.support.store_contract import Steps
 
 
@@ -29,14 +29,7 @@ def _insert(value: int) -> Callable[[sqlite3.Connection], int]:
 
 class CommitDelayTests(TestCase):
     def committer(self, delay: float) -> GroupCommitter:
-        path = str(Path(self.mktemp()) / "c.sqlite")
-        Path(path).parent.mkdir(parents=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t (v INTEGER)")
-        self.conn = conn
-        commit = GroupCommitter(reactor, path, conn, durable=True, delay=delay)
-        self.addCleanup(commit.close)
+        commit, self.conn = committer(self, delay=delay)
         return commit
 
     @inlineCallbacks

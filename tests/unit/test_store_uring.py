@@ -20,6 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from gateway.store import uring
 from gateway.store.commit import GroupCommitter
+from tests.support.committer import committer
 from tests.support.store_contract import Steps
 
 
@@ -97,14 +98,7 @@ class RingTests(TestCase):
 
 class CommitterFsyncTests(TestCase):
     def committer(self, fsync: str) -> GroupCommitter:
-        path = str(Path(self.mktemp()) / "c.sqlite")
-        Path(path).parent.mkdir(parents=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t (v INTEGER)")
-        self.conn = conn
-        commit = GroupCommitter(reactor, path, conn, durable=True, fsync=fsync)
-        self.addCleanup(commit.close)
+        commit, self.conn = committer(self, fsync=fsync)
         return commit
 
     @inlineCallbacks

@@ -125,20 +125,6 @@ class CommonError(Exception):
         )
 
 
-def quiet_pool(reactor: Any) -> Any:
-    """A persistent twisted.web connection pool that does not log each new
-    connection, for the simulator connector (which still talks treq)."""
-    from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
-
-    class QuietClientFactory(_HTTP11ClientFactory):
-        # Twisted logs "Starting factory" for every new pooled connection at info level.
-        noisy = False
-
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool._factory = QuietClientFactory
-    return pool
-
-
 class Requester(Protocol):
     """What CommonClient sends its requests through: :class:`HttpClient` in
     production, an in-memory stand-in in tests. ``target`` is the request target
