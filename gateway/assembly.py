@@ -119,6 +119,8 @@ class Flows:
         self.dispatcher.resume(backlog.messages)
         self.deliverer.resume(backlog.receipts)
         self.dispatcher.start()
+        accounts = self.admission.config.accounts.values()
+        self.admission.long.restore({a.system_id: a.policy.reassemble for a in accounts})
         messages, receipts = sum(backlog.messages.values()), sum(backlog.receipts.values())
         if messages or receipts:
             log.info(

@@ -146,6 +146,19 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.parts = Counter(
+            "smppgw_long_message_parts_total",
+            "Parts of long messages by account and what became of them (held: waiting for"
+            " siblings; merged: sent whole; segments: sent as they are after waiting;"
+            " rejected: refused with a REJECTD receipt; refused: answered ESME_RINVMSGLEN)",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.parts_waiting = Gauge(
+            "smppgw_long_message_parts_waiting",
+            "Parts of long messages waiting for their siblings",
+            registry=r,
+        )
         self.expired = Counter(
             "smppgw_messages_expired_total",
             "Messages whose validity ended while still queued in the gateway",

@@ -139,6 +139,24 @@ class Body:
 
 
 @record
+class Member:
+    """One part an ESME sent of a message the gateway reassembled (gateway/mt/reassembly.py).
+
+    The ESME knows the part by `id` and asked for its receipt by its own
+    `registered_delivery`; `segments` are the route's parts (1-based, as its
+    reports number them) that carry this part's content, so that the part's
+    receipt says what became of its own text.
+    """
+
+    id: str
+    seq: int
+    registered_delivery: int
+    submitted_at: float
+    text_head: str
+    segments: tuple[int, ...] = ()
+
+
+@record
 class Message:
     """An MT message the gateway owns, from its submit_sm to its final state.
 
@@ -178,6 +196,9 @@ class Message:
     reply_id: str | None = None
     # A billing failure after a DELIVRD for 1007 gets a receipt of its own.
     billing_receipt: bool = False
+    # The parts a reassembled message was made of: receipts go to each of
+    # them, never to `id`, which no ESME was told.
+    members: tuple[Member, ...] = ()
 
     def validity_left(self, now: float) -> float:
         """Seconds of validity still to come once the message is sent now: what is
@@ -332,10 +353,15 @@ class ReportResult:
 
     report: Report
     outcome: str
-    receipt: Receipt | None = None
+    # One receipt, or one per part of a reassembled message; none when not asked.
+    receipts: tuple[Receipt, ...] = ()
     stat: str | None = None
     message_id: str | None = None
     final: bool = False
+
+    @property
+    def receipt(self) -> Receipt | None:
+        return self.receipts[0] if self.receipts else None
 
 
 __all__ = [
@@ -345,6 +371,7 @@ __all__ = [
     "Alphabet",
     "Body",
     "IncomingMo",
+    "Member",
     "Message",
     "Outcome",
     "OutcomeKind",

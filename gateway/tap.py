@@ -359,6 +359,7 @@ class GatewayService(Service):
         # waits in the store for the next start. submit_now (accept = "upstream") still
         # runs for requests already read, as their answers depend on it.
         self.dispatcher.stop()
+        self.flows.admission.long.stop()
         sessions = list(self.smpp.connections)
         for session in sessions:
             session.drain()

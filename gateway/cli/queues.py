@@ -28,17 +28,19 @@ from typing import Final
 from gateway.store.base import (
     MO_QUEUE,
     MT_BILLING,
+    MT_HELD,
     MT_QUEUED,
     MT_SENT,
     QUEUE_KINDS,
     RECEIPTS,
     QueueDepth,
 )
-from gateway.store.sqlite import read_queue_depths
+from gateway.store.depths import read_queue_depths
 
 KINDS: Final = QUEUE_KINDS
 MO: Final = MO_QUEUE
 LABELS: Final = {
+    MT_HELD: "MT parts waiting for their siblings",
     MT_QUEUED: "MT queued for LINK",
     MT_SENT: "MT sent, awaiting report",
     MT_BILLING: "MT delivered, billing report awaited",

@@ -20,7 +20,7 @@ from gateway.config.reader import ConfigError, Reader
 from gateway.connectors.common.results import merge_result_codes
 from gateway.intake.mo import MoRouter, claimed_keyword
 from gateway.mt.router import Route, route_prefix
-from gateway.mt.submission import AccountPolicy
+from gateway.mt.submission import REASSEMBLE_POLICIES, AccountPolicy
 from gateway.mt.vendor import (
     VENDOR_TAGS,
     VendorTlv,
@@ -79,6 +79,7 @@ def read_account(
     target = connectors[connector]
     alphabet = r.choice("default_alphabet", "gsm", ("gsm", "latin1"))
     ia5 = r.choice("ia5_alphabet", "ascii", ("ascii", "gsm"))
+    reassemble = r.choice("reassemble", "oversized", REASSEMBLE_POLICIES)
     short_digits: int | None = None
     if "short_number_digits" in r.table:
         short_digits = r.integer("short_number_digits", 0, minimum=1)
@@ -99,6 +100,7 @@ def read_account(
             default_country_code=country,
             default_alphabet=alphabet,
             ia5_alphabet=ia5,
+            reassemble=reassemble,
             short_number_digits=short_digits,
             platform_id=target.platform_id,
             platform_partner_id=target.platform_partner_id,

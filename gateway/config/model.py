@@ -39,6 +39,9 @@ class SmppSettings:
     # "throttle": answer requests beyond it with ESME_RTHROTTLED.
     window_overrun: str = "wait"
     max_destinations: int = 254
+    # How long the parts of a long message wait for their siblings (per account,
+    # `reassemble`): then they go on as segments, or are refused.
+    reassembly_timeout: float = 60.0
     # SIGTERM: how long requests already taken (ESMEs' and ours to LINK) may take to finish.
     shutdown_timeout: float = 10.0
     # SMPP over TLS (gateway.tls): listeners, PEM files, protocol floor, 1.2 suites.

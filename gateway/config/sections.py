@@ -41,6 +41,7 @@ def read_smpp(r: Reader) -> SmppSettings:
         failed_bind_delay=r.duration("failed_bind_delay", d.failed_bind_delay),
         window_overrun=r.choice("window_overrun", d.window_overrun, WINDOW_OVERRUN),
         max_destinations=r.integer("max_destinations", d.max_destinations, minimum=1),
+        reassembly_timeout=r.duration("reassembly_timeout", d.reassembly_timeout, positive=True),
         shutdown_timeout=r.duration("shutdown_timeout", d.shutdown_timeout),
         tls_listen=r.strings("tls_listen", d.tls_listen),
         tls_certificate=r.text("tls_certificate", d.tls_certificate),

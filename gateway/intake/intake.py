@@ -108,7 +108,7 @@ class Intake:
 
     def _applied(self, results: list[ReportResult]) -> None:
         m = self._metrics
-        receipts = []
+        receipts: list[Receipt] = []
         finals = []
         unknown = []
         for result in results:
@@ -117,8 +117,7 @@ class Intake:
                 finals.append(result.message_id)
             if result.outcome == "unknown":
                 unknown.append(result)
-            if result.receipt is not None:
-                receipts.append(result.receipt)
+            receipts.extend(result.receipts)
         if unknown:
             self._unknown(unknown)
         if finals:

@@ -7,6 +7,10 @@ What always holds:
 - It exists only when the ESME asked for one in this state (registered_delivery,
   SMPP 3.4 section 5.2.17): bits 1-0 = 1 any final state, 2 failures only; 0x10
   intermediate notifications too.
+- A reassembled message (one with `members`) has no receipt of its own: each
+  part the ESME sent gets one under its own id, by its own registered_delivery,
+  saying what became of the route's segments that carried its text
+  (`receipts_for`).
 - The done date is LINK's time of the state when it gives one and it is sane
   (`done_time`), else when the gateway learnt it.
 - Pure: no I/O, no clock.
@@ -14,9 +18,10 @@ What always holds:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Protocol
 
-from gateway.records import Address, Outcome, Receipt
+from gateway.records import Address, Member, Outcome, Receipt
 from gateway.smpp.pdu import MessageState
 
 REGISTERED_ANY: Final = 0x01
@@ -53,6 +58,8 @@ class Receiptable(Protocol):
     def submitted_at(self) -> float: ...
     @property
     def text_head(self) -> str: ...
+    @property
+    def members(self) -> tuple[Member, ...]: ...
 
 
 def esme_wants(registered_delivery: int, outcome: Outcome) -> bool:
@@ -96,10 +103,85 @@ def receipt_for(
     """
     if not esme_wants(message.registered_delivery, outcome):
         return None
+    return _receipt(
+        message,
+        message.reply_id or message.id,
+        message.submitted_at,
+        message.text_head,
+        outcome,
+        done_at,
+        sub,
+        dlvrd,
+    )
+
+
+def receipts_for(
+    message: Receiptable,
+    outcome: Outcome,
+    done_at: float,
+    *,
+    sub: int = 1,
+    dlvrd: int | None = None,
+    parts: Mapping[str, Outcome] | None = None,
+) -> tuple[Receipt, ...]:
+    """The receipts for `message` in `outcome`: its own (`receipt_for`), or one per
+    member of a reassembled message.
+
+    A member's receipt says what became of the segments that carried its text
+    when `parts` (the route's part outcomes, "1"... as its reports number them)
+    covers them all: DELIVRD only if each was, else the first failure, with
+    `sub` and `dlvrd` counted over them. Otherwise (a report for the whole
+    message, or parts the route numbered differently) it says `outcome`.
+    """
+    if not message.members:
+        receipt = receipt_for(message, outcome, done_at, sub=sub, dlvrd=dlvrd)
+        return () if receipt is None else (receipt,)
+    out = []
+    for member in message.members:
+        own, own_sub, own_dlvrd = _member_outcome(member, outcome, parts)
+        if esme_wants(member.registered_delivery, own):
+            out.append(
+                _receipt(
+                    message,
+                    member.id,
+                    member.submitted_at,
+                    member.text_head,
+                    own,
+                    done_at,
+                    own_sub,
+                    own_dlvrd,
+                )
+            )
+    return tuple(out)
+
+
+def _member_outcome(
+    member: Member, outcome: Outcome, parts: Mapping[str, Outcome] | None
+) -> tuple[Outcome, int, int | None]:
+    if outcome.final and parts and member.segments:
+        covering = [parts.get(str(n)) for n in member.segments]
+        known = [o for o in covering if o is not None and o.final]
+        if len(known) == len(covering):
+            failed = [o for o in known if o.stat != "DELIVRD"]
+            delivered = len(known) - len(failed)
+            return (failed[0] if failed else known[0]), len(known), delivered
+    return outcome, 1, None
+
+
+def _receipt(
+    message: Receiptable,
+    message_id: str,
+    submitted_at: float,
+    text_head: str,
+    outcome: Outcome,
+    done_at: float,
+    sub: int,
+    dlvrd: int | None,
+) -> Receipt:
     source, destination = message.source, message.destination
     return Receipt(
         account=message.account,
-        message_id=message.reply_id or message.id,
+        message_id=message_id,
         source_addr=destination.addr,
         source_ton=destination.ton,
         source_npi=destination.npi,
@@ -110,9 +192,9 @@ def receipt_for(
         err=outcome.err,
         sub=sub,
         dlvrd=(1 if outcome.stat == "DELIVRD" else 0) if dlvrd is None else dlvrd,
-        submit_date=message.submitted_at,
+        submit_date=submitted_at,
         done_date=done_at,
-        text=message.text_head,
+        text=text_head,
     )
 
 
@@ -125,4 +207,5 @@ __all__ = [
     "done_time",
     "esme_wants",
     "receipt_for",
+    "receipts_for",
 ]

@@ -17,15 +17,16 @@ Rules (DESIGN section 5):
   delivered, else the stat and err of the first failed part; `dlvrd` counts
   delivered parts.
 - Which receipts reach the ESME follows its registered_delivery
-  (gateway/intake/receipts.py).
+  (gateway/intake/receipts.py); a reassembled message's go to each of its
+  parts, by what the segments carrying each part became.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.intake.receipts import done_time, receipt_for
-from gateway.records import Outcome, Report, ReportResult, record
+from gateway.intake.receipts import done_time, receipts_for
+from gateway.records import Outcome, Receipt, Report, ReportResult, record
 from gateway.store.base import FINAL, ReportBook, Tracked
 
 BILLING_PENDING = "pending"
@@ -84,7 +85,7 @@ def settle(book: ReportBook, report: Report, now: float) -> ReportResult:
         closed = book.close_open(report, outcome, now, billing)
         if closed is not None:
             kind = "billing_pending" if billing else "final"
-            return _reported(book, report, closed, kind, outcome, 1, None, now)
+            return _reported(book, report, closed, kind, outcome, 1, None, now, None)
     tracked = book.find(report)
     if tracked is None:
         return ReportResult(report, "unknown")
@@ -120,7 +121,9 @@ def settle(book: ReportBook, report: Report, now: float) -> ReportResult:
         )
     elif decision.parts:
         book.update(tracked.id, parts=decision.parts)
-    return _reported(book, report, tracked, kind, result, decision.sub, decision.dlvrd, now)
+    return _reported(
+        book, report, tracked, kind, result, decision.sub, decision.dlvrd, now, decision.parts
+    )
 
 
 def _reported(
@@ -132,14 +135,16 @@ def _reported(
     sub: int,
     dlvrd: int | None,
     now: float,
+    parts: Mapping[str, Outcome] | None,
 ) -> ReportResult:
-    """The result of a report that changed its message; keeps the receipt if wanted."""
+    """The result of a report that changed its message; keeps the receipts wanted
+    (one, or one per part of a reassembled message)."""
     final = kind in ("final", "billing_pending")
-    receipt = None
+    receipts: tuple[Receipt, ...] = ()
     if kind != "partial":
         done = done_time(report.reported_at, tracked.submitted_at, now)
-        receipt = receipt_for(tracked, outcome, done, sub=sub, dlvrd=dlvrd)
-    if receipt is None:
+        receipts = receipts_for(tracked, outcome, done, sub=sub, dlvrd=dlvrd, parts=parts)
+    if not receipts:
         return ReportResult(
             report,
             kind if kind == "partial" else "silent",
@@ -147,7 +152,7 @@ def _reported(
             message_id=tracked.id,
             final=final,
         )
-    stored = book.add_receipt(receipt)
+    stored = tuple(book.add_receipt(r) for r in receipts)
     return ReportResult(report, kind, stored, outcome.stat, message_id=tracked.id, final=final)
 
 
@@ -169,9 +174,9 @@ def _billing_reported(
         return ReportResult(report, "billed", stat=outcome.stat, message_id=tracked.id)
     if not tracked.billing_receipt:
         return ReportResult(report, "billing_failed", stat=outcome.stat, message_id=tracked.id)
-    result = _reported(book, report, tracked, "final", outcome, 1, 1, now)
+    result = _reported(book, report, tracked, "final", outcome, 1, 1, now, None)
     return ReportResult(
-        report, "billing_failed", result.receipt, outcome.stat, message_id=tracked.id
+        report, "billing_failed", result.receipts, outcome.stat, message_id=tracked.id
     )
 
 

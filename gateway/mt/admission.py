@@ -26,6 +26,7 @@ from gateway.ids import IdGenerator
 from gateway.logs import Repeats
 from gateway.metrics import Metrics
 from gateway.mt.dispatcher import Dispatcher
+from gateway.mt.longmessages import LongMessages
 from gateway.mt.router import Router
 from gateway.mt.submission import Submission, SubmitRefused, map_submit, message_from
 from gateway.ratelimit import TokenBucket
@@ -71,12 +72,22 @@ class Admission:
         self._buckets: dict[str, TokenBucket] = {}
         # Refusals an ESME can repeat at will: a line a minute per kind.
         self._refusals = Repeats()
+        self.long = LongMessages(
+            reactor,
+            store,
+            dispatcher,
+            metrics,
+            on_receipts,
+            self.whole_id,
+            timeout=config.smpp.reassembly_timeout,
+        )
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
         """Run with a reloaded config: removed accounts' buckets go, an unchanged
         one keeps its tokens."""
         self.config = config
+        self.long.timeout = config.smpp.reassembly_timeout
         buckets = {}
         for account in config.accounts.values():
             bucket = self._buckets.get(account.system_id)
@@ -101,6 +112,12 @@ class Admission:
         if not isinstance(submission, Submission):
             return succeed(p.SubmitSmResp(status=submission))
         message = self.new_message(account, pdu, submission, now, interface_version)
+        if submission.concat is not None:
+            held = self.long.take(
+                message, submission.concat, submission.fits, account.policy.reassemble
+            )
+            if held is not None:
+                return held.addCallback(self._held_answer, account, message)
         if account.accept == "upstream":
             sent = self.store.add_messages([message]).addCallback(
                 lambda _: self._submit_upstream(account, message)
@@ -113,6 +130,25 @@ class Admission:
             return p.SubmitSmResp(message_id=message.id)
 
         return self.accept_stored(account, [message]).addCallback(answer)
+
+    def _held_answer(
+        self, status: int, account: AccountSettings, message: Message
+    ) -> p.SubmitSmResp:
+        m, name = self.metrics, account.system_id
+        if status == S.ESME_RMSGQFUL:
+            return p.SubmitSmResp(status=self._full(name, 1))
+        if status:
+            outcome = "refused" if status == S.ESME_RINVMSGLEN else "error"
+            m.child(m.submits, name, outcome).inc()
+            return p.SubmitSmResp(status=status)
+        m.child(m.submits, name, "accepted").inc()
+        return p.SubmitSmResp(message_id=message.id)
+
+    def whole_id(self, account: str) -> str:
+        """An id for a message made of parts: never told to an ESME (each part has
+        its own), so any account's format does; LINK sees it as refId."""
+        settings = self.config.accounts.get(account)
+        return self._ids.next(settings.message_id_format if settings else "decimal")
 
     def data_sm(
         self, account: AccountSettings, pdu: p.DataSm, interface_version: int
@@ -128,7 +164,8 @@ class Admission:
         if not self._buckets[name].take(count):
             m.child(m.submits, name, "throttled").inc(count)
             return S.ESME_RTHROTTLED
-        if self.dispatcher.queued_by_account.get(name, 0) + count > account.max_queue:
+        waiting = self.dispatcher.queued_by_account.get(name, 0) + self.long.held(name)
+        if waiting + count > account.max_queue:
             m.child(m.submits, name, "queue_full").inc(count)
             return S.ESME_RMSGQFUL
         return None
@@ -265,6 +302,9 @@ class Admission:
         for dest in addresses:
             submit = multi_as_submit(pdu, dest)
             submission = self.map(account, submit, interface_version, now)
+            if isinstance(submission, Submission) and not submission.fits:
+                # Parts are put back together per destination of a submit_sm only.
+                return succeed(p.SubmitMultiResp(status=S.ESME_RINVMSGLEN))
             if isinstance(submission, Submission):
                 reply_id = messages[0].id if messages else None
                 messages.append(

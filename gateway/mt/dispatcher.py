@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from gateway.config import RetrySettings
 from gateway.connectors.base import Connector
-from gateway.intake.receipts import EXPIRED_IN_QUEUE, receipt_for
+from gateway.intake.receipts import EXPIRED_IN_QUEUE, receipts_for
 from gateway.metrics import Metrics
 from gateway.mt.router import Router
 from gateway.mt.window import PAGE, WINDOW, ConnectorQueue, Entry, Window
@@ -149,7 +149,7 @@ class Dispatcher:
                 # The ESME gets an error status and will resubmit: this copy is done.
                 stat = outcome.rejection.stat if outcome.rejection else "REJECTD"
                 err = outcome.rejection.err if outcome.rejection else 0
-                finished = self._store.finish([Finish(message.id, stat, err, now, None)])
+                finished = self._store.finish([Finish(message.id, stat, err, now)])
                 self._memory.recorded([message.id], finished)
                 unwatched(finished, "finish")
             self._count(outcome)
@@ -482,7 +482,7 @@ class Dispatcher:
     def _finish(self, ends: list[tuple[Message, Any]], now: float) -> None:
         """Record final states the gateway decided, with the receipts they make."""
         finishes = [
-            Finish(m.id, end.stat, end.err, now, receipt_for(m, end, now)) for m, end in ends
+            Finish(m.id, end.stat, end.err, now, receipts_for(m, end, now)) for m, end in ends
         ]
         written = self._store.finish(finishes)
         self._memory.recorded([m.id for m, _ in ends], written)

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.config import AccountSettings
-from gateway.intake.receipts import CANCELLED, receipt_for
+from gateway.intake.receipts import CANCELLED, receipts_for
 from gateway.mt.admission import Admission
 from gateway.mt.submission import Submission, not_before
 from gateway.records import Message, Receipt
@@ -71,18 +71,46 @@ class Operations:
     # --- cancel_sm ---------------------------------------------------------------
 
     def cancel_sm(self, account: AccountSettings, pdu: p.CancelSm) -> Deferred[p.CancelSmResp]:
-        return self._cancellable(account, pdu).addCallback(self._cancel, account)
+        # Parts of a long message still waiting for their siblings go with the
+        # message they belong to, whichever part the ESME names.
+        waiting = self.admission.long.cancel(
+            account.system_id, pdu.message_id, pdu.source_addr, pdu.destination_addr
+        )
+        if waiting and pdu.message_id:
+            return self._cancel_waiting(waiting).addCallback(lambda _: self._cancelled(account))
+        found = self._cancellable(account, pdu)
+        if waiting:
+            found.addCallback(
+                lambda queued: self._cancel_waiting(waiting).addCallback(lambda _: queued)
+            )
+        return found.addCallback(self._cancel, account, bool(waiting))
+
+    def _cancelled(self, account: AccountSettings) -> p.CancelSmResp:
+        self._count(account, "cancel_sm", True)
+        return p.CancelSmResp()
+
+    def _cancel_waiting(self, parts: list[Message]) -> Deferred[None]:
+        """Finish parts that waited for their siblings as cancelled, with their receipts."""
+        admission = self.admission
+        now = admission.now()
+        finishes = [
+            Finish(m.id, CANCELLED.stat, CANCELLED.err, now, receipts_for(m, CANCELLED, now))
+            for m in parts
+        ]
+        return admission.store.finish(finishes).addCallback(admission.on_receipts)
 
     def _cancel(
-        self, messages: list[Message], account: AccountSettings
+        self, messages: list[Message], account: AccountSettings, waited: bool = False
     ) -> Deferred[p.CancelSmResp]:
         admission = self.admission
+        if not messages and waited:
+            return succeed(self._cancelled(account))
         if not messages:
             self._count(account, "cancel_sm", False)
             return succeed(p.CancelSmResp(status=S.ESME_RCANCELFAIL))
         now = admission.now()
         finishes = [
-            Finish(m.id, CANCELLED.stat, CANCELLED.err, now, receipt_for(m, CANCELLED, now))
+            Finish(m.id, CANCELLED.stat, CANCELLED.err, now, receipts_for(m, CANCELLED, now))
             for m in messages
         ]
         for message in messages:
@@ -143,7 +171,13 @@ class Operations:
         interface_version: int,
     ) -> Deferred[p.ReplaceSmResp]:
         admission = self.admission
-        messages = [m for m in found if not pdu.source_addr or m.source.addr == pdu.source_addr]
+        # A message made of parts is not replaced through one of them: its content
+        # is theirs together.
+        messages = [
+            m
+            for m in found
+            if (not pdu.source_addr or m.source.addr == pdu.source_addr) and not m.members
+        ]
         if not messages:
             self._count(account, "replace_sm", False)
             return succeed(p.ReplaceSmResp(status=S.ESME_RREPLACEFAIL))

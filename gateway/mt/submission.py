@@ -43,7 +43,7 @@ from gateway.mt.vendor import (
 )
 from gateway.records import Address, Alphabet, Body, Message, Party, record
 from gateway.smpp.pdu import ESM_CLASS_UDHI, CommandStatus, SubmitSm, Tag, sar_numbers
-from gateway.smpp.text import TextError, count_segments, decode_content
+from gateway.smpp.text import Concat, TextError, count_segments, decode_content, parse_udh
 from gateway.smpp.times import add_months, parse_smpp_time
 
 _S = CommandStatus
@@ -56,6 +56,9 @@ class SubmitRefused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+REASSEMBLE_POLICIES: Final = ("oversized", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class AccountPolicy:
     premium: Mapping[str, object] = field(default_factory=dict)
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     vendor_tlvs: Mapping[int, VendorTlv] = field(default_factory=dict)
+    # Parts of a long message: put back together only when one would not fit
+    # one SMS ("oversized"), always, or never (gateway/mt/reassembly.py).
+    reassemble: str = "oversized"
     vendor_tags: frozenset[int] = field(init=False, default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +100,8 @@ class AccountPolicy:
             )
         if self.ia5_alphabet not in ("ascii", "gsm"):
             raise ValueError(f"ia5_alphabet must be 'ascii' or 'gsm': {self.ia5_alphabet!r}")
+        if self.reassemble not in REASSEMBLE_POLICIES:
+            raise ValueError(f"reassemble must be one of {', '.join(REASSEMBLE_POLICIES)}")
         if self.short_number_digits is None:
             object.__setattr__(self, "short_number_digits", short_number_digits(cc))
         elif not 1 <= self.short_number_digits <= SHORT_NUMBER_MAX:
@@ -128,7 +136,12 @@ class AccountPolicy:
 class Submission:
     """What one submit_sm asks for, read by its account's rules; admission makes
     a `Message` of it. `text_head` is the first 20 characters for the receipt
-    ("" for binary); `wants_receipt` is registered_delivery & 0x13."""
+    ("" for binary); `wants_receipt` is registered_delivery & 0x13.
+
+    `concat` numbers a part of a long message that the account's policy may put
+    back together (its UDH holds nothing but the concatenation element); `fits`
+    is False for a part too long to go on as one SMS, which only that can carry.
+    """
 
     sender: Party
     recipient: str
@@ -141,6 +154,8 @@ class Submission:
     text_head: str
     wants_receipt: int
     parts: int
+    concat: Concat | None = None
+    fits: bool = True
 
 
 # registered_delivery: bits 1-0 receipt request, 0x10 intermediate notifications.
@@ -199,6 +214,7 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         sar = _sar_udh(submit)
         if sar is not None:
             payload, udhi = sar + payload, True
+    concat = _concat_only(payload) if udhi and policy.reassemble != "never" else None
     try:
         content = decode_content(
             submit.data_coding,
@@ -206,6 +222,7 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
             udhi=udhi,
             default_alphabet=policy.default_alphabet,
             ia5_alphabet=policy.ia5_alphabet,
+            oversize_ok=concat is not None,
         )
     except TextError as exc:
         raise SubmitRefused(exc.status, str(exc)) from None
@@ -237,7 +254,7 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         body = Body(text=content.text, udh=content.udh, flash=content.flash)
     else:
         body = Body(data=bytes.fromhex(content.hex or ""), udh=content.udh, flash=content.flash)
-    if content.udh is not None:
+    if content.udh is not None and content.fits:
         # The ESME's segment goes as it is, in the alphabet decode_content chose.
         body = replace(body, alphabet=_SEGMENT_ALPHABETS[content.dcs])
     premium, custom = policy.premium, policy.custom_parameters
@@ -259,7 +276,21 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         text_head=(content.text or "")[:20],
         wants_receipt=submit.registered_delivery & _RECEIPT_BITS,
         parts=segments_of(body),
+        concat=concat,
+        fits=content.fits,
     )
+
+
+def _concat_only(payload: bytes) -> Concat | None:
+    """The concatenation numbers of a UDH that holds nothing else: a part that can
+    be put back together without losing an element (ports, say, stay per segment)."""
+    if not payload or payload[0] + 1 > len(payload):
+        return None  # decode_content refuses it with its own status
+    try:
+        udh = parse_udh(payload[: payload[0] + 1])
+    except TextError:
+        return None
+    return udh.concat if len(udh.elements) == 1 else None
 
 
 def segments_of(body: Body) -> int:
@@ -377,6 +408,7 @@ def _later_segment(udh: bytes) -> bool:
 
 
 __all__ = [
+    "REASSEMBLE_POLICIES",
     "AccountPolicy",
     "Submission",
     "SubmitRefused",

@@ -57,6 +57,7 @@ __all__ = [
     "is_gsm",
     "parse_udh",
     "segment",
+    "spans",
 ]
 
 
@@ -81,6 +82,9 @@ class Content:
     hex: str | None
     udh: bytes | None
     flash: bool
+    # False for a segment longer than one SMS, which only reassembly can carry
+    # (decode_content's `oversize_ok`).
+    fits: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +294,7 @@ def decode_content(
     udhi: bool,
     default_alphabet: str = "gsm",
     ia5_alphabet: str = "ascii",
+    oversize_ok: bool = False,
 ) -> Content:
     """What Common should send for this `data_coding` and these octets.
 
@@ -297,6 +302,9 @@ def decode_content(
     returned, and the DCS is GSM/UCS2/BINARY (the ESME segmented; Common must not).
     `default_alphabet` is the account's meaning of data_coding 0 ("gsm" or
     "latin1"), `ia5_alphabet` that of data_coding 1 ("ascii" or "gsm").
+    A segment longer than one SMS is ESME_RINVMSGLEN unless `oversize_ok`: then
+    it comes back decoded with `fits` False and `dcs` TEXT (or BINARY), for the
+    caller that will put the parts back together.
     """
     entry = _DCS_TABLE[data_coding] if 0 <= data_coding <= 0xFF else None
     if entry is None:
@@ -314,27 +322,29 @@ def decode_content(
         body = payload[len(udh) :]
 
     if kind == _BINARY:
-        if udh is not None:
-            _fits_one_sms(len(udh) + len(body))
-        return Content("BINARY", None, body.hex().upper(), udh, flash)
+        fits = udh is None or _fits_one_sms(len(udh) + len(body), oversize_ok)
+        return Content("BINARY", None, body.hex().upper(), udh, flash, fits)
     if kind == _GSM:
         text = _decode_gsm(body)
-        if udh is not None:
-            # Unpacked: one octet per septet, an escape pair being two.
-            _fits_one_sms(((_septets_of(udh) + len(body)) * 7 + 7) // 8)
-        return Content("TEXT" if udh is None else "GSM", text, None, udh, flash)
+        if udh is None:
+            return Content("TEXT", text, None, None, flash)
+        # Unpacked: one octet per septet, an escape pair being two.
+        fits = _fits_one_sms(((_septets_of(udh) + len(body)) * 7 + 7) // 8, oversize_ok)
+        return Content("GSM" if fits else "TEXT", text, None, udh, flash, fits)
     if kind == _UCS2:
         text = _decode_ucs2(body)
-        if udh is not None:
-            _fits_one_sms(len(udh) + len(body))
-        return Content("TEXT" if udh is None else "UCS2", text, None, udh, flash)
+        if udh is None:
+            return Content("TEXT", text, None, None, flash)
+        fits = _fits_one_sms(len(udh) + len(body), oversize_ok)
+        return Content("UCS2" if fits else "TEXT", text, None, udh, flash, fits)
     try:
         text = body.decode(kind)
     except UnicodeDecodeError as exc:
         raise TextError(f"not {kind} at octet {exc.start}") from None
     if udh is None:
         return Content("TEXT", text, None, None, flash)
-    return Content(_segment_dcs(text, udh), text, None, udh, flash)
+    dcs = _segment_dcs(text, udh, oversize_ok)
+    return Content(dcs or "TEXT", text, None, udh, flash, dcs is not None)
 
 
 _SMS_OCTETS: Final = 140  # GSM 03.40 TP-User-Data
@@ -345,22 +355,28 @@ def _septets_of(udh: bytes) -> int:
     return (len(udh) * 8 + 6) // 7
 
 
-def _fits_one_sms(octets: int) -> None:
+def _fits_one_sms(octets: int, oversize_ok: bool) -> bool:
     """An ESME-made segment goes as it is, so it must fit one SMS (GSM 03.40 9.2.3.16)."""
-    if octets > _SMS_OCTETS:
-        raise TextError("segment longer than one SMS", CommandStatus.ESME_RINVMSGLEN)
+    if octets <= _SMS_OCTETS:
+        return True
+    if oversize_ok:
+        return False
+    raise TextError("segment longer than one SMS", CommandStatus.ESME_RINVMSGLEN)
 
 
-def _segment_dcs(text: str, udh: bytes) -> str:
+def _segment_dcs(text: str, udh: bytes, oversize_ok: bool) -> str | None:
     """GSM or UCS2 for a single-byte-charset segment that must go as it is.
 
     Common has no Latin-1 DCS, so a segment is re-encoded; it must still fit
-    one SMS with its UDH (140 octets), or Common would have to split it.
+    one SMS with its UDH (140 octets), or Common would have to split it
+    (None when `oversize_ok`, else refused).
     """
     if is_gsm(text) and _septets_of(udh) + gsm_septets(text) <= 160:
         return "GSM"
     if len(udh) + 2 * len(text) <= 140:
         return "UCS2"
+    if oversize_ok:
+        return None
     raise TextError("segment does not fit one SMS once re-encoded")
 
 
@@ -424,6 +440,34 @@ def segment(text: str, ref: int) -> list[tuple[int, bytes, bytes]]:
     data_coding, octets = encode_for_esme(text)
     kind = "gsm" if data_coding == 0 else "ucs2"
     return [(data_coding, udh, body) for udh, body in split_octets(octets, kind, ref)]
+
+
+def spans(text: str | None, data: bytes | None) -> list[tuple[int, int]]:
+    """(start, end) of each SMS a route makes of a whole text, in characters, or
+    of octets; `split_octets`'s cut, so that part i of a route's reports can be
+    matched to the stretch of the content it carried."""
+    if text is None:
+        chunks = split_octets(data or b"", "binary", 0)
+        width: list[int] | None = None
+    else:
+        data_coding, octets = encode_for_esme(text)
+        chunks = split_octets(octets, "gsm" if data_coding == 0 else "ucs2", 0)
+        width = [2 if ch in _GSM_EXT_CHARS else 1 for ch in text] if data_coding == 0 else None
+    out: list[tuple[int, int]] = []
+    start = 0
+    for _, chunk in chunks:
+        if text is None:
+            end = start + len(chunk)
+        elif width is None:
+            end = start + len(chunk) // 2
+        else:
+            end, room = start, len(chunk)
+            while end < len(width) and room >= width[end]:
+                room -= width[end]
+                end += 1
+        out.append((start, end))
+        start = end
+    return out
 
 
 def count_segments(text: str) -> int:

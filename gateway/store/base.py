@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from gateway.records import Address, Message, Outcome, Receipt, Report, record
+from gateway.records import Address, Member, Message, Outcome, Receipt, Report, record
 
 if TYPE_CHECKING:
     # Only a type here: the records and the rules above the store load without Twisted.
@@ -43,6 +43,9 @@ T = TypeVar("T")
 QUEUED = 0
 SENT = 1
 FINAL = 2
+# A part of a long message waiting for its siblings (gateway/mt/reassembly.py):
+# kept, but in no connector's queue.
+HELD = 3
 
 
 class StoreFull(Exception):
@@ -54,13 +57,14 @@ class StoreFull(Exception):
 @record
 class Finish:
     """A message reached its final state inside the gateway (expired, rejected,
-    cancelled), with the receipt its ESME gets (None: none asked for)."""
+    cancelled), with the receipts its ESME gets: none when none was asked for,
+    one per part of a reassembled message."""
 
     message_id: str
     stat: str
     err: int
     done_at: float
-    receipt: Receipt | None
+    receipts: tuple[Receipt, ...] = ()
 
 
 @record
@@ -88,6 +92,7 @@ class Tracked:
     billing: str | None = None
     billing_receipt: bool = False
     part: int | None = None
+    members: tuple[Member, ...] = ()
 
 
 class ReportBook(Protocol):
@@ -163,9 +168,10 @@ class QueueDepth:
 MT_QUEUED = "mt_queued"
 MT_SENT = "mt_awaiting_report"
 MT_BILLING = "mt_billing_pending"
+MT_HELD = "mt_reassembling"
 RECEIPTS = "receipts"
 MO_QUEUE = "mo"
-QUEUE_KINDS = (MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO_QUEUE)
+QUEUE_KINDS = (MT_HELD, MT_QUEUED, MT_SENT, MT_BILLING, RECEIPTS, MO_QUEUE)
 
 
 class Store(Protocol):
@@ -185,6 +191,22 @@ class Store(Protocol):
     # --- MT ---------------------------------------------------------------------
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]: ...
+
+    # --- parts of long messages (gateway/mt/reassembly.py) ---------------------
+
+    def hold(self, messages: list[Message]) -> Deferred[None]:
+        """Store parts waiting for their siblings: kept, in no connector's queue."""
+
+    def held(self) -> Deferred[list[Message]]:
+        """Every waiting part, in the order stored."""
+
+    def assemble(self, whole: Message, part_ids: list[str]) -> Deferred[None]:
+        """Queue the message complete parts make, in place of the parts; `query`,
+        `queued_as` and `finish` find it by any part's id from then on."""
+
+    def release(self, messages: list[Message]) -> Deferred[list[str]]:
+        """Queue waiting parts as they are (segments), at the end of the queue;
+        fires with the ids released (not those finished meanwhile)."""
 
     def queued(self, connector: str, after: int, limit: int) -> Deferred[list[Queued]]:
         """Messages queued for `connector` past place `after`, in place order."""
@@ -262,8 +284,10 @@ class Store(Protocol):
 
 __all__ = [
     "FINAL",
+    "HELD",
     "MO_QUEUE",
     "MT_BILLING",
+    "MT_HELD",
     "MT_QUEUED",
     "MT_SENT",
     "QUEUED",

@@ -20,6 +20,7 @@ from gateway.records import (
     Address,
     Alphabet,
     Body,
+    Member,
     Message,
     Outcome,
     Party,
@@ -68,6 +69,7 @@ MESSAGE_COLUMNS: Final = (
     "parts",
     "reply_id",
     "billing_receipt",
+    "members",
 )
 # The rowid first: it is the message's place in its queue, given by the store.
 INSERT_MESSAGE: Final = (
@@ -118,14 +120,34 @@ def body_values(body: Body) -> tuple[Any, ...]:
     )
 
 
-def message_row(m: Message, place: int) -> tuple[Any, ...]:
+def dump_members(members: tuple[Member, ...]) -> str | None:
+    if not members:
+        return None
+    return _encode(
+        [
+            [m.id, m.seq, m.registered_delivery, m.submitted_at, m.text_head, list(m.segments)]
+            for m in members
+        ]
+    )
+
+
+def load_members(text: str | None) -> tuple[Member, ...]:
+    if not text:
+        return ()
+    return tuple(
+        Member(id_, seq, rd, submitted_at, head, tuple(segments))
+        for id_, seq, rd, submitted_at, head, segments in json.loads(text)
+    )
+
+
+def message_row(m: Message, place: int, state: int = QUEUED) -> tuple[Any, ...]:
     source, destination = m.source, m.destination
     return (
         place,
         m.id,
         m.account,
         m.connector,
-        QUEUED,
+        state,
         m.submitted_at,
         m.expires_at,
         m.validity_s,
@@ -152,6 +174,7 @@ def message_row(m: Message, place: int) -> tuple[Any, ...]:
         m.parts,
         m.reply_id,
         int(m.billing_receipt),
+        dump_members(m.members),
     )
 
 
@@ -196,6 +219,7 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         parts,
         reply_id,
         billing_receipt,
+        members,
     ) = row
     return Message(
         id=id_,
@@ -228,6 +252,7 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         parts=parts,
         reply_id=reply_id,
         billing_receipt=bool(billing_receipt),
+        members=load_members(members),
     )
 
 
@@ -284,7 +309,7 @@ def dump_parts(parts: Mapping[str, Outcome]) -> str | None:
 _TRACKED = (
     "id, reply_id, account, registered_delivery, source_addr, source_ton, source_npi,"
     " dest_addr, dest_ton, dest_npi, submitted_at, text_head, state, part_results, parts,"
-    " billing, billing_receipt"
+    " billing, billing_receipt, members"
 )
 _FIND = f"SELECT {_TRACKED} FROM messages WHERE {{key}} = ?"
 _FIND_BY_ID: Final = _FIND.format(key="id")
@@ -319,6 +344,7 @@ def _tracked(row: tuple[Any, ...], part: int | None = None) -> Tracked:
         billing=row[15],
         billing_receipt=bool(row[16]),
         part=part,
+        members=load_members(row[17]),
     )
 
 

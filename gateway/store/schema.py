@@ -238,8 +238,29 @@ _QUEUES_V5: Final = """
     CREATE INDEX receipts_account ON receipts (account, seq);
 """
 
+# Version 5 -> 6: long messages put back together (gateway/mt/reassembly.py).
+# A part waiting for its siblings is a message in state 3, in no queue; a
+# message made of parts lists them in `members`, and `member_ids` finds it by
+# the id of any part (query_sm, cancel_sm).
+_REASSEMBLY_V6: Final = """
+    ALTER TABLE messages ADD COLUMN members TEXT;
+    CREATE INDEX messages_held ON messages (account) WHERE state = 3;
+    CREATE TABLE member_ids (
+        id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (account, id)
+    );
+    CREATE INDEX member_ids_message ON member_ids (message_id);
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: Final[tuple[Migration, ...]] = (*_SQL_MIGRATIONS, _route_neutral, _QUEUES_V5)
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    *_SQL_MIGRATIONS,
+    _route_neutral,
+    _QUEUES_V5,
+    _REASSEMBLY_V6,
+)
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

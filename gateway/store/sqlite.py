@@ -31,13 +31,8 @@ from gateway.records import Message, Receipt, Report
 from gateway.store import rows
 from gateway.store.base import (
     FINAL,
-    MO_QUEUE,
-    MT_BILLING,
-    MT_QUEUED,
-    MT_SENT,
-    QUEUE_KINDS,
+    HELD,
     QUEUED,
-    RECEIPTS,
     SENT,
     Backlog,
     Finish,
@@ -48,6 +43,7 @@ from gateway.store.base import (
     StoreFull,
 )
 from gateway.store.commit import WAL_KEEP, WAL_LIMIT, GroupCommitter
+from gateway.store.depths import read_queue_depths
 from gateway.store.reserve import Reserve
 from gateway.store.schema import migrate
 
@@ -60,7 +56,10 @@ _DELETE_RECEIPT = "DELETE FROM receipts WHERE seq = ?"
 _INSERT_FORM = "INSERT OR REPLACE INTO upstream_ids (form, message_id, part) VALUES (?, ?, ?)"
 _SET_PARTS = "UPDATE messages SET parts = ? WHERE id = ?"
 _SET_CONNECTOR = "UPDATE messages SET connector = ? WHERE id = ? AND state = 0"
-_FINISH = "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ? WHERE id = ? AND state < 2"
+# state <> 2: queued, sent, or a part held for its siblings (HELD).
+_FINISH = (
+    "UPDATE messages SET state = 2, stat = ?, err = ?, done_at = ? WHERE id = ? AND state <> 2"
+)
 _QUERY = (
     "SELECT state, stat, err, done_at, connector FROM messages"
     " WHERE account = ? AND (id = ? OR reply_id = ?) ORDER BY id"
@@ -99,6 +98,13 @@ _QUEUED_TO = (
     f"{rows.SELECT_QUEUED} WHERE state = 0 AND account = ? AND dest_addr = ? AND rowid <= ?"
     " ORDER BY rowid"
 )
+# A part of a reassembled message is found by its own id: its message's row.
+_MEMBER_OF = "SELECT message_id FROM member_ids WHERE account = ? AND id = ?"
+_QUERY_ID = "SELECT state, stat, err, done_at, connector FROM messages WHERE id = ?"
+_QUEUED_ID = f"{rows.SELECT_QUEUED} WHERE id = ? AND state = 0 AND rowid <= ?"
+_HELD = f"{rows.SELECT_MESSAGE} WHERE state = {HELD} ORDER BY rowid"
+_UNHOLD = f"DELETE FROM messages WHERE id = ? AND state = {HELD}"
+_ADD_MEMBER = "INSERT OR REPLACE INTO member_ids (id, account, message_id) VALUES (?, ?, ?)"
 _RECEIPTS_AFTER = f"{rows.SELECT_RECEIPT} WHERE account = ? AND seq > ? ORDER BY seq LIMIT ?"
 
 
@@ -282,18 +288,67 @@ class SqliteStore:
 
     def add_messages(self, messages: list[Message]) -> Deferred[None]:
         """Store new messages (calls until the next flush share one INSERT)."""
+        return self._insert(messages, QUEUED)
+
+    def hold(self, messages: list[Message]) -> Deferred[None]:
+        """Store parts of long messages, waiting for their siblings in no queue."""
+        return self._insert(messages, HELD)
+
+    def _insert(self, messages: list[Message], state: int) -> Deferred[None]:
         if self.refusing:
             return self._refused()
+        first, last = self._places(len(messages))
+        values = [rows.message_row(m, place, state) for place, m in enumerate(messages, first)]
+        d = self._batched(rows.INSERT_MESSAGE, values, durable=True)
+        return d.addCallback(self._reported_upto, last)
+
+    def _places(self, count: int) -> tuple[int, int]:
+        """Queue places for `count` new rows: (first, last)."""
         first = self._place + 1
-        self._place += len(messages)
+        self._place += count
+        return first, self._place
+
+    def _reported_upto(self, result: Any, last: int) -> Any:
+        # Transactions fire in the order they were queued, but a batched INSERT
+        # shares the next flush with later calls: never move back.
+        self._reported = max(self._reported, last)
+        return result
+
+    def held(self) -> Deferred[list[Message]]:
+        """Every part waiting for its siblings, in the order stored (a restart)."""
+        found = self._read(_HELD, ())
+        return succeed([rows.message_from_row(row) for row in found])
+
+    def assemble(self, whole: Message, part_ids: list[str]) -> Deferred[None]:
+        """The message complete parts make, queued in their place; the parts are
+        its members from now on, found by their ids (`member_ids`)."""
+        first, last = self._places(1)
+        row = rows.message_row(whole, first)
+        members = [(part_id, whole.account, whole.id) for part_id in part_ids]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(_UNHOLD, [(part_id,) for part_id in part_ids])
+            conn.execute(rows.INSERT_MESSAGE, row)
+            conn.executemany(_ADD_MEMBER, members)
+
+        return self._submit(run).addCallback(self._reported_upto, last)
+
+    def release(self, messages: list[Message]) -> Deferred[list[str]]:
+        """Waiting parts that go on as the segments they are: queued under their own
+        ids at the end of the queue. Fires with the ids released (a part finished
+        meanwhile, cancelled say, stays as it is)."""
+        first, last = self._places(len(messages))
         values = [rows.message_row(m, place) for place, m in enumerate(messages, first)]
-        last = self._place
 
-        def reported(result: None) -> None:
-            self._reported = last
-            return result
+        def run(conn: sqlite3.Connection) -> list[str]:
+            released = []
+            for message, row in zip(messages, values, strict=True):
+                if conn.execute(_UNHOLD, (message.id,)).rowcount:
+                    conn.execute(rows.INSERT_MESSAGE, row)
+                    released.append(message.id)
+            return released
 
-        return self._batched(rows.INSERT_MESSAGE, values, durable=True).addCallback(reported)
+        return self._submit(run).addCallback(self._reported_upto, last)
 
     def _read(self, statement: str, values: tuple[Any, ...]) -> list[Any]:
         return self._committer().read(lambda conn: conn.execute(statement, values).fetchall())
@@ -314,7 +369,15 @@ class SqliteStore:
 
     def queued_as(self, account: str, message_id: str) -> Deferred[list[Message]]:
         found = self._read(_QUEUED_AS, (account, message_id, message_id, self._reported))
+        if not found:
+            whole = self._member_of(account, message_id)
+            if whole is not None:
+                found = self._read(_QUEUED_ID, (whole, self._reported))
         return succeed([rows.queued_from_row(row)[1] for row in found])
+
+    def _member_of(self, account: str, part_id: str) -> str | None:
+        row = self._read(_MEMBER_OF, (account, part_id))
+        return row[0][0] if row else None
 
     def queued_to(self, account: str, destination: str) -> Deferred[list[Message]]:
         found = self._read(_QUEUED_TO, (account, destination, self._reported))
@@ -363,21 +426,23 @@ class SqliteStore:
 
     def finish(self, finishes: list[Finish]) -> Deferred[list[Receipt]]:
         def run(conn: sqlite3.Connection) -> list[Receipt]:
-            stored = []
+            stored: list[Receipt] = []
             for f in finishes:
                 # A report may have made the message final meanwhile (a send that timed
                 # out had reached LINK): that state stands, and its receipt was the one.
                 cursor = conn.execute(_FINISH, (f.stat, f.err, f.done_at, f.message_id))
-                if cursor.rowcount and f.receipt is not None:
-                    stored.append(rows.insert_receipt(conn, f.receipt))
+                if cursor.rowcount:
+                    stored.extend(rows.insert_receipt(conn, r) for r in f.receipts)
             return stored
 
         return self._submit(run)
 
     def query(self, account: str, message_id: str) -> Deferred[list[MessageStatus]]:
-        found = self._committer().read(
-            lambda conn: conn.execute(_QUERY, (account, message_id, message_id)).fetchall()
-        )
+        found = self._read(_QUERY, (account, message_id, message_id))
+        if not found:
+            whole = self._member_of(account, message_id)
+            if whole is not None:
+                found = self._read(_QUERY_ID, (whole,))
         return succeed([MessageStatus(*row) for row in found])
 
     def short_id(self, fmt: str) -> str:
@@ -475,6 +540,7 @@ class SqliteStore:
                 f" LIMIT {_PURGE_BATCH}"
             )
             conn.execute(f"DELETE FROM upstream_ids WHERE message_id IN ({old})", (before,))
+            conn.execute(f"DELETE FROM member_ids WHERE message_id IN ({old})", (before,))
             conn.execute(
                 "DELETE FROM mo_seen WHERE upstream_id IN (SELECT upstream_id FROM mo_seen"
                 f" WHERE received_at < ? LIMIT {_PURGE_BATCH})",
@@ -500,45 +566,10 @@ class SqliteStore:
 
 
 def _id_in_use(message_id: str, conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
+    for table in ("messages", "member_ids"):
+        if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (message_id,)).fetchone():
+            return True
+    return False
 
 
-def read_queue_depths(conn: sqlite3.Connection) -> list[QueueDepth]:
-    """Every non-empty queue in the store, in QUEUE_KINDS order, then by name.
-
-    Also read on a read-only connection (`smpp-gateway queues`), whatever the
-    schema version: stores made before MO or billing existed have fewer queues.
-    """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not {"messages", "receipts"} <= tables:
-        raise sqlite3.DatabaseError("not a gateway store (no messages or receipts table)")
-    depths: list[QueueDepth] = []
-    # state < 2 is what the messages_pending index covers.
-    for account, connector, state, count, oldest in conn.execute(
-        "SELECT account, connector, state, count(*), min(submitted_at) FROM messages"
-        " WHERE state < 2 GROUP BY account, connector, state"
-    ):
-        kind = MT_QUEUED if state == QUEUED else MT_SENT
-        depths.append(QueueDepth(kind, account, connector, count, oldest))
-    message_columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
-    if "billing" in message_columns:
-        # Delivered after a 1007 ("billed delayed"): LINK's billing report is due.
-        for account, connector, count, oldest in conn.execute(
-            "SELECT account, connector, count(*), min(done_at) FROM messages"
-            " WHERE billing = 'pending' GROUP BY account, connector"
-        ):
-            depths.append(QueueDepth(MT_BILLING, account, connector, count, oldest))
-    receipt_columns = {row[1] for row in conn.execute("PRAGMA table_info(receipts)")}
-    kind_column = "kind" if "kind" in receipt_columns else "'receipt'"
-    for account, kind, count, oldest in conn.execute(
-        f"SELECT account, {kind_column}, count(*), min(done_date) FROM receipts GROUP BY 1, 2"
-    ):
-        depths.append(
-            QueueDepth(MO_QUEUE if kind == "mo" else RECEIPTS, account, None, count, oldest)
-        )
-    order = {kind: index for index, kind in enumerate(QUEUE_KINDS)}
-    depths.sort(key=lambda d: (order[d.kind], d.account, d.connector or ""))
-    return depths
-
-
-__all__ = ["SqliteStore", "read_queue_depths"]
+__all__ = ["SqliteStore"]

@@ -55,9 +55,9 @@ class RecordingStore:
         self.finished.extend(finishes)
         stored = []
         for f in finishes:
-            if f.receipt is not None:
+            for receipt in f.receipts:
                 self._seq += 1
-                stored.append(replace(f.receipt, seq=self._seq))
+                stored.append(replace(receipt, seq=self._seq))
         return succeed(stored)
 
     # Nothing is on its disk: what the tests hand the dispatcher or the

@@ -363,6 +363,7 @@ class InProcessGateway:
 
     def stop(self) -> None:
         self.dispatcher.stop()
+        self.flows.admission.long.stop()
         self.result(self.store.close(), within=5.0)
 
     # --- time --------------------------------------------------------------------------

@@ -318,7 +318,7 @@ class StoreContract(_Base):
         yield self.store.add_messages([mt("sent", submitted_at=NOW - 25)])
         yield self.store.mark_sent([("sent", "link-1")])
         yield self.store.add_messages([mt("done", submitted_at=NOW - 15)])
-        yield self.store.finish([Finish("done", "EXPIRED", 220, NOW, None)])
+        yield self.store.finish([Finish("done", "EXPIRED", 220, NOW)])
 
         yield self.reopen()
 
@@ -371,7 +371,7 @@ class StoreContract(_Base):
     @inlineCallbacks
     def test_finish_without_receipt(self) -> Steps:
         yield self.store.add_messages([mt("m1")])
-        stored = yield self.store.finish([Finish("m1", "REJECTD", 127, NOW, None)])
+        stored = yield self.store.finish([Finish("m1", "REJECTD", 127, NOW)])
         self.assertEqual(stored, [])
         found = yield self.status("m1")
         self.assertEqual(found, MessageStatus(FINAL, "REJECTD", 127, NOW, "link"))
@@ -388,7 +388,7 @@ class StoreContract(_Base):
         (result,) = yield self.apply([report("link-1", ref_id="m1")])
         self.assertEqual(result.outcome, "final")
         late = expired_receipt("m1")
-        stored = yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW + 5, late)])
+        stored = yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW + 5, (late,))])
         self.assertEqual(stored, [])
         state = yield self.state("m1")
         self.assertEqual(state, (FINAL, "DELIVRD"))
@@ -402,7 +402,7 @@ class StoreContract(_Base):
         r1, r2 = yield self.apply([report("link-1"), report("link-2", NOT_DELIVERED)])
         yield self.store.add_messages([mt("m3")])
         (r3,) = yield self.store.finish(
-            [Finish("m3", "EXPIRED", 220, NOW + 5, expired_receipt("m3"))]
+            [Finish("m3", "EXPIRED", 220, NOW + 5, (expired_receipt("m3"),))]
         )
         self.assertEqual(_without_seq(r3), expired_receipt("m3"))
         self.assertEqual((r3.stat, r3.err, r3.message_id), ("EXPIRED", 220, "m3"))
@@ -560,7 +560,7 @@ class StoreContract(_Base):
     @inlineCallbacks
     def test_report_after_gateway_finish_is_duplicate(self) -> Steps:
         yield self.store.add_messages([mt("m1")])
-        yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW, None)])
+        yield self.store.finish([Finish("m1", "EXPIRED", 220, NOW)])
         (result,) = yield self.apply([report("x", ref_id="m1")])
         self.assertEqual(result.outcome, "duplicate")
         state = yield self.state("m1")
@@ -1005,8 +1005,8 @@ class StoreContract(_Base):
         yield self.store.mark_sent([("old-sent", "link-old")])
         yield self.store.finish(
             [
-                Finish("old-final", "DELIVRD", 0, NOW - 8 * 86400, None),
-                Finish("new-final", "DELIVRD", 0, NOW - 86400, None),
+                Finish("old-final", "DELIVRD", 0, NOW - 8 * 86400),
+                Finish("new-final", "DELIVRD", 0, NOW - 86400),
             ]
         )
         removed = yield self.store.purge(NOW - 7 * 86400)

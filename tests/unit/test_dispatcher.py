@@ -161,15 +161,15 @@ def test_validity_ends_while_retrying(registered_delivery: int, wants_receipt: b
     assert rig.dispatcher.depth() == (0, None)
     if wants_receipt:
         (receipt,) = rig.all_receipts()
-        assert finish.receipt is not None
-        assert receipt == replace(finish.receipt, seq=1)  # as the store keeps it
+        (kept,) = finish.receipts
+        assert receipt == replace(kept, seq=1)  # as the store keeps it
         assert (receipt.stat, receipt.err, receipt.dlvrd) == ("EXPIRED", 220, 0)
         assert (receipt.source_addr, receipt.source_ton) == ("4712345678", 1)
         assert (receipt.destination_addr, receipt.dest_ton) == ("SHOP", 5)
         assert receipt.message_id == "m"
         assert receipt.seq == 1
     else:
-        assert finish.receipt is None
+        assert finish.receipts == ()
         assert rig.all_receipts() == []
 
 
@@ -205,7 +205,7 @@ def test_rejected_finishes_with_the_rejection(
         assert [(r.message_id, r.stat, r.err) for r in receipts] == [("bad", "REJECTD", 127)]
     else:
         assert receipts == []
-        assert finish.receipt is None
+        assert finish.receipts == ()
     assert rig.dispatcher.queued_by_account == {"shop1": 0}
 
 
@@ -251,11 +251,11 @@ def test_submit_now_accepted_and_rejected() -> None:
     assert rig.store.sent == [("good", "link-good")]
     (finish,) = rig.store.finished
     # The ESME hears the rejection in submit_sm_resp: no receipt as well.
-    assert (finish.message_id, finish.stat, finish.err, finish.receipt) == (
+    assert (finish.message_id, finish.stat, finish.err, finish.receipts) == (
         "bad",
         "REJECTD",
         127,
-        None,
+        (),
     )
     assert rig.dispatcher.idle
 

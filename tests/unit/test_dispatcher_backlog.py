@@ -224,7 +224,7 @@ class FindTests(RigTests):
 
     @inlineCallbacks
     def cancel(self, messages: list[Message]) -> Steps:
-        finishes = [Finish(m.id, "DELETED", 0, self.rig.clock.seconds(), None) for m in messages]
+        finishes = [Finish(m.id, "DELETED", 0, self.rig.clock.seconds()) for m in messages]
         yield self.rig.dispatcher.cancel(messages, finishes)
 
     @inlineCallbacks

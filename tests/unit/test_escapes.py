@@ -29,7 +29,7 @@ def segment(body: bytes, seq: int, total: int = 2, ref: int = 7, **fields: objec
 
 
 def text_of(pdu: p.SubmitSm) -> str:
-    value = map_submit(pdu, AccountPolicy(), now=NOW).body.text
+    value = map_submit(pdu, AccountPolicy(reassemble="never"), now=NOW).body.text
     assert isinstance(value, str)
     return value
 

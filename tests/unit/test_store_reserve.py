@@ -139,7 +139,7 @@ class RefusingTests(TestCase):
             with pytest.raises(StoreFull):
                 yield refused
         yield store.mark_sent([("unknown", "link-1")])
-        yield store.finish([Finish("unknown", "EXPIRED", 220, NOW, None)])
+        yield store.finish([Finish("unknown", "EXPIRED", 220, NOW)])
         stored = yield store.add_receipts([receipt("m1")])
         yield store.receipts_done([stored[0].seq])
 

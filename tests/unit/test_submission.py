@@ -195,10 +195,6 @@ def test_latin1_account() -> None:
         ({"short_message": b"caf\xe9"}, S.ESME_RSUBMITFAIL),
         ({"esm_class": 0x40, "short_message": b"\x05\x00\x03"}, S.ESME_RINVESMCLASS),
         (
-            {"esm_class": 0x40, "short_message": bytes.fromhex("0500032A0201") + b"a" * 154},
-            S.ESME_RINVMSGLEN,
-        ),
-        (
             {"tlvs": [(0x020C, b"\x00\x07"), (0x020E, b"\x02"), (0x020F, b"\x03")]},
             S.ESME_RINVOPTPARAMVAL,
         ),
@@ -207,6 +203,31 @@ def test_latin1_account() -> None:
 )
 def test_content_refused(overrides: dict[str, object], status: int) -> None:
     assert refused(**overrides) == status
+
+
+def test_an_oversized_segment_is_refused_when_the_account_never_reassembles() -> None:
+    long_part = bytes.fromhex("0500032A0201") + b"a" * 154
+    never = AccountPolicy(default_country_code="47", reassemble="never")
+    assert refused(never, esm_class=0x40, short_message=long_part) == S.ESME_RINVMSGLEN
+
+
+@pytest.mark.parametrize("policy", ["oversized", "always"])
+def test_an_oversized_part_is_numbered_for_reassembly(policy: str) -> None:
+    long_part = bytes.fromhex("0500032A0201") + b"a" * 154
+    taken = mapped(
+        AccountPolicy(default_country_code="47", reassemble=policy),
+        esm_class=0x40,
+        short_message=long_part,
+    )
+    assert (taken.fits, taken.body.text, taken.body.alphabet) == (False, "a" * 154, None)
+    assert taken.concat is not None and (taken.concat.ref, taken.concat.total) == (0x2A, 2)
+
+
+def test_a_segment_with_ports_is_not_numbered_for_reassembly() -> None:
+    # Concatenation and a port element: the ports would be lost in a whole message.
+    udh = bytes.fromhex("0A00032A020105040B8423F0")
+    assert mapped(esm_class=0x40, short_message=udh + b"x" * 10).concat is None
+    assert refused(esm_class=0x40, short_message=udh + b"x" * 140) == S.ESME_RINVMSGLEN
 
 
 def test_empty_message_payload_is_allowed() -> None:
