@@ -143,8 +143,8 @@ class Member:
     """One part an ESME sent of a message the gateway reassembled (gateway/mt/reassembly.py).
 
     The ESME knows the part by `id` and asked for its receipt by its own
-    `registered_delivery`; `segments` are the route's parts (1-based, as its
-    reports number them) that carry this part's content, so that the part's
+    `registered_delivery`; `segments` are the route's parts (numbered from 0,
+    as Common's `id$n` and LINK SMPP's segment ids are) that carry this part's content, so that the part's
     receipt says what became of its own text.
     """
 

@@ -128,7 +128,7 @@ def receipts_for(
     member of a reassembled message.
 
     A member's receipt says what became of the segments that carried its text
-    when `parts` (the route's part outcomes, "1"... as its reports number them)
+    when `parts` (the route's part outcomes, "0"... as its reports number them)
     covers them all: DELIVRD only if each was, else the first failure, with
     `sub` and `dlvrd` counted over them. Otherwise (a report for the whole
     message, or parts the route numbered differently) it says `outcome`.

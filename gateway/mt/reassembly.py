@@ -392,7 +392,7 @@ def merge(group: Group, whole_id: str) -> Message:
     members = []
     for part in sorted(group.members(), key=lambda p: p.seq):
         low, high = by_seq[part.seq]
-        carried = tuple(n for n, (a, b) in enumerate(cut, start=1) if a < high and b > low)
+        carried = tuple(n for n, (a, b) in enumerate(cut) if a < high and b > low)
         m = part.message
         members.append(
             Member(m.id, part.seq, m.registered_delivery, m.submitted_at, m.text_head, carried)

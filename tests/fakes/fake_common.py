@@ -415,7 +415,9 @@ class FakeCommon:
     """The fake; every attribute documented here may be changed by tests at any time.
 
     ``result_rules`` maps a destination to the resultCode (or the list of codes, in
-    order) its reports carry; others get ``default_result_code``.
+    order) its reports carry; others get ``default_result_code``. A key
+    ``<destination>$<n>`` gives part n (from 0) of a message Common split its own
+    last code: parts of one message may end differently.
     ``permanent_errors`` maps a destination to an error code answered with 400
     (for /sms/send) or put in that message's batch result.
     """
@@ -851,8 +853,13 @@ class FakeCommon:
             if left[0] == 0 and step + 1 < len(codes):
                 self._report_steps(message, codes, step + 1)
 
-        for report_id in ids:
-            self._deliver(self._report_body(message, report_id, code, segments), 1, part_done)
+        destination = message["destination"]
+        for n, report_id in enumerate(ids):
+            own = code
+            if segments > 1 and step + 1 == len(codes):
+                rule = self.result_rules.get(f"{destination}${n}")
+                own = rule if isinstance(rule, int) else code
+            self._deliver(self._report_body(message, report_id, own, segments), 1, part_done)
 
     def _report_body(
         self, message: dict[str, Any], report_id: str, code: int, segments: int

@@ -225,9 +225,9 @@ def test_an_oversized_part_is_numbered_for_reassembly(policy: str) -> None:
 
 def test_a_segment_with_ports_is_not_numbered_for_reassembly() -> None:
     # Concatenation and a port element: the ports would be lost in a whole message.
-    udh = bytes.fromhex("0A00032A020105040B8423F0")
+    udh = bytes.fromhex("0B00032A020105040B8423F0")
     assert mapped(esm_class=0x40, short_message=udh + b"x" * 10).concat is None
-    assert refused(esm_class=0x40, short_message=udh + b"x" * 140) == S.ESME_RINVMSGLEN
+    assert refused(esm_class=0x40, short_message=udh + b"x" * 150) == S.ESME_RINVMSGLEN
 
 
 def test_empty_message_payload_is_allowed() -> None:
