@@ -144,8 +144,8 @@ class Member:
 
     The ESME knows the part by `id` and asked for its receipt by its own
     `registered_delivery`; `segments` are the route's parts (numbered from 0,
-    as Common's `id$n` and LINK SMPP's segment ids are) that carry this part's content, so that the part's
-    receipt says what became of its own text.
+    as Common's `id$n` and LINK SMPP's segment ids are) that carry this part's
+    content, so that the part's receipt says what became of its own text.
     """
 
     id: str
