@@ -33,6 +33,7 @@ from gateway.records import (
     Address,
     Alphabet,
     Body,
+    Member,
     Message,
     Outcome,
     Party,
@@ -44,8 +45,10 @@ from gateway.records import (
 from gateway.smpp.pdu import MessageState
 from gateway.store.base import (
     FINAL,
+    HELD,
     MO_QUEUE,
     MT_BILLING,
+    MT_HELD,
     MT_QUEUED,
     MT_SENT,
     QUEUED,
@@ -991,6 +994,112 @@ class StoreContract(_Base):
         self.assertEqual(self.recovered.receipts, [stored[1]])
 
     # --- upkeep --------------------------------------------------------------------------
+
+    # --- parts of long messages ------------------------------------------------------
+
+    def part(self, id_: str, seq: int, total: int = 2, **overrides: Any) -> Message:
+        """A part of a long message (8-bit reference 7), too long for one SMS."""
+        udh = bytes((0x05, 0x00, 0x03, 7, total, seq))
+        return mt(id_, body=Body(text=f"{seq}" * 200, udh=udh), esm_class=0x40, **overrides)
+
+    def whole(self, id_: str, parts: list[Message]) -> Message:
+        members = tuple(
+            Member(p.id, n, p.registered_delivery, p.submitted_at, p.text_head, (n - 1,))
+            for n, p in enumerate(parts, start=1)
+        )
+        text = "".join(p.body.text or "" for p in parts)
+        return mt(id_, text=text, parts=len(parts), members=members)
+
+    @inlineCallbacks
+    def test_held_parts_wait_in_no_queue_and_come_back_after_a_restart(self) -> Steps:
+        first, second = self.part("p1", 1), self.part("p2", 2, registered_delivery=0x11)
+        yield self.store.hold([first])
+        yield self.store.add_messages([mt("q")])
+        yield self.store.hold([second])
+        counts = yield self.counts()
+        self.assertEqual((counts.get(MT_HELD), counts.get(MT_QUEUED)), (2, 1))
+        yield self.reopen()
+        self.assertEqual(self.recovered.messages, [mt("q")])
+        held = yield self.store.held()
+        self.assertEqual(held, [first, second])
+        found = yield self.status("p2")
+        self.assertEqual(found.state, HELD)
+
+    @inlineCallbacks
+    def test_assemble_queues_the_whole_in_place_of_its_parts(self) -> Steps:
+        parts = [self.part("p1", 1), self.part("p2", 2)]
+        yield self.store.hold(parts)
+        whole = self.whole("w", parts)
+        yield self.store.assemble(whole, ["p1", "p2"])
+        held = yield self.store.held()
+        self.assertEqual(held, [])
+        yield self.reopen()
+        self.assertEqual(self.recovered.messages, [whole])
+        # Any part's id reaches the whole, for its own account only.
+        for part_id in ("p1", "p2"):
+            found = yield self.status(part_id)
+            self.assertEqual(found.state, QUEUED)
+            queued = yield self.store.queued_as("shop1", part_id)
+            self.assertEqual(queued, [whole])
+        elsewhere = yield self.store.query("shop2", "p1")
+        self.assertEqual(elsewhere, [])
+        queued = yield self.store.queued_as("shop2", "p1")
+        self.assertEqual(queued, [])
+
+    @inlineCallbacks
+    def test_a_whole_messages_report_gives_each_part_its_receipt(self) -> Steps:
+        parts = [self.part("p1", 1), self.part("p2", 2, registered_delivery=0)]
+        parts.append(self.part("p3", 2, submitted_at=NOW - 30))  # a copy of part 2
+        yield self.store.hold(parts)
+        whole = self.whole("w", parts[:2])
+        copy = Member("p3", 2, 1, NOW - 30, parts[2].text_head, (1,))
+        whole = replace(whole, members=(*whole.members, copy))
+        yield self.store.assemble(whole, ["p1", "p2", "p3"])
+        yield self.store.mark_sent([("w", "link-w")])
+        (result,) = yield self.apply([report("link-w", ref_id="w")])
+        # p2 asked for no receipt.
+        self.assertEqual(
+            [(r.message_id, r.stat, r.submit_date) for r in result.receipts],
+            [("p1", "DELIVRD", NOW - 60), ("p3", "DELIVRD", NOW - 30)],
+        )
+        found = yield self.status("p2")
+        self.assertEqual((found.state, found.stat), (FINAL, "DELIVRD"))
+
+    @inlineCallbacks
+    def test_release_queues_waiting_parts_last_and_leaves_finished_ones(self) -> Steps:
+        parts = [self.part("p1", 1), self.part("p2", 2)]
+        yield self.store.hold(parts)
+        yield self.store.add_messages([mt("q")])
+        yield self.store.finish([Finish("p2", "DELETED", 221, NOW)])
+        released = yield self.store.release(parts)
+        self.assertEqual(released, ["p1"])
+        yield self.reopen()
+        self.assertEqual(self.recovered.messages, [mt("q"), parts[0]])
+        found = yield self.status("p2")
+        self.assertEqual((found.state, found.stat), (FINAL, "DELETED"))
+
+    @inlineCallbacks
+    def test_finish_reaches_held_parts_with_their_receipts(self) -> Steps:
+        yield self.store.hold([self.part("p1", 1)])
+        stored = yield self.store.finish(
+            [Finish("p1", "REJECTD", 998, NOW, (receipt("p1", stat="REJECTD", err=998),))]
+        )
+        self.assertEqual([(r.message_id, r.err) for r in stored], [("p1", 998)])
+        found = yield self.status("p1")
+        self.assertEqual((found.state, found.stat, found.err), (FINAL, "REJECTD", 998))
+        held = yield self.store.held()
+        self.assertEqual(held, [])
+
+    @inlineCallbacks
+    def test_purge_forgets_the_part_ids_of_a_purged_whole(self) -> Steps:
+        parts = [self.part("p1", 1), self.part("p2", 2)]
+        yield self.store.hold(parts)
+        yield self.store.assemble(self.whole("w", parts), ["p1", "p2"])
+        yield self.store.finish([Finish("w", "DELIVRD", 0, NOW - 8 * 86400)])
+        removed = yield self.store.purge(NOW - 7 * 86400)
+        self.assertEqual(removed, 1)
+        found = yield self.store.query("shop1", "p1")
+        self.assertEqual(found, [])
 
     @inlineCallbacks
     def test_purge_removes_only_old_final_rows(self) -> Steps:
