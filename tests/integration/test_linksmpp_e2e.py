@@ -175,6 +175,29 @@ def test_long_text_goes_in_segments_and_comes_back_as_one_receipt(
     assert len(segments) == 3 and all(s["esm_class"] == 0x40 for s in segments)
 
 
+def test_parts_longer_than_one_sms_are_resplit_into_proper_segments(
+    gateway: GatewayProcess, link: FakeLinkSmppProcess
+) -> None:
+    # Two parts of 254 and 146 octets (sar_* TLVs): LINK's endpoint takes
+    # segments, so the whole text goes as three of 153; each part gets a receipt.
+    text = b"abcdefghij" * 40
+    sar = [(p.Tag.SAR_MSG_REF_NUM, b"\x00\x31"), (p.Tag.SAR_TOTAL_SEGMENTS, b"\x02")]
+    with bound(gateway, "viasmpp") as esme:
+        ids = set()
+        for seq, chunk in enumerate((text[:254], text[254:]), start=1):
+            tlvs = [*sar, (p.Tag.SAR_SEGMENT_SEQNUM, bytes([seq]))]
+            answer = esme.request(submit("4790000009", chunk, tlvs=tlvs))
+            assert answer.status == S.ESME_ROK
+            ids.add(answer.message_id)  # type: ignore[attr-defined]
+        got = receipts_for(esme, ids)
+    assert {parse_receipt_text(r.short_message).stat for r in got.values()} == {"DELIVRD"}
+    segments = submits_to(link, "4790000009")
+    assert len(segments) == 3 and all(s["esm_class"] == 0x40 for s in segments)
+    bodies = [bytes.fromhex(s["short_message"]) for s in segments]
+    assert b"".join(body[6:] for body in bodies) == text
+    assert all(len(body) <= 159 for body in bodies)
+
+
 def test_prefix_route_and_failover_from_common_to_link_smpp_and_back(
     gateway: GatewayProcess, link: FakeLinkSmppProcess, common: FakeCommonProcess
 ) -> None:
