@@ -88,7 +88,7 @@ class LongMessages:
             self._metrics.child(self._metrics.parts, account, outcome).inc(n)
 
     def _gauge(self) -> None:
-        self._metrics.parts_waiting.set(sum(len(g.members()) for g in self.reassembler.groups()))
+        self._metrics.parts_waiting.set(self.reassembler.waiting())
 
     # --- a part arrives --------------------------------------------------------------
 
@@ -214,8 +214,9 @@ class LongMessages:
             if self._timer.getTime() <= due:
                 return
             self._timer.cancel()
+        # A tenth of a second late at most, so that messages due together share a tick.
         self._timer = self._reactor.callLater(
-            max(due - self._reactor.seconds(), 0.0) + 0.01, self._tick
+            max(due - self._reactor.seconds(), 0.0) + 0.1, self._tick
         )
 
     def _tick(self) -> None:

@@ -254,10 +254,16 @@ class Reassembler:
 
     # --- time, cancel, restart ----------------------------------------------------
 
+    def waiting(self) -> int:
+        """Parts waiting, of every account."""
+        return sum(self._held.values())
+
     def next_due(self) -> float | None:
-        if not self._groups:
-            return None
-        return min(g.first_at for g in self._groups.values()) + self.timeout
+        # Groups are kept in the order they began (dicts keep insertion order), so
+        # the first is the oldest: no scan of every waiting message per tick.
+        for group in self._groups.values():
+            return group.first_at + self.timeout
+        return None
 
     def due(self, now: float) -> list[Group]:
         """Messages whose parts stopped coming, forgotten; `fate` says what they become.
@@ -267,7 +273,9 @@ class Reassembler:
         """
         out = []
         for group in list(self._groups.values()):
-            if now - group.first_at >= self.timeout and all(p.stored for p in group.members()):
+            if now - group.first_at < self.timeout:
+                break
+            if all(p.stored for p in group.members()):
                 out.append(self._close(group))
         return out
 
