@@ -9,6 +9,7 @@ whose siblings never come go on as segments or get REJECTD receipts.
 from __future__ import annotations
 
 import json
+import signal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,7 +222,8 @@ def test_query_and_cancel_through_any_part(gateway: GatewayProcess) -> None:
         assert set(receipts) == {one, two}
 
 
-def test_parts_survive_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_parts_survive_a_restart(tmp_path: Path, sig: int) -> None:
     octets = b"r" * 500
     first, second = sar_parts("4712300009", octets, ref=21)
     with gateway_with_common(tmp_path, accounts=ACCOUNTS, fake_options={"keep_messages": True}) as (
@@ -231,7 +233,7 @@ def test_parts_survive_a_restart(tmp_path: Path) -> None:
         with Esme(gateway.smpp_port) as esme:
             assert esme.bind("parts", "pw").status == S.ESME_ROK
             one = esme.request(first).message_id  # type: ignore[attr-defined]
-        gateway.stop()
+        gateway.stop(sig)
         gateway.start()
         with Esme(gateway.smpp_port) as esme:
             assert esme.bind("parts", "pw").status == S.ESME_ROK

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.harness import FakeCommonProcess, GatewayProcess
-from tests.interop import scenarios
+from tests.interop import sar, scenarios
 from tests.interop.conftest import (
     EMOJI_TEXT,
     GSM_SEGMENTS,
@@ -395,3 +395,45 @@ def test_node_submit_multi_two_destinations(
                 source=SOURCE,
                 text=text,
             )
+
+
+# --- 7. long text in parts of 254 octets with sar_* TLVs ------------------------------
+
+
+@pytest.mark.parametrize("order", [(1, 2, 3), (3, 1, 2)], ids=["in-order", "last-first"])
+@pytest.mark.parametrize(
+    ("text", "data_coding"),
+    [(sar.SAR_GSM_TEXT, 0), (sar.SAR_UCS2_TEXT, 8)],
+    ids=["gsm", "ucs2"],
+)
+def test_node_long_text_in_254_octet_sar_parts(
+    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
+    text: str,
+    data_coding: int,
+    order: tuple[int, ...],
+) -> None:
+    # The application cuts the text where 254 octets end (sar.sar_pieces), gives
+    # node-smpp each piece as a string to encode (GSM 03.38 for data_coding 0,
+    # UTF-16BE for 8) and numbers the parts with node-smpp's sar_* TLVs; no UDH.
+    # "last-first": the last part arrives first (in UCS-2 it fits one SMS, so it
+    # waits to learn whether its siblings are too long).
+    gw, fake = ops_gateway
+    ucs2 = data_coding == 8
+    pieces = sar.sar_pieces(text, ucs2)
+    assert len(pieces) == len(order) == 3
+    ref = random.randint(0, 0xFFFF)
+    dest = destination()
+    with bound(gw.smpp_port) as client:
+        ids: dict[int, str] = {}
+        for seq in order:
+            response = client.submit_pdu(
+                dest,
+                short_message=pieces[seq - 1],
+                data_coding=data_coding,
+                sar_msg_ref_num=ref,
+                sar_total_segments=len(pieces),
+                sar_segment_seqnum=seq,
+            )
+            ids[seq] = accepted(response)
+        sent = [(ids[seq], piece) for seq, piece in enumerate(pieces, start=1)]
+        sar.check_sar_message(fake, client, dest, sent, text, ucs2)

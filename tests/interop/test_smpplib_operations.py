@@ -34,7 +34,7 @@ import smpplib.smpp
 from smpplib.command import Param
 
 from tests.harness import FakeCommonProcess, GatewayProcess
-from tests.interop import scenarios
+from tests.interop import sar, scenarios
 from tests.interop.conftest import (
     EMOJI_TEXT,
     GSM_SEGMENTS,
@@ -494,3 +494,74 @@ def test_submit_multi_not_in_smpplib() -> None:
     with pytest.raises(smpplib.exceptions.UnknownCommandError):
         smpplib.smpp.make_pdu("submit_multi")
     pytest.skip("smpplib 2.2.4 has no submit_multi; covered by the node-smpp test")
+
+
+# --- 7. long text in parts of 254 octets with sar_* TLVs ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "data_coding"),
+    [(sar.SAR_GSM_TEXT, 0), (sar.SAR_UCS2_TEXT, 8)],
+    ids=["gsm", "ucs2"],
+)
+def test_long_text_in_254_octet_sar_parts(
+    ops_gateway: tuple[GatewayProcess, FakeCommonProcess], text: str, data_coding: int
+) -> None:
+    # The application encodes, cuts with smpplib's own splitter at the size it
+    # chooses (254 octets, the most short_message holds) and numbers the parts
+    # with smpplib's sar_* optional parameters; no UDH, esm_class 0.
+    gw, fake = ops_gateway
+    ucs2 = data_coding == 8
+    octets = text.encode("utf-16-be") if ucs2 else smpplib.gsm.gsm_encode(text)
+    parts = smpplib.gsm.split_sequence(octets, sar.SAR_PART)
+    pieces = sar.sar_pieces(text, ucs2)
+    assert [len(part) for part in parts[:-1]] == [254, 254] and len(parts) == 3
+    encode = smpplib.gsm.gsm_encode if not ucs2 else (lambda t: t.encode("utf-16-be"))
+    assert parts == [encode(piece) for piece in pieces]  # no cut inside a character
+    ref = random.randint(0, 0xFFFF)
+    dest = destination()
+    with bound(gw.smpp_port) as esme:
+        sent = []
+        for seq, (part, piece) in enumerate(zip(parts, pieces, strict=True), start=1):
+            response = esme.submit_pdu(
+                dest,
+                short_message=part,
+                data_coding=data_coding,
+                sar_msg_ref_num=ref,
+                sar_total_segments=len(parts),
+                sar_segment_seqnum=seq,
+            )
+            assert response.status == ROK, f"part {seq}: submit_sm_resp {response.status:#x}"
+            sent.append((response.message_id.decode("ascii"), piece))
+        sar.check_sar_message(fake, esme, dest, sent, text, ucs2)
+
+
+def test_escape_pair_split_at_254_octets_is_made_whole(
+    ops_gateway: tuple[GatewayProcess, FakeCommonProcess],
+) -> None:
+    # split_sequence cuts by octets: here between the 1B and the 65 of the euro
+    # sign, so the second part is 254 octets starting with a lone 65. The gateway
+    # carries the 1B over (gateway/smpp/escapes.py); the whole text reaches Common
+    # and the euro sign counts as the second part's.
+    gw, fake = ops_gateway
+    text = "x" * 253 + "€" + "y" * 253 + " and the tail"
+    parts = smpplib.gsm.split_sequence(smpplib.gsm.gsm_encode(text), sar.SAR_PART)
+    assert [len(part) for part in parts] == [254, 254, 13]
+    assert parts[0][-1:] == b"\x1b" and parts[1][:1] == b"\x65"
+    pieces = ["x" * 253, "€" + "y" * 253, " and the tail"]
+    ref = random.randint(0, 0xFFFF)
+    dest = destination()
+    with bound(gw.smpp_port) as esme:
+        sent = []
+        for seq, (part, piece) in enumerate(zip(parts, pieces, strict=True), start=1):
+            response = esme.submit_pdu(
+                dest,
+                short_message=part,
+                data_coding=0,
+                sar_msg_ref_num=ref,
+                sar_total_segments=len(parts),
+                sar_segment_seqnum=seq,
+            )
+            assert response.status == ROK, f"part {seq}: submit_sm_resp {response.status:#x}"
+            sent.append((response.message_id.decode("ascii"), piece))
+        sar.check_sar_message(fake, esme, dest, sent, text, ucs2=False)
