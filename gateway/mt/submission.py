@@ -12,6 +12,9 @@ What always holds:
   SMPP 3.4 command_status (never RINVDCS: the caller upgrades RSUBMITFAIL for
   data_coding trouble to RINVDCS only for ESMEs bound as 5.0, so RSUBMITFAIL
   is used for nothing but content the data_coding cannot carry).
+- A part of a long message whose UDH holds only the concatenation element is
+  numbered (`Submission.concat`) for gateway/mt/reassembly.py, unless the
+  account says `reassemble = "never"`; only then may it be longer than one SMS.
 - Premium fields come from the account (`premium`), then from the vendor TLVs
   the account maps (`vendor_tlvs`), a TLV present in the PDU winning; tariff
   goes on the first segment of an ESME-segmented message only.

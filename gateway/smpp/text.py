@@ -22,7 +22,8 @@ What always holds:
 - Refusals: ESME_RSUBMITFAIL for a data_coding the gateway cannot carry or
   octets that are not valid in it (the caller makes that ESME_RINVDCS for 5.0
   binds); ESME_RINVMSGLEN for a length the coding cannot have (odd UCS-2) or a
-  segment longer than one SMS; ESME_RINVESMCLASS for a UDH that does not parse
+  segment longer than one SMS (unless the caller will put the parts back
+  together: `oversize_ok`); ESME_RINVESMCLASS for a UDH that does not parse
   although esm_class says there is one (UDHL beyond the octets, an element
   overrunning the header, concatenation or port elements of the wrong length
   or numbers, two concatenation elements).
