@@ -120,7 +120,9 @@ class LongMessages:
             return S.ESME_ROK
 
         def failed(failure: Any) -> int:
-            self.reassembler.dropped(message.id)
+            group = self.reassembler.dropped(message.id)
+            if group is not None:
+                self._merge(group)  # the part was a copy: its siblings are all kept
             if failure.check(StoreFull):
                 return S.ESME_RMSGQFUL
             log.failure("could not store a part of {account}", failure, account=message.account)

@@ -239,18 +239,29 @@ class Reassembler:
         self._drop(group)
         return group
 
-    def dropped(self, message_id: str) -> None:
-        """The store could not keep the part: it never arrived."""
+    def dropped(self, message_id: str) -> Group | None:
+        """The store could not keep the part: it never arrived. A stored copy of its
+        number takes its place; the message if that made it complete (then forgotten)."""
         key = self._where.pop(message_id, None)
         if key is None:
-            return
+            return None
         group = self._groups[key]
-        kept = {s: p for s, p in group.parts.items() if p.message.id != message_id}
-        group.parts = kept
         group.extras = [p for p in group.extras if p.message.id != message_id]
+        for seq, part in list(group.parts.items()):
+            if part.message.id == message_id:
+                del group.parts[seq]
+                copy = next((p for p in group.extras if p.seq == seq), None)
+                if copy is not None:
+                    group.extras.remove(copy)
+                    group.parts[seq] = copy
         self._count(group.key[0], -1)
         if not group.parts and not group.extras:
             del self._groups[key]
+            return None
+        if not group.complete():
+            return None
+        self._drop(group)
+        return group
 
     # --- time, cancel, restart ----------------------------------------------------
 
