@@ -499,6 +499,27 @@ def test_submit_multi_not_in_smpplib() -> None:
 # --- 7. long text in parts of 254 octets with sar_* TLVs ------------------------------
 
 
+def send_sar_parts(
+    esme: Any, dest: str, parts: list[bytes], pieces: list[str], data_coding: int
+) -> list[tuple[str, str]]:
+    """Each part with smpplib's sar_* optional parameters (one random reference);
+    (message_id, the text of the part) for each, every one answered ESME_ROK."""
+    ref = random.randint(0, 0xFFFF)
+    sent = []
+    for seq, (part, piece) in enumerate(zip(parts, pieces, strict=True), start=1):
+        response = esme.submit_pdu(
+            dest,
+            short_message=part,
+            data_coding=data_coding,
+            sar_msg_ref_num=ref,
+            sar_total_segments=len(parts),
+            sar_segment_seqnum=seq,
+        )
+        assert response.status == ROK, f"part {seq}: submit_sm_resp {response.status:#x}"
+        sent.append((response.message_id.decode("ascii"), piece))
+    return sent
+
+
 @pytest.mark.parametrize(
     ("text", "data_coding"),
     [(sar.SAR_GSM_TEXT, 0), (sar.SAR_UCS2_TEXT, 8)],
@@ -518,21 +539,9 @@ def test_long_text_in_254_octet_sar_parts(
     assert [len(part) for part in parts[:-1]] == [254, 254] and len(parts) == 3
     encode = smpplib.gsm.gsm_encode if not ucs2 else (lambda t: t.encode("utf-16-be"))
     assert parts == [encode(piece) for piece in pieces]  # no cut inside a character
-    ref = random.randint(0, 0xFFFF)
     dest = destination()
     with bound(gw.smpp_port) as esme:
-        sent = []
-        for seq, (part, piece) in enumerate(zip(parts, pieces, strict=True), start=1):
-            response = esme.submit_pdu(
-                dest,
-                short_message=part,
-                data_coding=data_coding,
-                sar_msg_ref_num=ref,
-                sar_total_segments=len(parts),
-                sar_segment_seqnum=seq,
-            )
-            assert response.status == ROK, f"part {seq}: submit_sm_resp {response.status:#x}"
-            sent.append((response.message_id.decode("ascii"), piece))
+        sent = send_sar_parts(esme, dest, parts, pieces, data_coding)
         sar.check_sar_message(fake, esme, dest, sent, text, ucs2)
 
 
@@ -549,19 +558,7 @@ def test_escape_pair_split_at_254_octets_is_made_whole(
     assert [len(part) for part in parts] == [254, 254, 13]
     assert parts[0][-1:] == b"\x1b" and parts[1][:1] == b"\x65"
     pieces = ["x" * 253, "€" + "y" * 253, " and the tail"]
-    ref = random.randint(0, 0xFFFF)
     dest = destination()
     with bound(gw.smpp_port) as esme:
-        sent = []
-        for seq, (part, piece) in enumerate(zip(parts, pieces, strict=True), start=1):
-            response = esme.submit_pdu(
-                dest,
-                short_message=part,
-                data_coding=0,
-                sar_msg_ref_num=ref,
-                sar_total_segments=len(parts),
-                sar_segment_seqnum=seq,
-            )
-            assert response.status == ROK, f"part {seq}: submit_sm_resp {response.status:#x}"
-            sent.append((response.message_id.decode("ascii"), piece))
+        sent = send_sar_parts(esme, dest, parts, pieces, 0)
         sar.check_sar_message(fake, esme, dest, sent, text, ucs2=False)
