@@ -20,6 +20,7 @@ import pytest
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import parse_receipt_text
 from tests.esme import Esme, submit
+from tests.integration.test_cli import cli
 from tests.harness import (
     FakeCommonProcess,
     GatewayProcess,
@@ -191,6 +192,11 @@ def test_missing_parts_time_out_into_rejectd_receipts(gateway: GatewayProcess) -
         assert esme.bind("parts", "pw").status == S.ESME_ROK
         ids = [esme.request(pdu).message_id for pdu in (first, third)]  # type: ignore[attr-defined]
         wait_for_metric(gateway, "smppgw_long_message_parts_waiting", 2, timeout=5)
+        # The operator sees them wait (`smpp-gateway queues`).
+        shown = cli("queues", "--config", str(gateway.config), "--json")
+        assert shown.returncode == 0, shown.stderr
+        rows = {(q["queue"], q["account"]): q for q in json.loads(shown.stdout)["queues"]}
+        assert rows[("mt_reassembling", "parts")]["count"] == 2
         receipts = receipt_ids(esme.receipts(2, timeout=TIMEOUT + 10))
     assert {(receipts[i].stat, receipts[i].err) for i in ids} == {("REJECTD", "998")}
 
