@@ -20,7 +20,6 @@ import pytest
 from gateway.smpp import pdu as p
 from gateway.smpp.receipts import parse_receipt_text
 from tests.esme import Esme, submit
-from tests.integration.test_cli import cli
 from tests.harness import (
     FakeCommonProcess,
     GatewayProcess,
@@ -29,6 +28,7 @@ from tests.harness import (
     metric_value,
     wait_for_metric,
 )
+from tests.integration.test_cli import cli
 
 S = p.CommandStatus
 TIMEOUT = 3.0
