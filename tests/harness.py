@@ -61,6 +61,20 @@ def password_hash(password: str) -> str:
     return hash_password(password, salt=b"test-salt-16byte")
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway.cli ARGS` as an operator runs it; its output captured."""
+    full_env = _env()
+    full_env.update(env or {})
+    return subprocess.run(
+        [PYTHON, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")

@@ -30,6 +30,7 @@ from tests.harness import (
     GatewayProcess,
     _env,
     account_toml,
+    cli,
     free_port,
     gateway_config,
     gateway_with_common,
@@ -121,19 +122,6 @@ def test_a_busy_port_makes_the_daemon_exit_with_status_1(tmp_path: Path) -> None
 
 
 # -- gate: LINK's Gate API against the fake Common (seed 000) ---------------------------
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = _env()
-    full_env.update(env or {})
-    return subprocess.run(
-        [PYTHON, "-m", "gateway.cli", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
 
 
 def common_config(tmp_path: Path, fake: FakeCommonProcess, auth: str, password: str) -> Path:

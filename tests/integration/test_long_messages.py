@@ -24,11 +24,11 @@ from tests.harness import (
     FakeCommonProcess,
     GatewayProcess,
     account_toml,
+    cli,
     gateway_with_common,
     metric_value,
     wait_for_metric,
 )
-from tests.integration.test_cli import cli
 
 S = p.CommandStatus
 TIMEOUT = 3.0
