@@ -120,6 +120,7 @@ def read_account(
         rate=rate,
         burst=r.number("burst", rate),
         max_queue=r.integer("max_queue", MAX_QUEUE, minimum=1),
+        max_waiting_parts=r.integer("max_waiting_parts", 10_000, minimum=1),
         message_id_format=id_format,
         max_message_id_length=max_id,
         accept=r.choice("accept", "stored", ("stored", "upstream")),

@@ -166,6 +166,9 @@ class AccountSettings:
     rate: float = 0.0
     burst: float = 0.0
     max_queue: int = MAX_QUEUE
+    # Parts of long messages waiting for their siblings, kept in memory as well
+    # as on disk: beyond this, a part that would wait gets ESME_RMSGQFUL.
+    max_waiting_parts: int = 10_000
     message_id_format: str = "decimal"
     max_message_id_length: int = 18
     accept: str = "stored"

@@ -114,7 +114,11 @@ class Admission:
         message = self.new_message(account, pdu, submission, now, interface_version)
         if submission.concat is not None:
             held = self.long.take(
-                message, submission.concat, submission.fits, account.policy.reassemble
+                message,
+                submission.concat,
+                submission.fits,
+                account.policy.reassemble,
+                account.max_waiting_parts,
             )
             if held is not None:
                 return held.addCallback(self._held_answer, account, message)
@@ -132,16 +136,12 @@ class Admission:
         return self.accept_stored(account, [message]).addCallback(answer)
 
     def _held_answer(
-        self, status: int, account: AccountSettings, message: Message
+        self, answer: tuple[int, str], account: AccountSettings, message: Message
     ) -> p.SubmitSmResp:
-        m, name = self.metrics, account.system_id
-        if status == S.ESME_RMSGQFUL:
-            return p.SubmitSmResp(status=self._full(name, 1))
+        status, outcome = answer
+        self.metrics.child(self.metrics.submits, account.system_id, outcome).inc()
         if status:
-            outcome = "refused" if status == S.ESME_RINVMSGLEN else "error"
-            m.child(m.submits, name, outcome).inc()
             return p.SubmitSmResp(status=status)
-        m.child(m.submits, name, "accepted").inc()
         return p.SubmitSmResp(message_id=message.id)
 
     def whole_id(self, account: str) -> str:

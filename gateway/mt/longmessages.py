@@ -21,6 +21,7 @@ What always holds:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -93,23 +94,45 @@ class LongMessages:
     # --- a part arrives --------------------------------------------------------------
 
     def take(
-        self, message: Message, concat: Concat, fits: bool, policy: str
-    ) -> Deferred[int] | None:
+        self, message: Message, concat: Concat, fits: bool, policy: str, limit: int
+    ) -> Deferred[tuple[int, str]] | None:
         """Hold a part for its siblings: fires with the status to answer once it is
-        stored. None when it goes on as a segment, as without reassembly."""
+        stored, and the outcome `smppgw_submits_total` counts it as. None when it
+        goes on as a segment, as without reassembly.
+
+        Each waiting part is in memory until its message is whole, so an account
+        may have `limit` of them: beyond, a part that would start a message or
+        repeat a number is refused with ESME_RMSGQFUL, which ESMEs retry, and one
+        that brings a missing number is taken up to twice `limit`, so that the
+        messages already waiting can still complete. A client that never sends
+        its last parts cannot take the memory other accounts need.
+        """
         now = self._reactor.seconds()
+        held = self.reassembler.held(message.account)
+        room = 2 * limit if self.reassembler.adds_to(message, concat) else limit
         arrival = self.reassembler.arrive(message, concat, fits, policy, now)
+        over = arrival.hold and held >= room
+        if over:
+            group = self.reassembler.dropped(message.id)
+            if group is not None:
+                self._merge(group)
+            self._count(message.account, "refused")
+            arrival = replace(arrival, hold=False, refuse="too many parts waiting")
+            refusal = (S.ESME_RMSGQFUL, "queue_full")
+        else:
+            refusal = (S.ESME_RINVMSGLEN, "refused")
         for group in arrival.closed:
             self._end(group, ERR_INCOMPLETE, "its reference was used again")
         if arrival.release:
             self._release(list(arrival.release))
         if arrival.refuse is not None:
-            self._count(message.account, "refused")
-            return succeed(S.ESME_RINVMSGLEN)
+            if not over:
+                self._count(message.account, "refused")
+            return succeed(refusal)
         if not arrival.hold:
             return None
 
-        def stored(_: None) -> int:
+        def stored(_: None) -> tuple[int, str]:
             self._count(message.account, "held")
             group = self.reassembler.stored(message.id)
             if group is not None:
@@ -117,16 +140,16 @@ class LongMessages:
             else:
                 self._schedule()
             self._gauge()
-            return S.ESME_ROK
+            return S.ESME_ROK, "accepted"
 
-        def failed(failure: Any) -> int:
+        def failed(failure: Any) -> tuple[int, str]:
             group = self.reassembler.dropped(message.id)
             if group is not None:
                 self._merge(group)  # the part was a copy: its siblings are all kept
             if failure.check(StoreFull):
-                return S.ESME_RMSGQFUL
+                return S.ESME_RMSGQFUL, "store_full"
             log.failure("could not store a part of {account}", failure, account=message.account)
-            return S.ESME_RSYSERR
+            return S.ESME_RSYSERR, "error"
 
         return self._store.hold([message]).addCallbacks(stored, failed)
 

@@ -158,6 +158,11 @@ class Reassembler:
     def groups(self) -> list[Group]:
         return list(self._groups.values())
 
+    def adds_to(self, message: Message, concat: Concat) -> bool:
+        """Whether the part brings a number its waiting message still lacks."""
+        group = self._groups.get(key_of(message, concat))
+        return group is not None and group.total == concat.total and concat.seq not in group.parts
+
     # --- a part arrives ---------------------------------------------------------
 
     def arrive(

@@ -25,6 +25,7 @@ S = p.CommandStatus
 ACCOUNTS = (
     {"system_id": "shop1", "premium": {"tariff": 500, "currency": "NOK"}},
     {"system_id": "shop2", "reassemble": "always"},
+    {"system_id": "shop3", "max_waiting_parts": 2},
 )
 
 
@@ -45,6 +46,12 @@ def sar_part(ref: int, total: int, seq: int, text: str, **fields: Any) -> p.Subm
     )
     values.update(fields)
     return p.SubmitSm(**values)
+
+
+def sent_texts(gateway: InProcessGateway) -> list[str]:
+    """userData of every message sent to Common, alone or in a batch."""
+    bodies = [r.body for r in gateway.common.requests]
+    return [m["userData"] for b in bodies for m in b.get("sendRequestMessages", [b])]
 
 
 def accepted(esme: Esme, pdu: p.SubmitSm) -> str:
@@ -184,3 +191,24 @@ def test_held_parts_count_towards_the_accounts_queue(gateway: InProcessGateway) 
     accepted(client, sar_part(7, 2, 1, "i" * 254))
     assert admission.long.held("shop1") == 1
     assert gateway.metric("smppgw_long_message_parts_waiting") == 1
+
+
+def test_an_account_may_keep_only_so_many_parts_waiting(gateway: InProcessGateway) -> None:
+    client = Esme(gateway)
+    assert client.bind("shop3").status == S.ESME_ROK
+    accepted(client, sar_part(8, 3, 1, "j" * 254))
+    accepted(client, sar_part(9, 3, 1, "k" * 254))
+    refused = client.request(sar_part(10, 3, 1, "l" * 254))
+    assert isinstance(refused, p.SubmitSmResp) and refused.status == S.ESME_RMSGQFUL
+    # A copy of a waiting part would not complete anything: refused as well.
+    copy = client.request(sar_part(9, 3, 1, "k" * 254))
+    assert isinstance(copy, p.SubmitSmResp) and copy.status == S.ESME_RMSGQFUL
+    # What goes on at once is not held back by the waiting ones, nor are the
+    # missing parts of a waiting message.
+    accepted(client, sar_part(11, 2, 1, "m" * 100))
+    accepted(client, sar_part(8, 3, 2, "n" * 254))
+    accepted(client, sar_part(8, 3, 3, "o" * 10))
+    gateway.run(1.0)
+    assert sorted(text[:1] for text in sent_texts(gateway)) == ["j", "m"]
+    assert gateway.metric("smppgw_submits_total", account="shop3", outcome="queue_full") == 2
+    assert gateway.admission.long.held("shop3") == 1
