@@ -227,10 +227,25 @@ class Processes:
 # --- the load generator ------------------------------------------------------
 
 
-def submit_bodies(count: int) -> list[bytes]:
-    """Pre-encoded submit_sm bodies (header excluded), one per message."""
+def submit_bodies(count: int, sar_parts: int = 1) -> list[bytes]:
+    """Pre-encoded submit_sm bodies (header excluded), one per PDU.
+
+    With `sar_parts` N > 1 every N PDUs are one long message to one destination,
+    cut as some client libraries cut: parts of 254 octets numbered by sar_* TLVs,
+    which the gateway puts back together (each part still gets its receipt).
+    """
     bodies = []
-    for i in range(count):
+    for j in range(count):
+        i, seq = divmod(j, sar_parts)
+        tlvs: list[tuple[int, bytes]] = []
+        text = b"bench message %d" % i
+        if sar_parts > 1:
+            text = (b"part %d of bench message %d " % (seq + 1, i)).ljust(SAR_PART, b"x")
+            tlvs = [
+                (p.Tag.SAR_MSG_REF_NUM, (i & 0xFFFF).to_bytes(2, "big")),
+                (p.Tag.SAR_TOTAL_SEGMENTS, bytes([sar_parts])),
+                (p.Tag.SAR_SEGMENT_SEQNUM, bytes([seq + 1])),
+            ]
         pdu = p.SubmitSm(
             source_addr_ton=5,
             source_addr_npi=0,
@@ -240,10 +255,14 @@ def submit_bodies(count: int) -> list[bytes]:
             destination_addr=f"46700{i % 1_000_000:06d}",
             registered_delivery=1,
             data_coding=0,
-            short_message=b"bench message %d" % i,
+            short_message=text,
+            tlvs=tlvs,
         )
         bodies.append(codec.encode(pdu)[16:])
     return bodies
+
+
+SAR_PART = 254  # octets: the most short_message holds
 
 
 @dataclass
@@ -256,6 +275,8 @@ class Phase:
     callback_connections: int = 4
     callback_pipeline: int = 1
     callback_close: float = 0.0
+    # PDUs per long message (254-octet sar_* parts); 1: each PDU a message.
+    sar_parts: int = 1
 
 
 @dataclass
@@ -311,7 +332,7 @@ class LoadRun:
     def __init__(self, phase: Phase, binds: int, window: int) -> None:
         self.phase = phase
         self.window = window
-        self.bodies = submit_bodies(phase.messages)
+        self.bodies = submit_bodies(phase.messages, phase.sar_parts)
         self.next_index = 0
         self.sequence = 0
         self.sent_at: dict[int, float] = {}  # sequence -> write time
@@ -830,6 +851,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SHARE",
         help="share of report requests sent with Connection: close (0-1, default 0)",
     )
+    parser.add_argument(
+        "--sar-parts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send long messages in N parts of 254 octets with sar_* TLVs, which the"
+        " gateway reassembles; each part counts as a message (default 1: none)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
     parser.add_argument(
@@ -852,6 +881,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--messages must be at least 1")
     if not 0.0 <= args.callback_close <= 1.0:
         parser.error("--callback-close is a share between 0 and 1")
+    if not 1 <= args.sar_parts <= 255:
+        parser.error("--sar-parts must be 1-255")
     return args
 
 
@@ -861,13 +892,17 @@ def _row(args: argparse.Namespace, connections: int, rate: float, messages: int)
         name += f", PIPELINED x{args.callback_pipeline}"
     if args.callback_close:
         name += f", {args.callback_close:.0%} Connection: close"
+    if args.sar_parts > 1:
+        name += f", {args.sar_parts} x {SAR_PART}-octet SAR parts"
+    count = args.messages or messages
     return Phase(
         name,
-        args.messages or messages,
+        count - count % args.sar_parts if count >= args.sar_parts else args.sar_parts,
         rate,
         callback_connections=connections,
         callback_pipeline=args.callback_pipeline,
         callback_close=args.callback_close,
+        sar_parts=args.sar_parts,
     )
 
 

@@ -447,27 +447,21 @@ def spans(text: str | None, data: bytes | None) -> list[tuple[int, int]]:
     """(start, end) of each SMS a route makes of a whole text, in characters, or
     of octets; `split_octets`'s cut, so that part i of a route's reports can be
     matched to the stretch of the content it carried."""
+    gsm = False
     if text is None:
-        chunks = split_octets(data or b"", "binary", 0)
-        width: list[int] | None = None
+        chunks, width = split_octets(data or b"", "binary", 0), 1
     else:
         data_coding, octets = encode_for_esme(text)
-        chunks = split_octets(octets, "gsm" if data_coding == 0 else "ucs2", 0)
-        width = [2 if ch in _GSM_EXT_CHARS else 1 for ch in text] if data_coding == 0 else None
+        gsm = data_coding == 0
+        chunks, width = split_octets(octets, "gsm" if gsm else "ucs2", 0), 1 if gsm else 2
     out: list[tuple[int, int]] = []
     start = 0
     for _, chunk in chunks:
-        if text is None:
-            end = start + len(chunk)
-        elif width is None:
-            end = start + len(chunk) // 2
-        else:
-            end, room = start, len(chunk)
-            while end < len(width) and room >= width[end]:
-                room -= width[end]
-                end += 1
-        out.append((start, end))
-        start = end
+        # Encoded GSM holds 0x1B only as the first octet of a two-octet character,
+        # and no part ends inside one: its characters are its octets less its escapes.
+        size = len(chunk) - chunk.count(_ESC) if gsm else len(chunk) // width
+        out.append((start, start + size))
+        start += size
     return out
 
 

@@ -25,6 +25,17 @@ def test_quick_benchmark_loses_no_message() -> None:
     assert phases, "the benchmark printed no phase"
 
 
+@pytest.mark.slow
+def test_quick_benchmark_of_long_messages_in_parts_loses_no_part() -> None:
+    # Every part comes back as its own receipt, the message having gone whole.
+    (phase, _paced) = json.loads(
+        _bench("bench.e2e", "--quick", "--sar-parts", "2", "--json", timeout=300)
+    )["phases"]
+    counts = phase["counts"]
+    assert counts["receipts_matched"] == phase["messages"] and counts["lost"] == 0
+    assert phase["fake_common"]["accepted"] == phase["messages"] // 2
+
+
 def test_quick_http_client_benchmark_runs() -> None:
     rows = json.loads(_bench("bench.http_client", "--requests", "50", "--rounds", "1", "--json"))
     assert {(row["client"], row["mode"]) for row in rows} == {
