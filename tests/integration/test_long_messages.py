@@ -37,6 +37,7 @@ ACCOUNTS = (
     account_toml("parts", "pw", "main")
     + account_toml("always", "pw", "main", reassemble="always")
     + account_toml("never", "pw", "main", reassemble="never")
+    + account_toml("upstream", "pw", "main", accept="upstream")
 )
 
 
@@ -157,6 +158,24 @@ def test_always_reassembles_udh_segments_and_keeps_binary_byte_for_byte(
         receipts = receipt_ids(esme.receipts(3))
     (sent,) = messages_to(fake, "+4712300003")
     assert (sent["dcs"], sent["userData"]) == ("BINARY", data.hex().upper())
+    assert set(receipts) == set(ids)
+
+
+def test_parts_of_an_upstream_account_are_answered_once_stored(
+    gateway: GatewayProcess, fake: FakeCommonProcess
+) -> None:
+    # LINK never sees a part alone, so there is no LINK answer to wait for.
+    text = b"u" * 400
+    with Esme(gateway.smpp_port) as esme:
+        assert esme.bind("upstream", "pw").status == S.ESME_ROK
+        ids = []
+        for pdu in sar_parts("4712300010", text, ref=88):
+            answer = esme.request(pdu)
+            assert answer.status == S.ESME_ROK
+            ids.append(answer.message_id)  # type: ignore[attr-defined]
+        receipts = receipt_ids(esme.receipts(2))
+    (sent,) = messages_to(fake, "+4712300010")
+    assert sent["userData"] == text.decode()
     assert set(receipts) == set(ids)
 
 
