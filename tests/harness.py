@@ -116,6 +116,11 @@ class _FakeProcess:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
             return json.loads(response.read())
 
+    def messages_to(self, destination: str) -> list[dict[str, Any]]:
+        """What a fake Common that keeps messages accepted for `destination`
+        (`+digits`), as it received each, in order of acceptance."""
+        return [m for m in self.get("/_messages") if m.get("destination") == destination]
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

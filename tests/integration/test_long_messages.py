@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,12 +63,6 @@ def udh_part(destination: str, ref: int, total: int, seq: int, body: bytes, **fi
     return submit(destination, udh + body, esm_class=0x40, **fields)
 
 
-def messages_to(fake: FakeCommonProcess, destination: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{fake.url}/_messages", timeout=10) as response:
-        accepted: list[dict[str, Any]] = json.loads(response.read())
-    return [m for m in accepted if m.get("destination") == destination]
-
-
 def receipt_ids(receipts: list[p.DeliverSm]) -> dict[str, Any]:
     return {
         parse_receipt_text(r.short_message).message_id: parse_receipt_text(r.short_message)
@@ -113,7 +106,7 @@ def test_254_octet_sar_parts_go_to_common_as_one_message(
         ids = {n: a.message_id for n, a in answers.items()}  # type: ignore[attr-defined]
         assert len(set(ids.values())) == 3
         receipts = receipt_ids(esme.receipts(3))
-    (sent,) = messages_to(fake, "+4712300001")
+    (sent,) = fake.messages_to("+4712300001")
     assert sent["userData"] == text.decode()
     assert "userDataHeader" not in sent and sent.get("dcs", "TEXT") == "TEXT"
     assert set(receipts) == set(ids.values())
@@ -138,7 +131,7 @@ def test_udh_parts_of_one_sms_each_still_go_one_by_one(
         for seq in (1, 2):
             assert esme.request(udh_part("4712300002", 7, 2, seq, b"x" * 150)).status == 0
         esme.receipts(2)
-    sent = messages_to(fake, "+4712300002")
+    sent = fake.messages_to("+4712300002")
     assert [m["userDataHeader"] for m in sent] == ["050003070201", "050003070202"]
 
 
@@ -156,7 +149,7 @@ def test_always_reassembles_udh_segments_and_keeps_binary_byte_for_byte(
             assert answer.status == S.ESME_ROK
             ids.append(answer.message_id)  # type: ignore[attr-defined]
         receipts = receipt_ids(esme.receipts(3))
-    (sent,) = messages_to(fake, "+4712300003")
+    (sent,) = fake.messages_to("+4712300003")
     assert (sent["dcs"], sent["userData"]) == ("BINARY", data.hex().upper())
     assert set(receipts) == set(ids)
 
@@ -174,7 +167,7 @@ def test_parts_of_an_upstream_account_are_answered_once_stored(
             assert answer.status == S.ESME_ROK
             ids.append(answer.message_id)  # type: ignore[attr-defined]
         receipts = receipt_ids(esme.receipts(2))
-    (sent,) = messages_to(fake, "+4712300010")
+    (sent,) = fake.messages_to("+4712300010")
     assert sent["userData"] == text.decode()
     assert set(receipts) == set(ids)
 
@@ -228,7 +221,7 @@ def test_a_lone_last_part_that_fits_goes_on_as_a_segment_after_the_timeout(
         assert esme.request(udh_part("4712300007", 3, 3, 3, b"tail")).status == S.ESME_ROK
         (receipt,) = esme.receipts(1, timeout=TIMEOUT + 10)
     assert parse_receipt_text(receipt.short_message).stat == "DELIVRD"
-    (sent,) = messages_to(fake, "+4712300007")
+    (sent,) = fake.messages_to("+4712300007")
     assert sent["userDataHeader"] == "050003030303"
 
 
@@ -264,6 +257,6 @@ def test_parts_survive_a_restart(tmp_path: Path, sig: int) -> None:
             assert esme.bind("parts", "pw").status == S.ESME_ROK
             two = esme.request(second).message_id  # type: ignore[attr-defined]
             receipts = receipt_ids(esme.receipts(2))
-        (sent,) = messages_to(fake, "+4712300009")
+        (sent,) = fake.messages_to("+4712300009")
     assert sent["userData"] == octets.decode()
     assert set(receipts) == {one, two}

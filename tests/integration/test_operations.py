@@ -6,10 +6,8 @@ destination numbers, so what the fake received can be told apart.
 
 from __future__ import annotations
 
-import json
 import struct
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,12 +59,6 @@ def gateway(stack: tuple[GatewayProcess, FakeCommonProcess]) -> GatewayProcess:
 def fake(stack: tuple[GatewayProcess, FakeCommonProcess]) -> Iterator[FakeCommonProcess]:
     yield stack[1]
     stack[1].control({"down": False, "result_rules": {}, "permanent_errors": {}})
-
-
-def received(fake: FakeCommonProcess, destination: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{fake.url}/_messages", timeout=10) as response:
-        messages: list[dict[str, Any]] = json.loads(response.read())
-    return [m for m in messages if m.get("destination") == destination]
 
 
 def receipts_of(
@@ -145,8 +137,8 @@ def test_cancel_of_a_queued_message(gateway: GatewayProcess, fake: FakeCommonPro
         receipts_of(esme, {later})
         again = esme.request(p.CancelSm(message_id=message_id))
     assert again.status == S.ESME_RCANCELFAIL
-    assert received(fake, "+4790000004") == []
-    assert len(received(fake, "+4790000044")) == 1
+    assert fake.messages_to("+4790000004") == []
+    assert len(fake.messages_to("+4790000044")) == 1
 
 
 def test_cancel_by_addresses_takes_every_queued_match(
@@ -207,7 +199,7 @@ def test_replace_of_a_queued_message(gateway: GatewayProcess, fake: FakeCommonPr
         (receipt,) = receipts_of(esme, {message_id})
         unknown = esme.request(p.ReplaceSm(message_id="42", short_message=b"x"))
     assert unknown.status == S.ESME_RREPLACEFAIL
-    (sent,) = received(fake, "+4790000007")
+    (sent,) = fake.messages_to("+4790000007")
     assert sent["userData"] == "new text \u20ac" and sent["refId"] == message_id
     assert parse_receipt_text(receipt.short_message).text.startswith("new text")
 
@@ -237,7 +229,7 @@ def test_submit_multi_fans_out_under_one_id(
     assert {r.source_addr for r in receipts} == {"4790000008", "4790000009"}
     assert {parse_receipt_text(r.short_message).message_id for r in receipts} == {answer.message_id}
     assert isinstance(query, p.QuerySmResp) and query.message_state == M.DELIVERED
-    refs = [received(fake, f"+479000000{n}")[0]["refId"] for n in (8, 9)]
+    refs = [fake.messages_to(f"+479000000{n}")[0]["refId"] for n in (8, 9)]
     assert len(set(refs)) == 2 and answer.message_id in refs
 
 
@@ -302,7 +294,7 @@ def test_data_sm_is_taken_like_submit_sm(gateway: GatewayProcess, fake: FakeComm
         answer = esme.request(pdu)
         assert isinstance(answer, p.DataSmResp) and answer.status == S.ESME_ROK
         receipts_of(esme, {answer.message_id})
-    (sent,) = received(fake, "+4790000012")
+    (sent,) = fake.messages_to("+4790000012")
     assert sent["userData"] == "data sm text"
 
 
@@ -367,7 +359,7 @@ def test_vendor_tlvs_become_premium_fields(
         bad = esme.request(submit("4790000015", tlvs=[(0x1401, b"\x01\x02\x03")]))
     assert bad.status == S.ESME_RINVOPTPARAMVAL
     deadline = time.monotonic() + 10
-    while not (sent := received(fake, "+4790000014")) and time.monotonic() < deadline:
+    while not (sent := fake.messages_to("+4790000014")) and time.monotonic() < deadline:
         time.sleep(0.05)
     (message,) = sent
     assert message["tariff"] == 500 and message["customParameters"] == {"campaign": "spring"}
@@ -400,10 +392,10 @@ def test_a_scheduled_message_waits_here_where_cancel_and_replace_reach_it(
         # `far` leaves at once and was submitted last: once LINK has it, the two
         # before it would have gone with it or earlier had the gateway not held them.
         deadline = time.monotonic() + 10
-        while not received(fake, "+4790000023"):
+        while not fake.messages_to("+4790000023"):
             assert time.monotonic() < deadline, "the two-day message never reached LINK"
             time.sleep(0.05)
-        assert received(fake, "+4790000021") == [] and received(fake, "+4790000022") == []
+        assert fake.messages_to("+4790000021") == [] and fake.messages_to("+4790000022") == []
         query = esme.request(p.QuerySm(message_id=held))
         assert isinstance(query, p.QuerySmResp) and query.message_state == M.ENROUTE
         assert esme.request(p.CancelSm(message_id=held)).status == S.ESME_ROK
@@ -416,11 +408,11 @@ def test_a_scheduled_message_waits_here_where_cancel_and_replace_reach_it(
         )
         assert esme.request(replace).status == S.ESME_ROK
         receipts_of(esme, {moved})
-    assert received(fake, "+4790000021") == []
-    (sooner,) = received(fake, "+4790000022")
+    assert fake.messages_to("+4790000021") == []
+    (sooner,) = fake.messages_to("+4790000022")
     assert sooner["userData"] == "sooner" and "scheduledTime" not in sooner.get(
         "customParameters", {}
     )
     # Two days ahead is beyond hold_scheduled (24 h): LINK schedules it.
-    (far_sent,) = received(fake, "+4790000023")
+    (far_sent,) = fake.messages_to("+4790000023")
     assert far_sent["refId"] == far and "scheduledTime" in far_sent["customParameters"]

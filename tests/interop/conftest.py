@@ -4,10 +4,8 @@ reader of the receipt text the gateway writes (SMPP-NOTES section 5)."""
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,14 +125,13 @@ def ops_gateway(
 
 def common_messages(fake: FakeCommonProcess) -> list[dict[str, Any]]:
     """Every sendRequestMessage the fake Common accepted, as it received them."""
-    with urllib.request.urlopen(f"{fake.url}/_messages", timeout=10) as response:
-        messages: list[dict[str, Any]] = json.loads(response.read())
-        return messages
+    messages: list[dict[str, Any]] = fake.get("/_messages")
+    return messages
 
 
 def messages_to(fake: FakeCommonProcess, destination: str) -> list[dict[str, Any]]:
     """What Common received for one destination (`+digits`), in order of arrival."""
-    return [m for m in common_messages(fake) if m.get("destination") == destination]
+    return fake.messages_to(destination)
 
 
 def wait_for_messages(
