@@ -18,7 +18,7 @@ What always holds:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Protocol
 
 from gateway.records import Address, Member, Outcome, Receipt
@@ -155,6 +155,14 @@ def receipts_for(
     return tuple(out)
 
 
+def combined(outcomes: Sequence[Outcome]) -> tuple[Outcome, int, int]:
+    """(what a receipt says, sub, dlvrd) for the final outcomes of parts, in part
+    order (DESIGN section 5): DELIVRD only if every part was delivered, else the
+    first failed part's stat and err; `dlvrd` counts the delivered parts."""
+    failed = [o for o in outcomes if o.stat != "DELIVRD"]
+    return (failed[0] if failed else outcomes[0]), len(outcomes), len(outcomes) - len(failed)
+
+
 def _member_outcome(
     member: Member, outcome: Outcome, parts: Mapping[str, Outcome] | None
 ) -> tuple[Outcome, int, int | None]:
@@ -162,9 +170,7 @@ def _member_outcome(
         covering = [parts.get(str(n)) for n in member.segments]
         known = [o for o in covering if o is not None and o.final]
         if len(known) == len(covering):
-            failed = [o for o in known if o.stat != "DELIVRD"]
-            delivered = len(known) - len(failed)
-            return (failed[0] if failed else known[0]), len(known), delivered
+            return combined(known)
     return outcome, 1, None
 
 
@@ -204,6 +210,7 @@ __all__ = [
     "REGISTERED_ANY",
     "REGISTERED_FAILURE",
     "REGISTERED_INTERMEDIATE",
+    "combined",
     "done_time",
     "esme_wants",
     "receipt_for",

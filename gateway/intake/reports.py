@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.intake.receipts import done_time, receipts_for
+from gateway.intake.receipts import combined, done_time, receipts_for
 from gateway.records import Outcome, Receipt, Report, ReportResult, record
 from gateway.store.base import FINAL, ReportBook, Tracked
 
@@ -71,9 +71,7 @@ def decide(
     finals = {int(k): o for k, o in current.items() if o.final}
     if len(finals) < total:
         return Decision("partial", outcome, current)
-    delivered = sum(1 for o in finals.values() if o.stat == "DELIVRD")
-    failed = [finals[k] for k in sorted(finals) if finals[k].stat != "DELIVRD"]
-    final = failed[0] if failed else finals[min(finals)]
+    final, _, delivered = combined([finals[k] for k in sorted(finals)])
     return Decision("final", final, current, total, delivered)
 
 

@@ -149,6 +149,7 @@ class Reassembler:
         self._held: dict[str, int] = {}
 
     def __len__(self) -> int:
+        """Messages waiting for parts."""
         return len(self._groups)
 
     def held(self, account: str) -> int:
