@@ -46,7 +46,7 @@ from gateway.mt.vendor import (
 )
 from gateway.records import Address, Alphabet, Body, Message, Party, record
 from gateway.smpp.pdu import ESM_CLASS_UDHI, CommandStatus, SubmitSm, Tag, sar_numbers
-from gateway.smpp.text import Concat, TextError, count_segments, decode_content, parse_udh
+from gateway.smpp.text import Concat, TextError, count_segments, decode_content
 from gateway.smpp.times import add_months, parse_smpp_time
 
 _S = CommandStatus
@@ -217,7 +217,6 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         sar = _sar_udh(submit)
         if sar is not None:
             payload, udhi = sar + payload, True
-    concat = _concat_only(payload) if udhi and policy.reassemble != "never" else None
     try:
         content = decode_content(
             submit.data_coding,
@@ -225,7 +224,7 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
             udhi=udhi,
             default_alphabet=policy.default_alphabet,
             ia5_alphabet=policy.ia5_alphabet,
-            oversize_ok=concat is not None,
+            reassemble=policy.reassemble != "never",
         )
     except TextError as exc:
         raise SubmitRefused(exc.status, str(exc)) from None
@@ -279,21 +278,9 @@ def map_submit(submit: SubmitSm, policy: AccountPolicy, *, now: float) -> Submis
         text_head=(content.text or "")[:20],
         wants_receipt=submit.registered_delivery & _RECEIPT_BITS,
         parts=segments_of(body),
-        concat=concat,
+        concat=content.concat,
         fits=content.fits,
     )
-
-
-def _concat_only(payload: bytes) -> Concat | None:
-    """The concatenation numbers of a UDH that holds nothing else: a part that can
-    be put back together without losing an element (ports, say, stay per segment)."""
-    if not payload or payload[0] + 1 > len(payload):
-        return None  # decode_content refuses it with its own status
-    try:
-        udh = parse_udh(payload[: payload[0] + 1])
-    except TextError:
-        return None
-    return udh.concat if len(udh.elements) == 1 else None
 
 
 def segments_of(body: Body) -> int:

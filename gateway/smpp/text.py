@@ -23,7 +23,7 @@ What always holds:
   octets that are not valid in it (the caller makes that ESME_RINVDCS for 5.0
   binds); ESME_RINVMSGLEN for a length the coding cannot have (odd UCS-2) or a
   segment longer than one SMS (unless the caller will put the parts back
-  together: `oversize_ok`); ESME_RINVESMCLASS for a UDH that does not parse
+  together: `reassemble`); ESME_RINVESMCLASS for a UDH that does not parse
   although esm_class says there is one (UDHL beyond the octets, an element
   overrunning the header, concatenation or port elements of the wrong length
   or numbers, two concatenation elements).
@@ -84,8 +84,11 @@ class Content:
     udh: bytes | None
     flash: bool
     # False for a segment longer than one SMS, which only reassembly can carry
-    # (decode_content's `oversize_ok`).
+    # (decode_content's `reassemble`).
     fits: bool = True
+    # The concatenation numbers of a UDH that holds nothing else: a part that can
+    # be put back together without losing an element (ports stay per segment).
+    concat: Concat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +298,7 @@ def decode_content(
     udhi: bool,
     default_alphabet: str = "gsm",
     ia5_alphabet: str = "ascii",
-    oversize_ok: bool = False,
+    reassemble: bool = False,
 ) -> Content:
     """What Common should send for this `data_coding` and these octets.
 
@@ -303,9 +306,10 @@ def decode_content(
     returned, and the DCS is GSM/UCS2/BINARY (the ESME segmented; Common must not).
     `default_alphabet` is the account's meaning of data_coding 0 ("gsm" or
     "latin1"), `ia5_alphabet` that of data_coding 1 ("ascii" or "gsm").
-    A segment longer than one SMS is ESME_RINVMSGLEN unless `oversize_ok`: then
-    it comes back decoded with `fits` False and `dcs` TEXT (or BINARY), for the
-    caller that will put the parts back together.
+    With `reassemble` (the caller puts parts back together), a segment whose
+    UDH holds only the concatenation element comes back with its `concat`, and
+    one longer than one SMS with `fits` False and `dcs` TEXT (or BINARY) rather
+    than refused with ESME_RINVMSGLEN.
     """
     entry = _DCS_TABLE[data_coding] if 0 <= data_coding <= 0xFF else None
     if entry is None:
@@ -314,30 +318,34 @@ def decode_content(
     kind = _alphabet(kind, default_alphabet, ia5_alphabet)
 
     udh: bytes | None = None
+    concat: Concat | None = None
     body = payload
     if udhi:
         if not payload or payload[0] + 1 > len(payload):
             raise TextError("UDHI set but no room for the UDH", CommandStatus.ESME_RINVESMCLASS)
         udh = payload[: payload[0] + 1]
-        parse_udh(udh)
+        parsed = parse_udh(udh)
         body = payload[len(udh) :]
+        if reassemble and len(parsed.elements) == 1:
+            concat = parsed.concat
+    oversize_ok = concat is not None
 
     if kind == _BINARY:
         fits = udh is None or _fits_one_sms(len(udh) + len(body), oversize_ok)
-        return Content("BINARY", None, body.hex().upper(), udh, flash, fits)
+        return Content("BINARY", None, body.hex().upper(), udh, flash, fits, concat)
     if kind == _GSM:
         text = _decode_gsm(body)
         if udh is None:
             return Content("TEXT", text, None, None, flash)
         # Unpacked: one octet per septet, an escape pair being two.
         fits = _fits_one_sms(((_septets_of(udh) + len(body)) * 7 + 7) // 8, oversize_ok)
-        return Content("GSM" if fits else "TEXT", text, None, udh, flash, fits)
+        return Content("GSM" if fits else "TEXT", text, None, udh, flash, fits, concat)
     if kind == _UCS2:
         text = _decode_ucs2(body)
         if udh is None:
             return Content("TEXT", text, None, None, flash)
         fits = _fits_one_sms(len(udh) + len(body), oversize_ok)
-        return Content("UCS2" if fits else "TEXT", text, None, udh, flash, fits)
+        return Content("UCS2" if fits else "TEXT", text, None, udh, flash, fits, concat)
     try:
         text = body.decode(kind)
     except UnicodeDecodeError as exc:
@@ -345,7 +353,7 @@ def decode_content(
     if udh is None:
         return Content("TEXT", text, None, None, flash)
     dcs = _segment_dcs(text, udh, oversize_ok)
-    return Content(dcs or "TEXT", text, None, udh, flash, dcs is not None)
+    return Content(dcs or "TEXT", text, None, udh, flash, dcs is not None, concat)
 
 
 _SMS_OCTETS: Final = 140  # GSM 03.40 TP-User-Data
