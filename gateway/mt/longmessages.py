@@ -209,19 +209,29 @@ class LongMessages:
 
         self._store.release(parts).addCallbacks(released, self._failed, errbackArgs=(account,))
 
-    def _refuse(self, parts: list[Message], err: int) -> None:
+    def finish(self, parts: list[Message], outcome: Outcome) -> Deferred[list[Receipt]]:
+        """Waiting parts made final in `outcome` (refused here, cancelled by the
+        ESME), each with the receipt it asked for, handed on for delivery."""
         now = self._reactor.seconds()
-        outcome = rejected(err)
         finishes = [
-            Finish(m.id, outcome.stat, err, now, receipts_for(m, outcome, now)) for m in parts
+            Finish(m.id, outcome.stat, outcome.err, now, receipts_for(m, outcome, now))
+            for m in parts
         ]
-        account = parts[0].account
 
-        def finished(receipts: list[Receipt]) -> None:
-            self._count(account, "rejected", len(parts))
+        def finished(receipts: list[Receipt]) -> list[Receipt]:
             self._on_receipts(receipts)
+            return receipts
 
-        self._store.finish(finishes).addCallbacks(finished, self._failed, errbackArgs=(account,))
+        return self._store.finish(finishes).addCallback(finished)
+
+    def _refuse(self, parts: list[Message], err: int) -> None:
+        account = parts[0].account
+        done = self.finish(parts, rejected(err))
+        done.addCallbacks(
+            lambda _: self._count(account, "rejected", len(parts)),
+            self._failed,
+            errbackArgs=(account,),
+        )
 
     def _failed(self, failure: Any, account: str) -> None:
         # What was not written stays waiting in the store; the next start decides again.

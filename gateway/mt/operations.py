@@ -89,15 +89,9 @@ class Operations:
         self._count(account, "cancel_sm", True)
         return p.CancelSmResp()
 
-    def _cancel_waiting(self, parts: list[Message]) -> Deferred[None]:
+    def _cancel_waiting(self, parts: list[Message]) -> Deferred[list[Receipt]]:
         """Finish parts that waited for their siblings as cancelled, with their receipts."""
-        admission = self.admission
-        now = admission.now()
-        finishes = [
-            Finish(m.id, CANCELLED.stat, CANCELLED.err, now, receipts_for(m, CANCELLED, now))
-            for m in parts
-        ]
-        return admission.store.finish(finishes).addCallback(admission.on_receipts)
+        return self.admission.long.finish(parts, CANCELLED)
 
     def _cancel(
         self, messages: list[Message], account: AccountSettings, waited: bool = False
